@@ -1,0 +1,80 @@
+/* The Azure AD v2.0 protocol: request bodies for the device-code and token endpoints, and
+ * parsing and classification of their answers. Pure: no I/O, no clock. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "secret.h"
+#include "util.h"
+
+#define AAD_DEFAULT_INTERVAL_SEC 5
+#define AAD_SLOW_DOWN_STEP_SEC 5
+
+typedef enum AadOutcome {
+        AAD_OK,                 /* a token or a device code */
+        AAD_PENDING,            /* authorization_pending: poll again */
+        AAD_SLOW_DOWN,          /* slow_down: poll again, 5 s slower */
+        AAD_DECLINED,           /* authorization_declined */
+        AAD_CODE_EXPIRED,       /* expired_token, bad_verification_code */
+        AAD_NEEDS_LOGIN,        /* invalid_grant, interaction_required, ...: a person must sign in */
+        AAD_CONFIG_ERROR,       /* invalid_client, unauthorized_client, invalid_scope, tenant unknown */
+        AAD_TRANSIENT,          /* 5xx, 429, temporarily_unavailable, not JSON, truncated */
+} AadOutcome;
+
+const char *aad_outcome_to_string(AadOutcome o);
+
+/* What an error answer said, safe to log: no token, no device code. */
+typedef struct AadError {
+        char *error;            /* "invalid_grant", or a description of what was wrong with the answer */
+        char *description;      /* first line of error_description, control characters removed, capped */
+        char *correlation_id;   /* NULL if absent */
+        char *trace_id;
+        long error_code;        /* first of error_codes (AADSTSnnnnn), 0 if none */
+} AadError;
+
+void aad_error_clear(AadError *e);
+
+typedef struct AadToken {
+        Secret *access_token;
+        Secret *refresh_token;  /* NULL if the answer carried none */
+        usec_t expires_in;      /* > 0 */
+        usec_t refresh_in;      /* 0 if absent */
+} AadToken;
+
+void aad_token_clear(AadToken *t);
+
+typedef struct AadDeviceCode {
+        Secret *device_code;
+        char *user_code;
+        char *verification_uri;
+        char *message;          /* the ready-made text for the person; synthesised if absent */
+        usec_t expires_in;
+        usec_t interval;
+} AadDeviceCode;
+
+void aad_device_code_clear(AadDeviceCode *d);
+
+/* {authority_host}/{tenant}/oauth2/v2.0/devicecode and .../token (malloc'd) */
+char *aad_devicecode_url(const ProfileConfig *p);
+char *aad_token_url(const ProfileConfig *p);
+
+/* application/x-www-form-urlencoded bodies. Those carrying a secret are secrets themselves. */
+int aad_devicecode_body(const ProfileConfig *p, char **ret);
+int aad_device_token_body(const ProfileConfig *p, const Secret *device_code, Secret **ret);
+int aad_refresh_body(const ProfileConfig *p, const Secret *refresh_token, Secret **ret);
+
+/* Classify and parse an answer of the token endpoint. ret_token is filled only for AAD_OK,
+ * ret_error for everything else (both may be NULL). */
+AadOutcome aad_parse_token_answer(long http_status, const char *body, size_t len,
+                                  AadToken *ret_token, AadError *ret_error);
+
+/* Same for the devicecode endpoint. */
+AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size_t len,
+                                        AadDeviceCode *ret_code, AadError *ret_error);
+
+/* Retry-After: delta-seconds or an HTTP date (relative to now, unix seconds).
+ * -EINVAL when it is neither. A date in the past gives 0. */
+int aad_parse_retry_after(const char *value, time_t now, usec_t *ret);

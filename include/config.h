@@ -1,0 +1,91 @@
+/* The configuration file: inih callbacks build a Config; validation names file:line.
+ * config_parse() is pure: text and environment in, Config and a list of problems out. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define AKS_DEFAULT_AUTHORITY_HOST "https://login.microsoftonline.com"
+#define AKS_DEFAULT_CLIENT_ID "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+#define AKS_DEFAULT_SERVER_ID "6dae42f8-4368-4678-94ff-3960e28e3630"
+#define AKS_DEFAULT_REFRESH_BEFORE (10 * USEC_PER_MINUTE)
+#define AKS_DEFAULT_HTTP_TIMEOUT (30 * USEC_PER_SEC)
+#define AKS_DEFAULT_TOKEN_FILE "~/.kube/oauthToken"
+
+typedef struct ProfileConfig {
+        char *name;
+        unsigned line;          /* of the [profile NAME] header */
+        char *tenant;
+        char *authority_host;   /* no trailing slash */
+        char *client_id;
+        char *server_id;
+        usec_t refresh_before;
+        char *token_file;       /* expanded; NULL = no token file */
+        char **spark_properties;   /* expanded paths */
+        size_t n_spark_properties;
+        char *kubeconfig;       /* expanded; NULL = none */
+        char *ca_file;          /* expanded; NULL = system trust only */
+} ProfileConfig;
+
+typedef struct Config {
+        char *path;             /* the file it was read from */
+        char *socket_path;      /* expanded; NULL when no default could be made (no XDG_RUNTIME_DIR) */
+        char *state_dir;        /* expanded */
+        int log_level;          /* LOG_ERR ... LOG_DEBUG */
+        char *notify_command;   /* NULL = none */
+        usec_t http_timeout;    /* total time for one HTTP exchange */
+        ProfileConfig **profiles;
+        size_t n_profiles;
+} Config;
+
+/* What the defaults and the expansion depend on, gathered once by the caller. */
+typedef struct ConfigEnv {
+        const char *home;               /* the user's home (never NULL) */
+        const char *xdg_config_home;    /* may be NULL */
+        const char *xdg_runtime_dir;    /* may be NULL */
+        const char *xdg_state_home;     /* may be NULL */
+        const char *configuration_directory; /* $CONFIGURATION_DIRECTORY, may be NULL */
+        const char *state_directory;    /* $STATE_DIRECTORY, may be NULL */
+        const char *runtime_directory;  /* $RUNTIME_DIRECTORY, may be NULL */
+        env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
+        void *userdata;
+} ConfigEnv;
+
+/* Problems found while reading, each "file:line: what is wrong". */
+typedef struct ConfigErrors {
+        char **lines;
+        size_t n;
+} ConfigErrors;
+
+void config_errors_clear(ConfigErrors *e);
+
+/* Parse text (len bytes, need not be NUL-terminated). On success (*ret set) returns 0 and
+ * errors is empty. On bad configuration returns -EINVAL with every problem in errors. */
+int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env,
+                 Config **ret, ConfigErrors *errors);
+
+/* Read path and parse it. A file that cannot be read is one entry in errors. */
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors);
+
+/* $CONFIGURATION_DIRECTORY/config.ini, else $XDG_CONFIG_HOME/aksspark-tokend/config.ini,
+ * else ~/.config/aksspark-tokend/config.ini. */
+int config_default_path(const ConfigEnv *env, char **ret);
+
+/* Fill env from this process's environment and password entry. Strings point into the
+ * environment, except home, which is owned by *ret_home_owner (free it). */
+int config_env_from_process(ConfigEnv *env, char **ret_home_owner);
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+const ProfileConfig *config_find_profile(const Config *c, const char *name);
+/* The profile a request without "profile" means: "default", or the only one. NULL if neither. */
+const ProfileConfig *config_default_profile(const Config *c);
+
+/* "<server_id>/.default openid profile offline_access" (malloc'd) */
+char *profile_config_scope(const ProfileConfig *p);
+
+/* One line for --check-config: name, tenant, outputs. malloc'd. */
+char *profile_config_summary(const ProfileConfig *p);

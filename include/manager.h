@@ -1,0 +1,43 @@
+/* The daemon as a whole: configuration, profiles, the HTTP client, the socket server, the
+ * event loop, signals and sd_notify. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "http.h"
+#include "profile.h"
+
+typedef struct Server Server;
+
+struct Manager {
+        sd_event *event;
+        Config *config;
+        ConfigEnv env;
+        char *home;             /* owned storage behind env.home */
+        char *config_path;
+        HttpClient *http;
+        Server *server;
+        Profile **profiles;
+        size_t n_profiles;
+        int lock_fd;
+        bool allow_root;
+};
+
+int manager_new(const char *config_path, Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Lock the state dir, listen, start profiles, READY=1. */
+int manager_start(Manager *m);
+int manager_run(Manager *m);
+
+/* Re-read the configuration; on error keep the old one and log every problem.
+ * ret_errors (may be NULL) receives the problems for a `reload` answer. */
+int manager_reload(Manager *m, ConfigErrors *ret_errors);
+
+Profile *manager_find_profile(Manager *m, const char *name); /* NULL name = the default */
+
+/* Recompute STATUS= after any profile changed state. */
+void manager_profile_changed(Manager *m, Profile *p);

@@ -1,0 +1,63 @@
+/* One profile's life: sign-in, refresh before expiry, backoff, outputs, and the requests that
+ * wait on it. Driven by the event loop; every waiter is answered exactly once or cancelled. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "aad.h"
+#include "config.h"
+#include "protocol.h"
+#include "secret.h"
+
+typedef struct Manager Manager;
+typedef struct Profile Profile;
+typedef struct ProfileWaiter ProfileWaiter;
+
+/* result: 0 success, else the error the answer should carry:
+ *   -ENOKEY login_required, -EKEYEXPIRED login expired, -EKEYREJECTED declined,
+ *   -EIO refresh failed (transient, see last_error), -EBADR configuration error,
+ *   -ECANCELED the profile went away (reload, shutdown). */
+typedef void (*profile_done_fn)(Profile *p, int result, void *userdata);
+/* The device message is ready: show it to the person. */
+typedef void (*profile_device_fn)(Profile *p, const AadDeviceCode *code, void *userdata);
+
+int profile_new(Manager *m, const ProfileConfig *cfg, Profile **ret);
+Profile *profile_free(Profile *p);           /* answers its waiters with -ECANCELED */
+DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free);
+
+/* Load the state store, write outputs if needed, arm the refresh timer. Never blocks. */
+int profile_start(Profile *p);
+
+/* Take over a new configuration for the same name (reload) without losing the sign-in. */
+int profile_reconfigure(Profile *p, const ProfileConfig *cfg);
+
+const char *profile_name(const Profile *p);
+ProfileState profile_state(const Profile *p);
+
+/* Refresh now (sharing one in flight), then call done. */
+int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret);
+
+/* Answer at once if the token is valid for min_valid and every output is written, else
+ * refresh first. done gets 0, -ENOKEY, -EIO or -EREMOTEIO (an output could not be written). */
+int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata,
+                  ProfileWaiter **ret);
+
+/* Start (or join) the device sign-in: device() once the message is known, done() at the end. */
+int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
+                  ProfileWaiter **ret);
+
+/* Forget the refresh token (and the state file); state becomes login_required. */
+int profile_logout(Profile *p);
+
+/* The waiter's callbacks will not run. NULL-safe. */
+void profile_waiter_cancel(ProfileWaiter *w);
+
+/* The current access token (NULL when none or expired) and its expiry. */
+const Secret *profile_access_token(const Profile *p, usec_t now, usec_t *ret_expires_on);
+
+/* A view for `status`; valid until the profile next changes. */
+void profile_snapshot(Profile *p, ProfileSnapshot *ret);
+
+/* "name: state (41m left)" for STATUS= */
+char *profile_status_line(Profile *p, usec_t now);

@@ -1,0 +1,21 @@
+/* When to refresh and how long to back off. Pure: times and random bits are arguments. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "util.h"
+
+#define SCHEDULE_LATEST_BEFORE_EXPIRY (5 * USEC_PER_MINUTE)
+#define SCHEDULE_BACKOFF_MIN (1 * USEC_PER_SEC)
+#define SCHEDULE_BACKOFF_MAX (5 * USEC_PER_MINUTE)
+
+/* The realtime at which to refresh a token obtained at `obtained` (when the request was sent)
+ * that expires at `expires_on`. refresh_in is AAD's hint (0 = none). random spreads daemons. */
+usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_before,
+                           usec_t refresh_in, uint64_t random);
+
+/* Delay before retry number `attempt` (1 for the first retry) after a transient failure at
+ * now: capped exponential backoff with jitter, at least retry_after (0 = none), but never past
+ * last_chance (the last instant a try can still beat expiry; USEC_INFINITY = no token to save). */
+usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance,
+                        uint64_t random);

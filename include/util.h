@@ -1,0 +1,51 @@
+/* Time, durations, path expansion and small file helpers used across modules. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef uint64_t usec_t;
+
+#define USEC_INFINITY ((usec_t) UINT64_MAX)
+#define USEC_PER_MSEC ((usec_t) 1000ULL)
+#define USEC_PER_SEC ((usec_t) 1000000ULL)
+#define USEC_PER_MINUTE ((usec_t) (60ULL * USEC_PER_SEC))
+#define USEC_PER_HOUR ((usec_t) (60ULL * USEC_PER_MINUTE))
+
+usec_t now_realtime(void);
+usec_t now_monotonic(void);
+
+/* "90", "90s", "10m", "1h" (also combined: "1h30m"). -EINVAL on anything else, -ERANGE past a year. */
+int parse_duration(const char *s, usec_t *ret);
+
+/* "41m", "1h05m", "30s", "0s": what a person reads in `status`. Returns buf. */
+char *format_duration(char *buf, size_t size, usec_t d);
+
+/* RFC 3339 UTC, e.g. 2026-11-26T10:00:00Z. Returns buf. */
+char *format_rfc3339(char *buf, size_t size, usec_t realtime);
+
+typedef const char *(*env_lookup_fn)(const char *name, void *userdata);
+
+/* Expand a leading "~" or "~/" to home and every "${VAR}" through lookup.
+ * -ENXIO when a variable is unset, -EINVAL on a malformed "${", -ENOMEM. */
+int path_expand(const char *in, const char *home, env_lookup_fn lookup, void *userdata, char **ret);
+
+/* The home directory of the current user: $HOME when absolute, else the password database. */
+int get_home_dir(char **ret);
+
+/* Read a whole file of at most max bytes (-EFBIG beyond). Adds a NUL after the data. */
+int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* Secure random bits for jitter and ids. Never fails (falls back to a mix of clocks). */
+uint64_t random_u64(void);
+
+/* A v4 UUID string, as sent in client-request-id. buf must hold 37 bytes. */
+char *uuid4_string(char buf[static 37]);
+
+bool string_has_prefix(const char *s, const char *prefix);
+bool profile_name_is_valid(const char *name);
+
+/* mkdir -p with the given mode for each directory it creates. */
+int mkdir_parents(const char *path, mode_t mode);

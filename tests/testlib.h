@@ -1,0 +1,14 @@
+/* Helpers shared by the unit tests. */
+#pragma once
+
+#include <check.h>
+
+/* Run one suite and return the process exit status (0 when all passed). */
+int testlib_run(Suite *s);
+
+/* A fresh temporary directory under $TMPDIR (malloc'd path); removed by testlib_rm_rf(). */
+char *testlib_mkdtemp(void);
+void testlib_rm_rf(const char *path);
+
+/* Write a file with the given bytes; aborts the test on failure. */
+void testlib_write_file(const char *path, const char *data, size_t len);
