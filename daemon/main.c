@@ -1,1 +1,157 @@
-int main(void) { return 0; }
+/* aksspark-tokend: arguments, the root check, configuration, then the manager's loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "version.h"
+
+/* Exit codes (sysexits.h values, as systemd units expect them). */
+#define EXIT_USAGE 64
+#define EXIT_NOPERM 77
+#define EXIT_CONFIG 78
+
+static void help(void) {
+        printf("Usage: aksspark-tokend [OPTIONS]\n"
+               "\n"
+               "Keeps an Azure AD access token for Spark on AKS fresh: signs in once with the\n"
+               "device-code flow, refreshes before expiry, rewrites the token file and every\n"
+               "configured spark.properties, and answers aksspark-tokenctl on a Unix socket.\n"
+               "\n"
+               "  --config PATH    configuration file (default: $CONFIGURATION_DIRECTORY/config.ini,\n"
+               "                   else $XDG_CONFIG_HOME/aksspark-tokend/config.ini)\n"
+               "  --check-config   validate the configuration, print one line per profile, exit\n"
+               "  --allow-root     run as root (tokens belong to a person: normally refused)\n"
+               "  --help           show this help\n"
+               "  --version        show the version\n"
+               "\n"
+               "Exit status: 0 stopped cleanly, 1 failure, 64 usage, 77 refused to run as root,\n"
+               "78 configuration error. See aksspark-tokend(8).\n");
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_ALLOW_ROOT, ARG_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+                { "allow-root", no_argument, NULL, ARG_ALLOW_ROOT },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *home = NULL, *default_path = NULL;
+        const char *config_path = NULL;
+        bool check_config = false, allow_root = false;
+        ConfigErrors errors = {};
+        ConfigEnv env;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_CONFIG:
+                        config_path = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        check_config = true;
+                        break;
+                case ARG_ALLOW_ROOT:
+                        allow_root = true;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("aksspark-tokend %s\n", PACKAGE_VERSION);
+                        return EXIT_SUCCESS;
+                default:
+                        fprintf(stderr, "Try 'aksspark-tokend --help'.\n");
+                        return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "aksspark-tokend: unexpected argument '%s'. Try 'aksspark-tokend --help'.\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+
+        log_open();
+
+        if (geteuid() == 0 && !allow_root && !check_config) {
+                fprintf(stderr, "aksspark-tokend: refusing to run as root: tokens belong to a person and are written "
+                                "into that person's home. Run it as that user (systemctl --user start aksspark-tokend, "
+                                "or the aksspark-tokend@USER unit on a shared host), or pass --allow-root.\n");
+                return EXIT_NOPERM;
+        }
+
+        r = config_env_from_process(&env, &home);
+        if (r < 0) {
+                fprintf(stderr, "aksspark-tokend: cannot find the home directory of uid %u: %s. Set HOME.\n",
+                        (unsigned) getuid(), strerror(-r));
+                return EXIT_CONFIG;
+        }
+        if (!config_path) {
+                r = config_default_path(&env, &default_path);
+                if (r < 0) {
+                        fprintf(stderr, "aksspark-tokend: cannot work out the configuration path: %s. Use --config.\n",
+                                strerror(-r));
+                        return EXIT_CONFIG;
+                }
+                config_path = default_path;
+        }
+
+        r = config_load(config_path, &env, &config, &errors);
+        if (r < 0) {
+                for (size_t i = 0; i < errors.n; i++)
+                        fprintf(stderr, "%s\n", errors.lines[i]);
+                if (errors.n == 0)
+                        fprintf(stderr, "%s: cannot load the configuration: %s\n", config_path, strerror(-r));
+                config_errors_clear(&errors);
+                return EXIT_CONFIG;
+        }
+
+        if (check_config) {
+                for (size_t i = 0; i < config->n_profiles; i++) {
+                        _cleanup_free_ char *line = profile_config_summary(config->profiles[i]);
+                        printf("%s\n", line ? line : config->profiles[i]->name);
+                }
+                return EXIT_SUCCESS;
+        }
+
+        if (!config->socket_path && sd_listen_fds(false) <= 0) {
+                fprintf(stderr, "aksspark-tokend: no socket path: XDG_RUNTIME_DIR is not set and %s names no socket. "
+                                "Set socket= in [daemon], or start it through aksspark-tokend.socket.\n", config_path);
+                return EXIT_CONFIG;
+        }
+
+        /* Tokens live in this process: no core dumps, no ptrace by other processes of the user. */
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        (void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
+        umask(0077);
+        log_set_max_level(config->log_level);
+
+        r = manager_new(config_path, TAKE_PTR(config), &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the daemon: %m");
+                return EXIT_FAILURE;
+        }
+        r = manager_start(m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = manager_run(m);
+        if (r < 0) {
+                log_error_errno(r, "The event loop failed: %m");
+                return EXIT_FAILURE;
+        }
+        log_info("Stopped.");
+        return EXIT_SUCCESS;
+}

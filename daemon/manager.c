@@ -1,1 +1,306 @@
-/* placeholder: being written */
+/* The daemon as a whole: configuration, profiles, HTTP client, socket server, signals and
+ * sd_notify, all on one sd-event loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+#include "server.h"
+#include "store.h"
+#include "version.h"
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping.");
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received SIGHUP, reloading the configuration from %s.", m->config_path);
+        (void) manager_reload(m, NULL);
+        return 0;
+}
+
+int manager_new(const char *config_path, Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sigset_t mask;
+        int r;
+
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->lock_fd = -EBADF;
+        m->config_path = strdup(config_path);
+        if (!m->config_path)
+                return -ENOMEM;
+        r = config_env_from_process(&m->env, &m->home);
+        if (r < 0)
+                return r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return r;
+
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return r;
+
+        r = http_client_new(m->event, &m->http);
+        if (r < 0)
+                return r;
+
+        m->config = config;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static void manager_free_profiles(Manager *m) {
+        for (size_t i = 0; i < m->n_profiles; i++)
+                profile_free(m->profiles[i]);
+        free(m->profiles);
+        m->profiles = NULL;
+        m->n_profiles = 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* The server first: its waiters are cancelled before the profiles answer them. */
+        server_free(m->server);
+        manager_free_profiles(m);
+        http_client_free(m->http);
+        sd_event_unref(m->event);
+        safe_close(m->lock_fd);
+        config_free(m->config);
+        free(m->config_path);
+        free(m->home);
+        free(m);
+        return NULL;
+}
+
+static void manager_notify_status(Manager *m, const char *prefix) {
+        _cleanup_free_ char *status = NULL;
+        usec_t now = now_realtime();
+        size_t len = 0;
+        FILE *f;
+
+        f = open_memstream(&status, &len);
+        if (!f)
+                return;
+        for (size_t i = 0; i < m->n_profiles; i++) {
+                _cleanup_free_ char *line = profile_status_line(m->profiles[i], now);
+                fprintf(f, "%s%s", i > 0 ? "; " : "", line ? line : m->profiles[i] ? profile_name(m->profiles[i]) : "");
+        }
+        if (fclose(f) != 0)
+                return;
+        (void) sd_notifyf(0, "%sSTATUS=%s", prefix ? prefix : "", status);
+}
+
+void manager_profile_changed(Manager *m, Profile *p) {
+        manager_notify_status(m, NULL);
+}
+
+Profile *manager_find_profile(Manager *m, const char *name) {
+        const ProfileConfig *pc;
+
+        if (!name) {
+                pc = config_default_profile(m->config);
+                if (!pc)
+                        return NULL;
+                name = pc->name;
+        }
+        for (size_t i = 0; i < m->n_profiles; i++)
+                if (strcmp(profile_name(m->profiles[i]), name) == 0)
+                        return m->profiles[i];
+        return NULL;
+}
+
+static int manager_start_profiles(Manager *m) {
+        int r;
+
+        m->profiles = calloc(MAX(m->config->n_profiles, (size_t) 1), sizeof(Profile *));
+        if (!m->profiles)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->config->n_profiles; i++) {
+                r = profile_new(m, m->config->profiles[i], &m->profiles[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up profile %s: %m", m->config->profiles[i]->name);
+                m->n_profiles++;
+        }
+        for (size_t i = 0; i < m->n_profiles; i++)
+                (void) profile_start(m->profiles[i]);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        pid_t holder = 0;
+        int r;
+
+        r = store_lock(m->config->state_dir, &m->lock_fd, &holder);
+        if (r == -EBUSY) {
+                if (holder > 0)
+                        return log_error_errno(r, "Another aksspark-tokend (pid %d) already runs on the state directory %s; "
+                                                  "stop it first, or give this one its own state_dir.",
+                                               (int) holder, m->config->state_dir);
+                return log_error_errno(r, "Another aksspark-tokend already runs on the state directory %s.",
+                                       m->config->state_dir);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock the state directory %s: %m", m->config->state_dir);
+
+        r = server_new(m, m->config->socket_path, &m->server);
+        if (r < 0)
+                return r; /* server_new says why */
+
+        r = manager_start_profiles(m);
+        if (r < 0)
+                return r;
+
+        log_info("aksspark-tokend %s serving %s with %zu profile%s.", PACKAGE_VERSION, server_path(m->server),
+                 m->n_profiles, m->n_profiles == 1 ? "" : "s");
+        manager_notify_status(m, "READY=1\n");
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        return sd_event_loop(m->event);
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Settings that only a restart can change keep their old values; say so. */
+static int keep_restart_only(Manager *m, Config *c) {
+        if (!streq_ptr(c->state_dir, m->config->state_dir)) {
+                log_warning("state_dir changed to %s; this takes effect when the daemon restarts.",
+                            c->state_dir ? c->state_dir : "(default)");
+                free(c->state_dir);
+                c->state_dir = strdup(m->config->state_dir);
+                if (!c->state_dir)
+                        return -ENOMEM;
+        }
+        if (!streq_ptr(c->socket_path, m->config->socket_path)) {
+                log_warning("socket changed to %s; this takes effect when the daemon restarts.",
+                            c->socket_path ? c->socket_path : "(default)");
+                free(c->socket_path);
+                c->socket_path = m->config->socket_path ? strdup(m->config->socket_path) : NULL;
+                if (m->config->socket_path && !c->socket_path)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int manager_reload(Manager *m, ConfigErrors *ret_errors) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ Profile **profiles = NULL;
+        _cleanup_free_ Profile **old = NULL;
+        _cleanup_free_ Outputs **outputs = NULL;
+        ConfigErrors errors = {};
+        size_t n;
+        int r;
+
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading the configuration.",
+                          (unsigned long long) now_monotonic());
+
+        r = config_load(m->config_path, &m->env, &c, &errors);
+        if (r < 0) {
+                log_error("The new configuration in %s has %zu problem%s; keeping the running one:", m->config_path,
+                          errors.n, errors.n == 1 ? "" : "s");
+                for (size_t i = 0; i < errors.n; i++)
+                        log_error("%s", errors.lines[i]);
+                if (ret_errors)
+                        *ret_errors = errors;
+                else
+                        config_errors_clear(&errors);
+                manager_notify_status(m, "READY=1\n");
+                return r;
+        }
+
+        /* First everything that can fail, with no effect on the running profiles... */
+        n = c->n_profiles;
+        r = keep_restart_only(m, c);
+        if (r < 0)
+                goto fail;
+        profiles = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
+        old = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
+        outputs = calloc(MAX(n, (size_t) 1), sizeof(Outputs *));
+        if (!profiles || !old || !outputs) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < m->n_profiles; j++)
+                        if (strcmp(profile_name(m->profiles[j]), c->profiles[i]->name) == 0)
+                                old[i] = m->profiles[j];
+                r = old[i] ? outputs_new(c->profiles[i], &outputs[i]) : profile_new(m, c->profiles[i], &profiles[i]);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to set up profile %s: %m", c->profiles[i]->name);
+                        goto fail;
+                }
+        }
+
+        /* ...then the switch, which cannot fail. Profiles that stay keep their sign-in. */
+        for (size_t j = 0; j < m->n_profiles; j++) {
+                bool kept = false;
+                for (size_t i = 0; i < n; i++)
+                        kept = kept || old[i] == m->profiles[j];
+                if (!kept) {
+                        log_info("Profile %s was removed from the configuration.", profile_name(m->profiles[j]));
+                        profile_free(m->profiles[j]);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                if (old[i]) {
+                        profile_reconfigure(old[i], c->profiles[i], TAKE_PTR(outputs[i]));
+                        profiles[i] = old[i];
+                }
+        free(m->profiles);
+        m->profiles = TAKE_PTR(profiles);
+        m->n_profiles = n;
+        config_free(m->config);
+        m->config = TAKE_PTR(c);
+        log_set_max_level(m->config->log_level);
+
+        for (size_t i = 0; i < n; i++)
+                if (!old[i])
+                        (void) profile_start(m->profiles[i]);
+
+        log_info("Configuration reloaded: %zu profile%s.", m->n_profiles, m->n_profiles == 1 ? "" : "s");
+        manager_notify_status(m, "READY=1\n");
+        return 0;
+
+fail:
+        for (size_t i = 0; profiles && i < n; i++)
+                profile_free(profiles[i]);
+        for (size_t i = 0; outputs && i < n; i++)
+                outputs_free(outputs[i]);
+        log_error_errno(r, "Failed to apply the new configuration, keeping the running one: %m");
+        manager_notify_status(m, "READY=1\n");
+        return r;
+}

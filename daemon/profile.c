@@ -1,1 +1,1092 @@
-/* placeholder: being written */
+/* One profile's life: device sign-in, refresh before expiry, backoff, outputs, and the
+ * requests that wait on it.
+ *
+ * The path of one refresh: refresh_timer fires -> refresh_start() builds the body (aad.c) and
+ * posts it (http.c) -> on_refresh_done() classifies the answer (aad.c) -> token_accept() stores
+ * the rotated refresh token (store.c) before dropping the old one, writes the outputs
+ * (outputs.c) and arms the next refresh (schedule.c) -> waiters_finish() answers whoever asked.
+ *
+ * All deadlines are CLOCK_REALTIME instants (what `status` shows) armed as absolute realtime
+ * timers, so a refresh that fell due during a suspend or before a wall-clock jump runs at once. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aad.h"
+#include "http.h"
+#include "jwt.h"
+#include "log.h"
+#include "manager.h"
+#include "notify.h"
+#include "outputs.h"
+#include "profile.h"
+#include "schedule.h"
+#include "store.h"
+
+#define TIMER_ACCURACY (50 * USEC_PER_MSEC)
+#define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
+#define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
+#define HTTP_MAX_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
+
+typedef enum WaiterKind {
+        WAITER_REFRESH,
+        WAITER_CHECK,
+        WAITER_LOGIN,
+} WaiterKind;
+
+struct ProfileWaiter {
+        Profile *profile;
+        WaiterKind kind;
+        usec_t min_valid;
+        profile_done_fn done;
+        profile_device_fn device;
+        void *userdata;
+        bool device_sent;
+        bool finishing;
+        int result;
+        sd_event_source *defer;       /* delivers a result decided at once, from the loop */
+        ProfileWaiter *prev, *next;
+};
+
+struct Profile {
+        Manager *manager;
+        const ProfileConfig *cfg;
+        char *name;
+        Outputs *outputs;
+
+        Secret *access_token;
+        Secret *refresh_token;
+        usec_t obtained;              /* realtime the token's request was sent */
+        usec_t expires_on;
+        usec_t refresh_in;
+        char *account;
+        char *tenant;
+
+        bool needs_login;             /* no usable refresh token: a person must sign in */
+        bool config_error;            /* AAD rejected the configuration: no retries */
+        char *last_error;
+        usec_t last_refresh;
+        usec_t next_refresh;
+        unsigned attempt;             /* transient failures in a row */
+        unsigned output_attempt;
+
+        sd_event_source *refresh_timer;
+        sd_event_source *expiry_timer;
+        sd_event_source *output_timer;
+        HttpRequest *refresh_req;
+        usec_t refresh_sent;
+
+        bool login_active;
+        HttpRequest *login_req;
+        AadDeviceCode device;
+        bool device_known;
+        usec_t login_deadline;
+        usec_t poll_interval;
+        usec_t poll_sent;
+        sd_event_source *poll_timer;
+
+        bool expiry_notified;         /* for the current token */
+        ProfileWaiter *waiters;
+        OutputSnapshot *snap_outputs;
+};
+
+static void refresh_start(Profile *p);
+static void login_poll(Profile *p);
+
+const char *profile_name(const Profile *p) {
+        return p->name;
+}
+
+static usec_t profile_http_timeout(const Profile *p) {
+        return p->manager->config->http_timeout;
+}
+
+static bool token_valid_at(const Profile *p, usec_t t) {
+        return p->access_token && t < p->expires_on;
+}
+
+ProfileState profile_state(const Profile *p) {
+        if (p->refresh_req)
+                return PROFILE_REFRESHING;
+        if (p->config_error)
+                return PROFILE_ERROR;
+        if (p->needs_login || !p->refresh_token)
+                return PROFILE_LOGIN_REQUIRED;
+        if (token_valid_at(p, now_realtime()))
+                return PROFILE_VALID;
+        return PROFILE_EXPIRED;
+}
+
+static void profile_changed(Profile *p) {
+        manager_profile_changed(p->manager, p);
+}
+
+static void set_last_error(Profile *p, const char *format, ...) _printf_(2, 3);
+static void set_last_error(Profile *p, const char *format, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        free(p->last_error);
+        p->last_error = NULL;
+        if (!format)
+                return;
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        p->last_error = s;
+}
+
+static void notify_person(Profile *p, const char *state, const char *message) {
+        const char *cmd = p->manager->config->notify_command;
+        int r;
+
+        if (!cmd)
+                return;
+        r = notify_command_run(p->manager->event, cmd, p->name, state, message);
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: failed to run notify_command: %m", p->name);
+}
+
+/* ---- waiters ---------------------------------------------------------------------------- */
+
+static void waiter_unlink(ProfileWaiter *w) {
+        Profile *p = w->profile;
+
+        if (w->prev)
+                w->prev->next = w->next;
+        else if (p->waiters == w)
+                p->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+}
+
+static void waiter_free(ProfileWaiter *w) {
+        sd_event_source_disable_unref(w->defer);
+        free(w);
+}
+
+void profile_waiter_cancel(ProfileWaiter *w) {
+        if (!w)
+                return;
+        waiter_unlink(w);
+        waiter_free(w);
+}
+
+static ProfileWaiter *waiter_new(Profile *p, WaiterKind kind, profile_done_fn done, void *userdata) {
+        ProfileWaiter *w = calloc(1, sizeof *w);
+
+        if (!w)
+                return NULL;
+        w->profile = p;
+        w->kind = kind;
+        w->done = done;
+        w->userdata = userdata;
+        /* Append, so that waiters are answered in the order they asked. */
+        if (!p->waiters)
+                p->waiters = w;
+        else {
+                ProfileWaiter *last = p->waiters;
+                while (last->next)
+                        last = last->next;
+                last->next = w;
+                w->prev = last;
+        }
+        return w;
+}
+
+/* Answer every waiter marked finishing. Callbacks may add or cancel waiters, so we restart
+ * the scan after each one instead of holding a pointer into the list. */
+static void waiters_flush(Profile *p) {
+        for (;;) {
+                ProfileWaiter *w;
+                profile_done_fn done;
+                void *userdata;
+                int result;
+
+                for (w = p->waiters; w && !w->finishing; w = w->next)
+                        ;
+                if (!w)
+                        return;
+                waiter_unlink(w);
+                done = w->done;
+                userdata = w->userdata;
+                result = w->result;
+                waiter_free(w);
+                if (done)
+                        done(p, result, userdata);
+        }
+}
+
+static int check_result(Profile *p, usec_t min_valid) {
+        usec_t now = now_realtime();
+
+        if (!token_valid_at(p, now) || p->expires_on - now < min_valid) {
+                if (p->needs_login || !p->refresh_token)
+                        return -ENOKEY;
+                if (p->config_error)
+                        return -EBADR;
+                return -EIO;
+        }
+        if (!outputs_all_ok(p->outputs))
+                return -EREMOTEIO;
+        return 0;
+}
+
+/* A refresh ended: refresh waiters get result, check waiters their own verdict. */
+static void waiters_finish_refresh(Profile *p, int result) {
+        for (ProfileWaiter *w = p->waiters; w; w = w->next) {
+                if (w->kind == WAITER_REFRESH) {
+                        w->finishing = true;
+                        w->result = result;
+                } else if (w->kind == WAITER_CHECK) {
+                        int r = check_result(p, w->min_valid);
+                        w->finishing = true;
+                        /* The refresh's own failure says more than "still too short". */
+                        w->result = r == -EIO && result < 0 ? result : r;
+                }
+        }
+        waiters_flush(p);
+}
+
+static void waiters_finish_login(Profile *p, int result) {
+        for (ProfileWaiter *w = p->waiters; w; w = w->next)
+                if (w->kind == WAITER_LOGIN) {
+                        w->finishing = true;
+                        w->result = result;
+                }
+        waiters_flush(p);
+}
+
+static void waiters_send_device(Profile *p) {
+        for (;;) {
+                ProfileWaiter *w;
+
+                for (w = p->waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->next)
+                        ;
+                if (!w)
+                        return;
+                w->device_sent = true;
+                if (w->device)
+                        w->device(p, &p->device, w->userdata);
+        }
+}
+
+static int on_waiter_defer(sd_event_source *s, void *userdata) {
+        ProfileWaiter *w = userdata;
+
+        w->finishing = true;
+        waiters_flush(w->profile);
+        return 0;
+}
+
+/* Answer w with result from the loop, so callers never see their callback run inside the call. */
+static int waiter_defer_result(ProfileWaiter *w, int result) {
+        int r;
+
+        w->result = result;
+        r = sd_event_add_defer(w->profile->manager->event, &w->defer, on_waiter_defer, w);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static int timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at,
+                     sd_event_time_handler_t handler) {
+        int r;
+
+        if (*s) {
+                r = sd_event_source_set_time(*s, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+                return r;
+        }
+        return sd_event_add_time(p->manager->event, s, clock, at, TIMER_ACCURACY, handler, p);
+}
+
+static void timer_disarm(sd_event_source *s) {
+        if (s)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        refresh_start(userdata);
+        return 0;
+}
+
+static void refresh_schedule_at(Profile *p, usec_t at) {
+        int r;
+
+        p->next_refresh = at;
+        r = timer_arm(p, &p->refresh_timer, CLOCK_REALTIME, at, on_refresh_timer);
+        if (r < 0) {
+                /* Without a timer the token would silently go stale: try once more right now. */
+                log_error_errno(r, "Profile %s: failed to arm the refresh timer: %m", p->name);
+                p->next_refresh = 0;
+        }
+}
+
+static int on_expiry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        if (p->expiry_notified)
+                return 0;
+        p->expiry_notified = true;
+        if (p->needs_login || !p->refresh_token) {
+                log_warning("Profile %s: the access token has expired and cannot be refreshed; "
+                            "sign in with: aksspark-tokenctl --profile %s login", p->name, p->name);
+                notify_person(p, "expired", "The access token has expired; sign in with aksspark-tokenctl login.");
+        } else {
+                log_error("Profile %s: the access token has expired; refreshing has failed since (%s). Retrying.",
+                          p->name, p->last_error ? p->last_error : "no answer yet");
+                notify_person(p, "expired", "The access token has expired and could not be refreshed yet.");
+        }
+        profile_changed(p);
+        return 0;
+}
+
+static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+        usec_t delay;
+        int r;
+
+        if (!token_valid_at(p, now_realtime()))
+                return 0;
+        r = outputs_write_all(p->outputs, p->access_token, now_realtime());
+        if (r >= 0) {
+                p->output_attempt = 0;
+                log_info("Profile %s: outputs written after an earlier failure.", p->name);
+                profile_changed(p);
+                return 0;
+        }
+        p->output_attempt++;
+        delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
+        (void) timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer);
+        profile_changed(p);
+        return 0;
+}
+
+static void outputs_write(Profile *p) {
+        int r;
+
+        if (!p->access_token)
+                return;
+        r = outputs_write_all(p->outputs, p->access_token, now_realtime());
+        if (r >= 0) {
+                p->output_attempt = 0;
+                timer_disarm(p->output_timer);
+                return;
+        }
+        /* The failure itself was logged per output; try again soon rather than at the next refresh. */
+        p->output_attempt = 0;
+        r = timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + OUTPUT_RETRY_MIN,
+                      on_output_timer);
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: failed to arm the output retry timer: %m", p->name);
+}
+
+/* ---- tokens -------------------------------------------------------------------------------- */
+
+static void token_forget(Profile *p) {
+        p->access_token = secret_free(p->access_token);
+        p->refresh_token = secret_free(p->refresh_token);
+        p->obtained = p->expires_on = p->refresh_in = 0;
+        p->next_refresh = 0;
+        timer_disarm(p->refresh_timer);
+        timer_disarm(p->expiry_timer);
+        timer_disarm(p->output_timer);
+}
+
+static void claims_update(Profile *p) {
+        JwtClaims c = {};
+
+        if (jwt_read_claims(secret_reveal(p->access_token), secret_len(p->access_token), &c) < 0)
+                return;
+        if (c.account) {
+                free(p->account);
+                p->account = TAKE_PTR(c.account);
+        }
+        if (c.tenant) {
+                free(p->tenant);
+                p->tenant = TAKE_PTR(c.tenant);
+        }
+        jwt_claims_clear(&c);
+}
+
+static void state_save(Profile *p) {
+        StoredProfile s = {
+                .tenant = p->cfg->tenant,
+                .client_id = p->cfg->client_id,
+                .authority_host = p->cfg->authority_host,
+                .refresh_token = p->refresh_token,
+                .access_token = p->access_token,
+                .obtained = p->obtained,
+                .expires_on = p->expires_on,
+                .refresh_in = p->refresh_in,
+                .account = p->account,
+        };
+        int r;
+
+        r = store_save(p->manager->config->state_dir, p->name, &s);
+        if (r < 0)
+                log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
+                                   "a restart will need a new sign-in: %m",
+                                p->name, p->manager->config->state_dir);
+}
+
+static void refresh_arm_next(Profile *p) {
+        usec_t at = schedule_refresh_at(p->obtained, p->expires_on, p->cfg->refresh_before, p->refresh_in,
+                                        random_u64());
+        refresh_schedule_at(p, at);
+        p->expiry_notified = false;
+        if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0)
+                log_warning("Profile %s: failed to arm the expiry timer.", p->name);
+}
+
+/* A new token arrived (refresh or sign-in). The rotated refresh token is on disk before the
+ * old one is dropped from memory: a crash in between costs nothing. */
+static void token_accept(Profile *p, AadToken *t, usec_t sent) {
+        char left[32], next[32];
+        usec_t now = now_realtime();
+
+        secret_free(p->access_token);
+        p->access_token = TAKE_PTR(t->access_token);
+        if (t->refresh_token) {
+                secret_free(p->refresh_token);
+                p->refresh_token = TAKE_PTR(t->refresh_token);
+        }
+        p->obtained = sent;
+        p->expires_on = sent + t->expires_in;
+        p->refresh_in = t->refresh_in;
+        claims_update(p);
+        state_save(p);
+
+        p->needs_login = false;
+        p->config_error = false;
+        p->attempt = 0;
+        p->last_refresh = now;
+        set_last_error(p, NULL);
+
+        outputs_write(p);
+        refresh_arm_next(p);
+
+        log_info("Profile %s: token for %s valid for %s, next refresh in %s.", p->name,
+                 p->account ? p->account : "(unknown account)",
+                 format_duration(left, sizeof left, p->expires_on > now ? p->expires_on - now : 0),
+                 format_duration(next, sizeof next, p->next_refresh > now ? p->next_refresh - now : 0));
+}
+
+static void enter_login_required(Profile *p, const char *why) {
+        bool was = p->needs_login;
+
+        p->needs_login = true;
+        p->refresh_token = secret_free(p->refresh_token);
+        timer_disarm(p->refresh_timer);
+        p->next_refresh = 0;
+        (void) store_remove(p->manager->config->state_dir, p->name);
+        if (!was) {
+                log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login",
+                            p->name, why, p->name);
+                notify_person(p, "login_required", why);
+        }
+}
+
+/* ---- refresh ------------------------------------------------------------------------------- */
+
+static const char *error_words(const AadError *e, char *buf, size_t size) {
+        snprintf(buf, size, "%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
+                 e->description ? ": " : "", e->description ? e->description : "",
+                 e->correlation_id ? " (correlation id " : "", e->correlation_id ? e->correlation_id : "",
+                 e->correlation_id ? ")" : "");
+        return buf;
+}
+
+static void refresh_retry(Profile *p, usec_t retry_after) {
+        usec_t now = now_realtime(), last_chance = USEC_INFINITY, delay;
+        char d[32];
+
+        if (token_valid_at(p, now))
+                last_chance = p->expires_on > profile_http_timeout(p) ? p->expires_on - profile_http_timeout(p) : 0;
+        p->attempt++;
+        delay = schedule_backoff(p->attempt, now, retry_after, last_chance, random_u64());
+        refresh_schedule_at(p, now + delay);
+        log_warning("Profile %s: refresh failed: %s. Retry %u in %s.", p->name,
+                    p->last_error ? p->last_error : "unknown error", p->attempt,
+                    format_duration(d, sizeof d, delay));
+}
+
+static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
+        Profile *p = userdata;
+        _cleanup_(aad_token_clear) AadToken t = {};
+        _cleanup_(aad_error_clear) AadError e = {};
+        usec_t retry_after = 0;
+        AadOutcome o;
+        char buf[512];
+        int waiter_result;
+
+        p->refresh_req = NULL;
+
+        if (result < 0) {
+                errno = -result;
+                set_last_error(p, "cannot reach %s: %s", p->cfg->authority_host,
+                               resp && resp->error ? resp->error : strerror(-result));
+                refresh_retry(p, 0);
+                waiters_finish_refresh(p, -EIO);
+                profile_changed(p);
+                return;
+        }
+
+        o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
+        if (resp->retry_after)
+                (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC), &retry_after);
+
+        switch (o) {
+        case AAD_OK:
+                token_accept(p, &t, p->refresh_sent);
+                waiter_result = 0;
+                break;
+        case AAD_NEEDS_LOGIN:
+                set_last_error(p, "%s", error_words(&e, buf, sizeof buf));
+                enter_login_required(p, p->last_error);
+                waiter_result = -ENOKEY;
+                break;
+        case AAD_CONFIG_ERROR:
+                set_last_error(p, "%s", error_words(&e, buf, sizeof buf));
+                p->config_error = true;
+                p->next_refresh = 0;
+                log_error("Profile %s: the identity provider rejected the configuration: %s. "
+                          "Fix the profile and reload (aksspark-tokenctl reload).",
+                          p->name, p->last_error);
+                waiter_result = -EBADR;
+                break;
+        default:
+                set_last_error(p, "HTTP %ld: %s", resp->status, error_words(&e, buf, sizeof buf));
+                refresh_retry(p, retry_after);
+                waiter_result = -EIO;
+                break;
+        }
+
+        waiters_finish_refresh(p, waiter_result);
+        profile_changed(p);
+}
+
+static void refresh_start(Profile *p) {
+        _cleanup_secret_ Secret *body = NULL;
+        _cleanup_free_ char *url = NULL;
+        char request_id[37];
+        HttpOptions opts;
+        int r;
+
+        if (p->refresh_req)
+                return;
+        if (!p->refresh_token) {
+                waiters_finish_refresh(p, -ENOKEY);
+                return;
+        }
+
+        timer_disarm(p->refresh_timer);
+        url = aad_token_url(p->cfg);
+        r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
+        if (r < 0) {
+                set_last_error(p, "cannot build the refresh request: %s", strerror(-r));
+                refresh_retry(p, 0);
+                waiters_finish_refresh(p, -EIO);
+                return;
+        }
+
+        opts = (HttpOptions) {
+                .ca_file = p->cfg->ca_file,
+                .timeout = profile_http_timeout(p),
+                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
+                .max_body = HTTP_MAX_BODY_DEFAULT,
+                .request_id = uuid4_string(request_id),
+        };
+        p->refresh_sent = now_realtime();
+        r = http_post_form(p->manager->http, url, body, &opts, on_refresh_done, p, &p->refresh_req);
+        if (r < 0) {
+                set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
+                refresh_retry(p, 0);
+                waiters_finish_refresh(p, -EIO);
+                return;
+        }
+        log_debug("Profile %s: refreshing (request id %s).", p->name, request_id);
+        profile_changed(p);
+}
+
+int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
+        ProfileWaiter *w = waiter_new(p, WAITER_REFRESH, done, userdata);
+        int r = 0;
+
+        if (!w)
+                return -ENOMEM;
+        if (!p->refresh_token)
+                r = waiter_defer_result(w, -ENOKEY);
+        else {
+                p->config_error = false; /* a forced refresh is a person's explicit retry */
+                refresh_start(p);
+        }
+        if (r < 0) {
+                profile_waiter_cancel(w);
+                return r;
+        }
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
+        ProfileWaiter *w;
+        int r, verdict;
+
+        /* An output that failed earlier gets one more try before we give a verdict. */
+        if (token_valid_at(p, now_realtime()) && !outputs_all_ok(p->outputs))
+                outputs_write(p);
+
+        verdict = check_result(p, min_valid);
+        w = waiter_new(p, WAITER_CHECK, done, userdata);
+        if (!w)
+                return -ENOMEM;
+        w->min_valid = min_valid;
+
+        if (verdict == -EIO) {
+                /* Too short, or none: refresh first, then decide. */
+                p->config_error = false;
+                refresh_start(p);
+                r = 0;
+        } else
+                r = waiter_defer_result(w, verdict);
+        if (r < 0) {
+                profile_waiter_cancel(w);
+                return r;
+        }
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+/* ---- device sign-in ------------------------------------------------------------------------ */
+
+static void login_end(Profile *p, int result) {
+        p->login_active = false;
+        http_request_cancel(p->login_req);
+        p->login_req = NULL;
+        timer_disarm(p->poll_timer);
+        aad_device_code_clear(&p->device);
+        p->device_known = false;
+        waiters_finish_login(p, result);
+        profile_changed(p);
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        login_poll(userdata);
+        return 0;
+}
+
+static void login_poll_later(Profile *p) {
+        int r = timer_arm(p, &p->poll_timer, CLOCK_BOOTTIME, now_boottime() + p->poll_interval,
+                          on_poll_timer);
+        if (r < 0) {
+                log_error_errno(r, "Profile %s: failed to arm the sign-in poll timer: %m", p->name);
+                login_end(p, -EIO);
+        }
+}
+
+static void on_poll_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
+        Profile *p = userdata;
+        _cleanup_(aad_token_clear) AadToken t = {};
+        _cleanup_(aad_error_clear) AadError e = {};
+        char buf[512];
+        AadOutcome o;
+
+        p->login_req = NULL;
+        if (result < 0) {
+                log_warning("Profile %s: polling the sign-in failed (%s), trying again.", p->name,
+                            resp && resp->error ? resp->error : strerror(-result));
+                login_poll_later(p);
+                return;
+        }
+
+        o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
+        switch (o) {
+        case AAD_OK:
+                token_accept(p, &t, p->poll_sent);
+                log_notice("Profile %s: signed in as %s.", p->name, p->account ? p->account : "(unknown account)");
+                login_end(p, 0);
+                return;
+        case AAD_PENDING:
+                login_poll_later(p);
+                return;
+        case AAD_SLOW_DOWN:
+                p->poll_interval += AAD_SLOW_DOWN_STEP_SEC * USEC_PER_SEC;
+                log_debug("Profile %s: the identity provider asked to poll slower (every %llus).", p->name,
+                          (unsigned long long) (p->poll_interval / USEC_PER_SEC));
+                login_poll_later(p);
+                return;
+        case AAD_DECLINED:
+                log_warning("Profile %s: the sign-in was declined.", p->name);
+                login_end(p, -EKEYREJECTED);
+                return;
+        case AAD_CODE_EXPIRED:
+                log_warning("Profile %s: the sign-in code expired before it was used: %s", p->name,
+                            error_words(&e, buf, sizeof buf));
+                login_end(p, -EKEYEXPIRED);
+                return;
+        case AAD_NEEDS_LOGIN:
+                log_warning("Profile %s: the sign-in failed: %s", p->name, error_words(&e, buf, sizeof buf));
+                login_end(p, -EKEYREJECTED);
+                return;
+        case AAD_CONFIG_ERROR:
+                log_error("Profile %s: the identity provider rejected the configuration: %s", p->name,
+                          error_words(&e, buf, sizeof buf));
+                login_end(p, -EBADR);
+                return;
+        case AAD_TRANSIENT:
+        default:
+                log_warning("Profile %s: polling the sign-in got HTTP %ld (%s), trying again.", p->name,
+                            resp->status, error_words(&e, buf, sizeof buf));
+                login_poll_later(p);
+                return;
+        }
+}
+
+static void login_poll(Profile *p) {
+        _cleanup_secret_ Secret *body = NULL;
+        _cleanup_free_ char *url = NULL;
+        char request_id[37];
+        HttpOptions opts;
+        int r;
+
+        if (now_realtime() >= p->login_deadline) {
+                log_warning("Profile %s: the sign-in code expired before the sign-in finished.", p->name);
+                login_end(p, -EKEYEXPIRED);
+                return;
+        }
+
+        url = aad_token_url(p->cfg);
+        r = url ? aad_device_token_body(p->cfg, p->device.device_code, &body) : -ENOMEM;
+        if (r < 0) {
+                login_end(p, r);
+                return;
+        }
+        opts = (HttpOptions) {
+                .ca_file = p->cfg->ca_file,
+                .timeout = profile_http_timeout(p),
+                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
+                .max_body = HTTP_MAX_BODY_DEFAULT,
+                .request_id = uuid4_string(request_id),
+        };
+        p->poll_sent = now_realtime();
+        r = http_post_form(p->manager->http, url, body, &opts, on_poll_done, p, &p->login_req);
+        if (r < 0) {
+                log_warning_errno(r, "Profile %s: cannot poll the sign-in: %m", p->name);
+                login_poll_later(p);
+        }
+}
+
+static void on_devicecode_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
+        Profile *p = userdata;
+        _cleanup_(aad_error_clear) AadError e = {};
+        char buf[512];
+        AadOutcome o;
+
+        p->login_req = NULL;
+        if (result < 0) {
+                log_warning("Profile %s: cannot start the sign-in: cannot reach %s: %s", p->name,
+                            p->cfg->authority_host, resp && resp->error ? resp->error : strerror(-result));
+                login_end(p, -EIO);
+                return;
+        }
+
+        o = aad_parse_device_code_answer(resp->status, resp->body, resp->body_len, &p->device, &e);
+        if (o != AAD_OK) {
+                log_warning("Profile %s: cannot start the sign-in: HTTP %ld: %s", p->name, resp->status,
+                            error_words(&e, buf, sizeof buf));
+                login_end(p, o == AAD_CONFIG_ERROR ? -EBADR : -EIO);
+                return;
+        }
+
+        p->device_known = true;
+        p->login_deadline = p->poll_sent + p->device.expires_in;
+        p->poll_interval = p->device.interval > 0 ? p->device.interval : AAD_DEFAULT_INTERVAL_SEC * USEC_PER_SEC;
+        /* The message carries the URL and the user code a person types; never the device code. */
+        log_notice("Profile %s: %s", p->name, p->device.message);
+        waiters_send_device(p);
+        login_poll_later(p);
+        profile_changed(p);
+}
+
+int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
+                  ProfileWaiter **ret) {
+        _cleanup_secret_ Secret *body = NULL;
+        _cleanup_free_ char *url = NULL, *form = NULL;
+        ProfileWaiter *w;
+        HttpOptions opts;
+        char request_id[37];
+        int r;
+
+        w = waiter_new(p, WAITER_LOGIN, done, userdata);
+        if (!w)
+                return -ENOMEM;
+        w->device = device;
+
+        if (p->login_active) {
+                /* Join the flow under way; a late joiner still gets the message. */
+                if (p->device_known)
+                        waiters_send_device(p);
+                if (ret)
+                        *ret = w;
+                return 0;
+        }
+
+        url = aad_devicecode_url(p->cfg);
+        r = url ? aad_devicecode_body(p->cfg, &form) : -ENOMEM;
+        if (r >= 0) {
+                body = secret_new_string(form);
+                if (!body)
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                opts = (HttpOptions) {
+                        .ca_file = p->cfg->ca_file,
+                        .timeout = profile_http_timeout(p),
+                        .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
+                        .max_body = HTTP_MAX_BODY_DEFAULT,
+                        .request_id = uuid4_string(request_id),
+                };
+                p->poll_sent = now_realtime();
+                r = http_post_form(p->manager->http, url, body, &opts, on_devicecode_done, p, &p->login_req);
+        }
+        if (r < 0) {
+                profile_waiter_cancel(w);
+                return r;
+        }
+        p->login_active = true;
+        log_info("Profile %s: starting a device sign-in at %s.", p->name, p->cfg->authority_host);
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+int profile_logout(Profile *p) {
+        http_request_cancel(p->refresh_req);
+        p->refresh_req = NULL;
+        token_forget(p);
+        p->needs_login = true;
+        p->config_error = false;
+        p->attempt = 0;
+        set_last_error(p, NULL);
+        (void) store_remove(p->manager->config->state_dir, p->name);
+        waiters_finish_refresh(p, -ENOKEY);
+        log_notice("Profile %s: signed out; the refresh token is forgotten.", p->name);
+        profile_changed(p);
+        return 0;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static bool stored_matches(const Profile *p, const StoredProfile *s) {
+        return s->tenant && s->client_id && s->authority_host && strcmp(s->tenant, p->cfg->tenant) == 0 &&
+               strcmp(s->client_id, p->cfg->client_id) == 0 &&
+               strcmp(s->authority_host, p->cfg->authority_host) == 0;
+}
+
+static void state_load(Profile *p) {
+        _cleanup_(stored_profile_clear) StoredProfile s = {};
+        int r;
+
+        r = store_load(p->manager->config->state_dir, p->name, &s);
+        if (r == -ENOENT) {
+                p->needs_login = true;
+                log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
+                notify_person(p, "login_required", "Not signed in yet.");
+                return;
+        }
+        if (r < 0) {
+                p->needs_login = true;
+                log_error_errno(r, "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
+                                   "aksspark-tokenctl --profile %s login",
+                                p->manager->config->state_dir, p->name, p->name);
+                notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
+                return;
+        }
+        if (!stored_matches(p, &s) || !s.refresh_token) {
+                p->needs_login = true;
+                log_warning("Profile %s: the saved sign-in belongs to another tenant, client or authority; "
+                            "a new sign-in is needed: aksspark-tokenctl --profile %s login", p->name, p->name);
+                notify_person(p, "login_required", "The saved sign-in is for another tenant or client.");
+                return;
+        }
+
+        p->refresh_token = TAKE_PTR(s.refresh_token);
+        p->access_token = TAKE_PTR(s.access_token);
+        p->obtained = s.obtained;
+        p->expires_on = s.expires_on;
+        p->refresh_in = s.refresh_in;
+        p->account = TAKE_PTR(s.account);
+        if (p->access_token)
+                claims_update(p);
+}
+
+int profile_start(Profile *p) {
+        usec_t now = now_realtime();
+
+        outputs_remove_stale_temps(p->outputs);
+        state_load(p);
+
+        if (!p->refresh_token) {
+                profile_changed(p);
+                return 0;
+        }
+        if (token_valid_at(p, now) && p->obtained < p->expires_on) {
+                outputs_write(p);
+                refresh_arm_next(p);
+                if (p->next_refresh <= now)
+                        refresh_start(p);
+                else
+                        log_info("Profile %s: signed in as %s, token still valid; next refresh at the scheduled time.",
+                                 p->name, p->account ? p->account : "(unknown account)");
+        } else {
+                log_info("Profile %s: the saved access token is missing or expired, refreshing now.", p->name);
+                refresh_start(p);
+        }
+        profile_changed(p);
+        return 0;
+}
+
+int profile_new(Manager *m, const ProfileConfig *cfg, Profile **ret) {
+        _cleanup_(profile_freep) Profile *p = NULL;
+        int r;
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->manager = m;
+        p->cfg = cfg;
+        p->name = strdup(cfg->name);
+        if (!p->name)
+                return -ENOMEM;
+        r = outputs_new(cfg, &p->outputs);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
+        bool foreign;
+
+        foreign = strcmp(cfg->tenant, p->cfg->tenant) != 0 || strcmp(cfg->client_id, p->cfg->client_id) != 0 ||
+                  strcmp(cfg->authority_host, p->cfg->authority_host) != 0 ||
+                  strcmp(cfg->server_id, p->cfg->server_id) != 0;
+        outputs_free(p->outputs);
+        p->outputs = o;
+        p->cfg = cfg;
+
+        if (p->login_active && foreign)
+                login_end(p, -ECANCELED);
+        if (foreign) {
+                http_request_cancel(p->refresh_req);
+                p->refresh_req = NULL;
+                token_forget(p);
+                log_notice("Profile %s: tenant, client or authority changed; the old sign-in is not used.", p->name);
+                enter_login_required(p, "the profile now names another tenant, client or authority");
+                waiters_finish_refresh(p, -ENOKEY);
+        } else if (p->access_token) {
+                p->config_error = false;
+                outputs_write(p);
+                if (!p->refresh_req && p->refresh_token)
+                        refresh_arm_next(p);
+        }
+        profile_changed(p);
+}
+
+Profile *profile_free(Profile *p) {
+        if (!p)
+                return NULL;
+
+        http_request_cancel(p->refresh_req);
+        p->refresh_req = NULL;
+        http_request_cancel(p->login_req);
+        p->login_req = NULL;
+        for (ProfileWaiter *w = p->waiters; w; w = w->next) {
+                w->finishing = true;
+                w->result = -ECANCELED;
+        }
+        waiters_flush(p);
+
+        sd_event_source_disable_unref(p->refresh_timer);
+        sd_event_source_disable_unref(p->expiry_timer);
+        sd_event_source_disable_unref(p->output_timer);
+        sd_event_source_disable_unref(p->poll_timer);
+        aad_device_code_clear(&p->device);
+        secret_free(p->access_token);
+        secret_free(p->refresh_token);
+        outputs_free(p->outputs);
+        free(p->snap_outputs);
+        free(p->account);
+        free(p->tenant);
+        free(p->last_error);
+        free(p->name);
+        free(p);
+        return NULL;
+}
+
+const Secret *profile_access_token(const Profile *p, usec_t now, usec_t *ret_expires_on) {
+        if (!token_valid_at(p, now))
+                return NULL;
+        if (ret_expires_on)
+                *ret_expires_on = p->expires_on;
+        return p->access_token;
+}
+
+void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
+        OutputSnapshot *o = reallocarray(p->snap_outputs, MAX(p->outputs->n, (size_t) 1), sizeof *o);
+        size_t n = 0;
+
+        if (o) {
+                p->snap_outputs = o;
+                for (size_t i = 0; i < p->outputs->n; i++) {
+                        const Output *out = &p->outputs->items[i];
+                        o[n++] = (OutputSnapshot) {
+                                .path = out->path,
+                                .kind = output_kind_to_string(out->kind),
+                                .attempted = out->attempted,
+                                .ok = out->attempted && out->last_result >= 0,
+                                .error = out->attempted && out->last_result < 0 ? out->last_message : NULL,
+                                .last_attempt = out->last_attempt,
+                        };
+                }
+        }
+
+        *ret = (ProfileSnapshot) {
+                .name = p->name,
+                .state = profile_state(p),
+                .expires_on = p->access_token ? p->expires_on : 0,
+                .next_refresh = p->refresh_req ? 0 : p->next_refresh,
+                .last_refresh = p->last_refresh,
+                .last_error = p->last_error,
+                .account = p->account,
+                .tenant = p->tenant ? p->tenant : p->cfg->tenant,
+                .device_message = p->device_known ? p->device.message : NULL,
+                .outputs = o ? p->snap_outputs : NULL,
+                .n_outputs = o ? n : 0,
+        };
+}
+
+char *profile_status_line(Profile *p, usec_t now) {
+        ProfileState s = profile_state(p);
+        char left[32];
+        char *line = NULL;
+
+        if (token_valid_at(p, now) && s != PROFILE_EXPIRED)
+                (void) asprintf(&line, "%s: %s, %s left", p->name, profile_state_to_string(s),
+                                format_duration(left, sizeof left, p->expires_on - now));
+        else
+                (void) asprintf(&line, "%s: %s", p->name, profile_state_to_string(s));
+        return line;
+}

@@ -24,6 +24,12 @@ usec_t now_realtime(void) {
         return timespec_to_usec(&ts);
 }
 
+usec_t now_boottime(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_BOOTTIME, &ts);
+        return timespec_to_usec(&ts);
+}
+
 usec_t now_monotonic(void) {
         struct timespec ts;
         (void) clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "outputs.h"
 #include "profile.h"
 
 typedef struct Server Server;

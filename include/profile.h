@@ -7,6 +7,7 @@
 
 #include "aad.h"
 #include "config.h"
+#include "outputs.h"
 #include "protocol.h"
 #include "secret.h"
 
@@ -29,8 +30,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free);
 /* Load the state store, write outputs if needed, arm the refresh timer. Never blocks. */
 int profile_start(Profile *p);
 
-/* Take over a new configuration for the same name (reload) without losing the sign-in. */
-int profile_reconfigure(Profile *p, const ProfileConfig *cfg);
+/* Take over a new configuration for the same name (reload) without losing the sign-in, unless
+ * the tenant, client or authority changed. Takes outputs (built from cfg by the caller, so that
+ * everything that can fail happens before the switch). */
+void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *outputs);
 
 const char *profile_name(const Profile *p);
 ProfileState profile_state(const Profile *p);
