@@ -1,0 +1,35 @@
+#!/bin/bash
+# Install the Debian 12 packages that building, the demo and the tests need. Idempotent: does
+# nothing (and needs no network) when everything is already there.
+set -euo pipefail
+
+packages=(
+        # build
+        gcc clang meson ninja-build pkg-config scdoc
+        libcurl4-openssl-dev libsystemd-dev libinih-dev libyaml-dev libjansson-dev check
+        # the tests: local identity provider, Java's Properties reader, systemd, faults
+        python3 openssl ca-certificates openjdk-17-jdk-headless systemd bash-completion
+        util-linux passwd procps libclang-rt-14-dev valgrind strace
+        # benchmarks: the peers they compare against
+        oidc-agent-cli curl
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: run as root (apt-get install)." >&2
+        exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+# kubectl: the machines carry one; Debian 12 ships it as kubernetes-client.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "install-deps: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

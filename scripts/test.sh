@@ -1,0 +1,17 @@
+#!/bin/bash
+# Install what is needed, build, and run the whole test suite (unit and integration).
+# Usage: scripts/test.sh [BUILD_DIR [MESON_OPTION...]]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+builddir=${1:-build}
+shift || true
+
+if [ -d "$builddir" ]; then
+        meson setup --reconfigure "$builddir" "$@" >/dev/null
+else
+        meson setup "$builddir" "$@" >/dev/null
+fi
+ninja -C "$builddir"
+meson test -C "$builddir" --print-errorlogs --num-processes 2
