@@ -7,7 +7,11 @@
 
 #include "util.h"
 
+/* The longest request line (without its '\n') the daemon reads. */
 #define PROTOCOL_MAX_REQUEST (64 * 1024)
+/* The largest min_valid a request may carry (seconds): a year, as parse_duration allows. */
+#define PROTOCOL_MAX_MIN_VALID (366LL * 24 * 3600)
+#define PROTOCOL_MAX_PROFILE_NAME 255
 
 typedef enum RequestOp {
         OP_STATUS,
@@ -43,13 +47,23 @@ typedef enum ErrorCode {
         ERR_RELOAD_FAILED,
         ERR_INTERNAL,
         _ERR_MAX,
+        _ERR_INVALID = -EINVAL,
 } ErrorCode;
 
 const char *error_code_to_string(ErrorCode e);   /* stable snake_case */
 ErrorCode error_code_from_string(const char *s); /* -EINVAL if unknown */
 
-/* aksspark-tokenctl's exit code for an error answer: 1 transient, 2 sign-in needed, 3 forbidden. */
+/* aksspark-tokenctl's exit code for an error answer: 2 when a person must sign in
+ * (login_required, login_declined, login_expired, login_failed), 3 forbidden, 64 for the
+ * caller's own mistakes (bad_request, unknown_op, unknown_profile), 1 for everything else
+ * (transient, or a problem the daemon's log explains). */
 int error_code_exit_status(ErrorCode e);
+
+/* The error code an answer carries for a profile operation's negative errno (profile.h):
+ * -ENOKEY login_required, -EKEYREJECTED login_declined, -EKEYEXPIRED login_expired,
+ * -EIO refresh_failed, -EREMOTEIO output_failed, -EBADR config_error, -ETIMEDOUT timeout,
+ * -ENOLINK login_failed, anything else internal. */
+ErrorCode error_code_from_errno(int r);
 
 typedef struct Request {
         RequestOp op;
@@ -60,7 +74,13 @@ typedef struct Request {
 void request_clear(Request *r);
 
 /* Parse one line (without its '\n'). On a bad request returns a negative errno and sets
- * *ret_code and *ret_message (static text, no echo of the input). */
+ * *ret_code and *ret_message (static text, no echo of the input).
+ *
+ * Strict: the line must be one JSON object (UTF-8, no duplicate keys) with "op" a string;
+ * "profile", when present and not null, a string matching [A-Za-z0-9_.-]{1,255};
+ * "min_valid", when present, an integer of seconds in [0, PROTOCOL_MAX_MIN_VALID] (no
+ * fractions, no strings such as "15m": the client converts durations). Other keys are
+ * ignored, so newer clients can add optional fields. */
 int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode *ret_code,
                            const char **ret_message);
 
@@ -99,12 +119,21 @@ typedef struct ProfileSnapshot {
         size_t n_outputs;
 } ProfileSnapshot;
 
-/* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). */
+/* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). Unknown values
+ * are JSON null; times are unix seconds. Strings that are not valid UTF-8 (a path, say) have
+ * their bad bytes replaced by U+FFFD, so an answer is always valid JSON. */
 char *protocol_error_answer(ErrorCode e, const char *message);
+/* {"ok":true,"profile","state","expires_on","expires_in","next_refresh","last_refresh",
+ *  "last_error","account","tenant","device_message",
+ *  "outputs":[{"path","kind","ok","error","last_write"}]} ("ok" null: not written yet) */
 char *protocol_status_answer(const ProfileSnapshot *s, usec_t now);
+/* {"ok":true,"profiles":[{"name","state","expires_on","account"}]} */
 char *protocol_profiles_answer(const ProfileSnapshot *s, size_t n);
-char *protocol_token_answer(const char *access_token, usec_t expires_on); /* a secret: wipe it */
+/* {"ok":true,"access_token","expires_on"}: a secret, built without intermediate copies;
+ * wipe it (erase_and_free) when done. */
+char *protocol_token_answer(const char *access_token, usec_t expires_on);
 char *protocol_version_answer(const char *version);
 char *protocol_ok_answer(void);
+/* {"ok":true,"device_message","verification_uri","user_code","expires_in"} */
 char *protocol_login_started_answer(const char *message, const char *verification_uri,
                                     const char *user_code, usec_t expires_in);
