@@ -1,0 +1,543 @@
+#!/usr/bin/env python3
+"""Self-test of the fake identity provider: each AAD behaviour and each fault, over real TLS."""
+
+import base64
+import email.utils
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from fake_idp import DEVICE_GRANT, FakeIdp  # noqa: E402
+
+CLIENT = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default openid profile offline_access"
+CA_DIR = tempfile.mkdtemp(prefix="fake-idp-test-")
+
+
+def jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+class IdpTest(unittest.TestCase):
+    def setUp(self):
+        self.idp = FakeIdp(CA_DIR, lifetime=30).start()
+        self.addCleanup(self.idp.stop)
+        self.idp.set(enforce_interval=False)
+        self.ctx = ssl.create_default_context(cafile=self.idp.ca_file)
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def call(self, path, form=None, headers=None, timeout=10, raw=False):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(self.idp.url + path, data=data, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as r:
+                status, hdrs, body = r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            status, hdrs, body = e.code, e.headers, e.read()
+        return (status, hdrs, body) if raw else (status, json.loads(body))
+
+    def devicecode(self, scope=SCOPE, client=CLIENT, tenant=TENANT):
+        return self.call("/%s/oauth2/v2.0/devicecode" % tenant,
+                         {"client_id": client, "scope": scope})
+
+    def poll(self, device_code, client=CLIENT, headers=None):
+        return self.call("/%s/oauth2/v2.0/token" % TENANT,
+                         {"grant_type": DEVICE_GRANT, "client_id": client,
+                          "device_code": device_code}, headers=headers)
+
+    def refresh(self, rt, extra=None):
+        form = {"grant_type": "refresh_token", "client_id": CLIENT, "refresh_token": rt,
+                "scope": SCOPE}
+        form.update(extra or {})
+        return self.call("/%s/oauth2/v2.0/token" % TENANT, form)
+
+    def sign_in(self, user="alice@contoso.com", scope=SCOPE):
+        status, dc = self.devicecode(scope=scope)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.idp.approve(dc["user_code"], user=user), 1)
+        status, tok = self.poll(dc["device_code"])
+        self.assertEqual(status, 200, tok)
+        return tok
+
+    def assertAadError(self, answer, error, code):
+        self.assertEqual(answer["error"], error, answer)
+        self.assertEqual(answer["error_codes"], [code])
+        self.assertTrue(answer["error_description"].startswith("AADSTS%d: " % code))
+        for part in ("\r\nTrace ID: ", "\r\nCorrelation ID: ", "\r\nTimestamp: "):
+            self.assertIn(part, answer["error_description"])
+        for key in ("timestamp", "trace_id", "correlation_id"):
+            self.assertTrue(answer[key])
+
+    # ---- device flow -------------------------------------------------------------------
+
+    def test_device_flow(self):
+        status, dc = self.devicecode()
+        self.assertEqual(status, 200)
+        self.assertEqual(dc["verification_uri"], "https://microsoft.com/devicelogin")
+        self.assertEqual((dc["expires_in"], dc["interval"]), (900, 1))
+        self.assertEqual(dc["message"], "To sign in, use a web browser to open the page "
+                         "https://microsoft.com/devicelogin and enter the code %s to "
+                         "authenticate." % dc["user_code"])
+        self.assertEqual(self.idp.pending_device_codes(), [dc["user_code"]])
+
+        status, err = self.poll(dc["device_code"], headers={"client-request-id": "c-1"})
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "authorization_pending", 70016)
+        self.assertEqual(err["correlation_id"], "c-1")
+        self.assertIn("Correlation ID: c-1\r\n", err["error_description"])
+
+        self.assertEqual(self.idp.approve(dc["user_code"], user="bob@contoso.com"), 1)
+        self.assertEqual(self.idp.pending_device_codes(), [])
+        status, tok = self.poll(dc["device_code"])
+        self.assertEqual(status, 200, tok)
+        self.assertEqual(tok["token_type"], "Bearer")
+        self.assertEqual((tok["expires_in"], tok["ext_expires_in"]), (30, 30))
+        self.assertNotIn("refresh_in", tok)
+        self.assertIn("offline_access", tok["scope"].split())
+        self.assertGreater(len(tok["refresh_token"]), 1100)
+        claims = jwt_claims(tok["access_token"])
+        self.assertEqual((claims["upn"], claims["tid"]), ("bob@contoso.com", TENANT))
+        self.assertLessEqual(abs(claims["exp"] - time.time() - 30), 2)
+        for key in ("name", "oid", "iat", "nbf"):
+            self.assertIn(key, claims)
+        self.assertEqual(jwt_claims(tok["id_token"])["preferred_username"], "bob@contoso.com")
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        self.assertFalse(self.idp.token_is_valid(tok["access_token"] + "x"))
+
+        status, err = self.poll(dc["device_code"])   # a used code
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "invalid_grant", 54005)
+
+        log = self.idp.requests()
+        self.assertEqual([r["endpoint"] for r in log], ["devicecode", "token", "token", "token"])
+        self.assertEqual([r["status"] for r in log], [200, 400, 200, 400])
+        self.assertEqual(log[1]["client_request_id"], "c-1")
+        self.assertEqual(log[2]["grant_type"], DEVICE_GRANT)
+        self.assertEqual(log[2]["user"], "bob@contoso.com")
+        self.assertEqual(log[3]["error"], "invalid_grant")
+
+    def test_slow_down(self):
+        self.idp.set(enforce_interval=True, interval=3)
+        _, dc = self.devicecode()
+        self.assertEqual(dc["interval"], 3)
+        self.assertEqual(self.poll(dc["device_code"])[1]["error"], "authorization_pending")
+        status, err = self.poll(dc["device_code"])
+        self.assertEqual(status, 400)
+        self.assertEqual(err["error"], "slow_down")
+        self.assertIn("every 8 seconds", err["error_description"])
+        status, err = self.poll(dc["device_code"])
+        self.assertIn("every 13 seconds", err["error_description"])
+
+    def test_slow_down_forgives_timer_jitter(self):
+        self.idp.set(enforce_interval=True, interval=1)
+        _, dc = self.devicecode()
+        self.poll(dc["device_code"])
+        time.sleep(0.85)   # the interval is the thing under test: 1 s minus 0.15 s of jitter
+        self.assertEqual(self.poll(dc["device_code"])[1]["error"], "authorization_pending")
+
+    def test_declined(self):
+        _, dc = self.devicecode()
+        self.assertEqual(self.idp.decline(dc["user_code"]), 1)
+        status, err = self.poll(dc["device_code"])
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "authorization_declined", 70000)
+
+    def test_expired_code(self):
+        self.idp.set(devicecode_expires_in=1)
+        _, dc = self.devicecode()
+        self.assertEqual(dc["expires_in"], 1)
+        self.assertTrue(wait_until(lambda: self.poll(dc["device_code"])[1]["error"] ==
+                                   "expired_token"))
+        self.assertAadError(self.poll(dc["device_code"])[1], "expired_token", 70020)
+        self.assertEqual(self.idp.pending_device_codes(), [])
+        self.assertEqual(self.idp.approve(dc["user_code"]), 0)
+
+    def test_bad_code(self):
+        status, err = self.poll("DAQABAAEAAADnotacode")
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "bad_verification_code", 70018)
+
+    def test_auto_approve(self):
+        self.idp.set(auto_approve_user="carol@contoso.com")
+        _, dc = self.devicecode()
+        status, tok = self.poll(dc["device_code"])
+        self.assertEqual(status, 200)
+        self.assertEqual(jwt_claims(tok["access_token"])["upn"], "carol@contoso.com")
+
+    def test_no_offline_access_no_refresh_token(self):
+        tok = self.sign_in(scope="6dae42f8-4368-4678-94ff-3960e28e3630/.default openid")
+        self.assertNotIn("refresh_token", tok)
+
+    def test_request_errors(self):
+        status, err = self.devicecode(scope="")
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "invalid_request", 900144)
+        status, err = self.call("/%s/oauth2/v2.0/token" % TENANT, {"client_id": CLIENT})
+        self.assertAadError(err, "invalid_request", 900144)
+        status, err = self.call("/%s/oauth2/v2.0/token" % TENANT,
+                                {"client_id": CLIENT, "grant_type": "password"})
+        self.assertAadError(err, "unsupported_grant_type", 70003)
+        status, err = self.call("/%s/oauth2/v2.0/token" % TENANT,
+                                {"client_id": CLIENT, "grant_type": "refresh_token"},
+                                headers={"Content-Type": "text/plain"})
+        self.assertAadError(err, "invalid_request", 900144)
+
+    def test_unknown_client_and_tenant(self):
+        self.idp.set(client_ids=[CLIENT])
+        status, err = self.devicecode(client="00000000-0000-0000-0000-000000000001")
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "unauthorized_client", 700016)
+        self.assertEqual(self.devicecode()[0], 200)
+        for status, err in (self.devicecode(tenant="bad-tenant"),
+                            self.call("/bad-tenant/oauth2/v2.0/token",
+                                      {"client_id": CLIENT, "grant_type": "refresh_token"}),
+                            self.call("/bad-tenant/v2.0/.well-known/openid-configuration")):
+            self.assertEqual(status, 400)
+            self.assertAadError(err, "invalid_tenant", 90002)
+
+    # ---- refresh -------------------------------------------------------------------------
+
+    def test_refresh_rotation(self):
+        rt1 = self.sign_in()["refresh_token"]
+        status, tok = self.refresh(rt1)
+        self.assertEqual(status, 200, tok)
+        rt2 = tok["refresh_token"]
+        self.assertNotEqual(rt1, rt2)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        status, err = self.refresh(rt1)
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "invalid_grant", 70008)
+        status, tok = self.refresh(rt2)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.idp.valid_refresh_tokens(), [tok["refresh_token"]])
+        status, err = self.refresh("0.Anotatoken")
+        self.assertAadError(err, "invalid_grant", 9002313)
+
+    def test_revoke(self):
+        tok = self.sign_in(user="dave@contoso.com")
+        self.assertEqual(self.idp.revoke("dave@contoso.com"), 1)
+        status, err = self.refresh(tok["refresh_token"])
+        self.assertEqual(status, 400)
+        self.assertAadError(err, "invalid_grant", 50173)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        self.assertEqual(self.idp.requests()[-1]["user"], "dave@contoso.com")
+
+    def test_answer_options(self):
+        self.idp.set(numbers_as_strings=True, refresh_in=20, lifetime=3599)
+        tok = self.sign_in()
+        self.assertEqual((tok["expires_in"], tok["ext_expires_in"], tok["refresh_in"]),
+                         ("3599", "3599", "20"))
+        self.assertNotIn("client_info", tok)
+        status, tok = self.refresh(tok["refresh_token"], {"client_info": "1"})
+        info = json.loads(base64.urlsafe_b64decode(tok["client_info"] + "==="))
+        self.assertEqual(info["utid"], TENANT)
+        self.assertEqual(info["uid"], jwt_claims(tok["access_token"])["oid"])
+        _, dc = self.devicecode()
+        self.assertEqual((dc["expires_in"], dc["interval"]), ("900", "1"))
+
+    def test_lifetime(self):
+        self.idp.set(lifetime=1)
+        tok = self.sign_in()
+        self.assertEqual(tok["expires_in"], 1)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        self.assertTrue(wait_until(lambda: not self.idp.token_is_valid(tok["access_token"])))
+
+    def test_awkward_refresh_tokens_need_urlencoding(self):
+        self.idp.set(awkward_tokens=True)
+        rt = self.sign_in()["refresh_token"]
+        self.assertTrue(set("+/=") <= set(rt))
+        body = ("grant_type=refresh_token&client_id=%s&refresh_token=%s" % (CLIENT, rt)).encode()
+        req = urllib.request.Request(self.idp.url + "/%s/oauth2/v2.0/token" % TENANT, body)
+        with self.assertRaises(urllib.error.HTTPError) as cm:   # '+' read as a space
+            urllib.request.urlopen(req, context=self.ctx, timeout=10)
+        self.assertEqual(json.load(cm.exception)["error"], "invalid_grant")
+        self.assertEqual(self.refresh(rt)[0], 200)
+
+    def test_secrets(self):
+        _, dc = self.devicecode()
+        self.idp.approve(dc["user_code"])
+        _, tok = self.poll(dc["device_code"])
+        secrets = self.idp.all_secrets()
+        for s in (dc["device_code"], tok["access_token"], tok["refresh_token"],
+                  tok["id_token"]):
+            self.assertIn(s, secrets)
+        self.assertEqual(self.idp.issued_access_tokens(), [tok["access_token"]])
+        log = json.dumps(self.idp.requests())
+        self.assertFalse([s for s in secrets if s in log])
+        tok2 = self.sign_in()
+        self.assertNotEqual(tok["access_token"], tok2["access_token"])
+
+    # ---- faults --------------------------------------------------------------------------
+
+    def test_status_faults(self):
+        rt = self.sign_in()["refresh_token"]
+        self.idp.queue_fault("500")
+        self.idp.queue_fault("503", retry_after=7)
+        self.idp.queue_fault("429", retry_after=30, retry_after_date=True)
+        self.idp.queue_fault("429", retry_after="120")
+        self.idp.queue_fault("aad:interaction_required:50076")
+        status, hdrs, _ = self.call("/%s/oauth2/v2.0/token" % TENANT,
+                                    {"grant_type": "refresh_token", "client_id": CLIENT,
+                                     "refresh_token": rt}, raw=True)
+        self.assertEqual((status, hdrs["Retry-After"]), (500, None))
+        status, hdrs, _ = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual((status, hdrs["Retry-After"]), (503, "7"))
+        status, hdrs, _ = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual(status, 429)
+        when = email.utils.parsedate_to_datetime(hdrs["Retry-After"]).timestamp()
+        self.assertLessEqual(abs(when - time.time() - 30), 2)
+        status, hdrs, _ = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual((status, hdrs["Retry-After"]), (429, "120"))
+        status, err = self.refresh(rt)
+        self.assertAadError(err, "interaction_required", 50076)
+        status, tok = self.refresh(rt)   # no fault consumed the refresh token
+        self.assertEqual(status, 200)
+        log = self.idp.requests("token")[-6:]
+        self.assertEqual([r["fault"] for r in log],
+                         ["500", "503", "429", "429", "aad:interaction_required:50076", None])
+        self.assertEqual(log[0]["grant_type"], "refresh_token")
+        self.assertEqual(log[0]["status"], 500)
+
+    def test_fault_does_not_count_a_poll(self):
+        self.idp.set(enforce_interval=True, interval=5)
+        _, dc = self.devicecode()
+        self.idp.approve(dc["user_code"])
+        self.idp.queue_fault("503")
+        self.assertEqual(self.poll(dc["device_code"])[0], 503)
+        status, tok = self.poll(dc["device_code"])   # not "slow_down": the 503 was no poll
+        self.assertEqual(status, 200, tok)
+
+    def test_faults_are_per_endpoint_fifo(self):
+        self.idp.queue_fault("500", endpoint="devicecode")
+        self.idp.queue_fault("503", endpoint="token", count=2)
+        self.assertEqual(self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)[0], 503)
+        self.assertEqual(self.devicecode()[0], 500)
+        self.assertEqual(self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)[0], 503)
+        self.assertEqual(self.devicecode()[0], 200)
+
+    def test_body_faults(self):
+        for kind in ("html", "badjson"):
+            self.idp.queue_fault(kind)
+        status, hdrs, body = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual((status, hdrs.get_content_type()), (200, "text/html"))
+        self.assertIn(b"<html>", body)
+        status, hdrs, body = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual(status, 200)
+        self.assertRaises(ValueError, json.loads, body)
+
+    def test_truncated(self):
+        self.idp.queue_fault("truncated")
+        with self.assertRaises(http.client.IncompleteRead) as cm:
+            self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual(cm.exception.expected, 4096 - len(cm.exception.partial))
+
+    def test_huge(self):
+        self.idp.set(huge_bytes=3 << 20)
+        self.idp.queue_fault("huge")
+        status, hdrs, body = self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertEqual((status, int(hdrs["Content-Length"]), len(body)),
+                         (200, 3 << 20, 3 << 20))
+        self.assertEqual(json.loads(body)["token_type"], "Bearer")
+        self.idp.set(huge_bytes=8 << 20)
+        self.idp.queue_fault("huge")   # a client that stops reading early
+        conn = http.client.HTTPSConnection("127.0.0.1", self.idp.port, context=self.ctx)
+        conn.request("POST", "/%s/oauth2/v2.0/token" % TENANT, body=b"")
+        r = conn.getresponse()
+        self.assertEqual(int(r.headers["Content-Length"]), 8 << 20)
+        r.read(1024)
+        conn.close()
+        self.assertEqual(self.devicecode()[0], 200)
+
+    def test_close_and_reset(self):
+        self.idp.queue_fault("close")
+        self.idp.queue_fault("reset")
+        with self.assertRaises((http.client.RemoteDisconnected, urllib.error.URLError)) as cm:
+            self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        self.assertNotIsInstance(getattr(cm.exception, "reason", None), ConnectionResetError)
+        with self.assertRaises((ConnectionResetError, urllib.error.URLError)) as cm:
+            self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True)
+        reason = getattr(cm.exception, "reason", cm.exception)
+        self.assertIsInstance(reason, ConnectionResetError)
+        self.assertEqual([r["status"] for r in self.idp.requests()], [None, None])
+
+    def test_hang(self):
+        self.idp.queue_fault("hang")
+        outcome = {}
+
+        def hung_request():
+            try:
+                self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True, timeout=60)
+                outcome["r"] = "answered"
+            except Exception as e:   # noqa: BLE001: any failure is what we expect
+                outcome["r"] = type(e).__name__
+        t = threading.Thread(target=hung_request)
+        t.start()
+        self.assertTrue(wait_until(lambda: len(self.idp.requests()) == 1))
+        self.idp.queue_fault("hang")
+        with self.assertRaises((socket.timeout, TimeoutError, urllib.error.URLError)):
+            self.call("/%s/oauth2/v2.0/token" % TENANT, {}, raw=True, timeout=0.3)
+        start = time.monotonic()
+        self.assertEqual(self.devicecode()[0], 200)   # the hang blocks nobody else
+        self.assertLess(time.monotonic() - start, 2)
+        self.assertTrue(t.is_alive())
+        self.idp.stop()
+        t.join(5)
+        self.assertFalse(t.is_alive())
+        self.assertNotEqual(outcome["r"], "answered")
+
+    def test_random_faults_are_deterministic(self):
+        def sequence():
+            idp = FakeIdp(CA_DIR).start()
+            try:
+                idp.random_faults(0.5, ["500", "503"], seed=42)
+                ctx = ssl.create_default_context(cafile=idp.ca_file)
+                out = []
+                for _ in range(30):
+                    req = urllib.request.Request(idp.url + "/organizations/oauth2/v2.0/token",
+                                                 b"")
+                    try:
+                        urllib.request.urlopen(req, context=ctx, timeout=10)
+                    except urllib.error.HTTPError as e:
+                        out.append(e.code)
+                return out, [r["fault"] for r in idp.requests()]
+            finally:
+                idp.stop()
+        (a, fa), (b, fb) = sequence(), sequence()
+        self.assertEqual((a, fa), (b, fb))
+        self.assertTrue({"500", "503", None} <= set(fa))
+        self.assertEqual(a, [int(f) if f else 400 for f in fa])
+
+    # ---- Kubernetes stand-in, discovery, admin, CLI ---------------------------------------
+
+    def test_kube_api(self):
+        tok = self.sign_in(user="erin@contoso.com")["access_token"]
+        status, body = self.call("/api/v1/namespaces/default/pods")
+        self.assertEqual((status, body["code"]), (401, 401))
+        status, body = self.call("/version", headers={"Authorization": "Bearer nope"})
+        self.assertEqual(status, 401)
+        auth = {"Authorization": "Bearer " + tok}
+        self.assertEqual(self.call("/version", headers=auth),
+                         (200, self.call("/version", headers=auth)[1]))
+        self.assertEqual(self.call("/version", headers=auth)[1]["gitVersion"], "v1.28.0")
+        self.assertEqual(self.call("/api/v1/namespaces/default/pods", headers=auth),
+                         (200, {"kind": "PodList", "apiVersion": "v1",
+                                "metadata": {"resourceVersion": "1"}, "items": []}))
+        self.assertEqual(self.idp.requests("api")[-1]["user"], "erin@contoso.com")
+
+    @unittest.skipUnless(shutil.which("kubectl"), "kubectl not installed")
+    def test_kubectl(self):
+        tok = self.sign_in()["access_token"]
+        kc = os.path.join(CA_DIR, "kubeconfig-%d" % self.idp.port)
+        base = ["kubectl", "--kubeconfig", kc, "--server", self.idp.url,
+                "--certificate-authority", self.idp.ca_file, "--request-timeout", "10s"]
+        open(kc, "w").close()
+        r = subprocess.run(base + ["--token", tok, "get", "pods"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("No resources found", r.stdout + r.stderr)
+        r = subprocess.run(base + ["--token", "bad", "get", "pods"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Unauthorized", r.stderr)
+
+    def test_discovery(self):
+        status, doc = self.call("/organizations/v2.0/.well-known/openid-configuration")
+        self.assertEqual(status, 200)
+        base = self.idp.url + "/organizations"
+        self.assertEqual(doc["issuer"], base + "/v2.0")
+        self.assertEqual(doc["token_endpoint"], base + "/oauth2/v2.0/token")
+        self.assertEqual(doc["device_authorization_endpoint"], base + "/oauth2/v2.0/devicecode")
+        self.assertIn("authorization_endpoint", doc)
+        self.assertEqual(self.call(doc["jwks_uri"][len(self.idp.url):]), (200, {"keys": []}))
+
+    def test_admin_http(self):
+        def admin(op, **args):
+            req = urllib.request.Request(self.idp.url + "/_admin/" + op,
+                                         json.dumps(args).encode(),
+                                         {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
+                return json.load(r)
+        self.assertEqual(admin("set", lifetime=77, refresh_in="none")["settings"]["lifetime"],
+                         77)
+        _, dc = self.devicecode()
+        self.assertEqual(admin("pending")["user_codes"], [dc["user_code"]])
+        self.assertEqual(admin("approve", user_code=dc["user_code"], user="f@x.org")["approved"],
+                         1)
+        tok = self.poll(dc["device_code"])[1]
+        self.assertEqual((tok["expires_in"], jwt_claims(tok["access_token"])["upn"]),
+                         (77, "f@x.org"))
+        admin("fault", kind="503", retry_after=3)
+        self.assertEqual(self.refresh(tok["refresh_token"])[0], 503)
+        self.assertEqual(admin("revoke", user="f@x.org")["revoked"], 1)
+        self.assertEqual(self.refresh(tok["refresh_token"])[1]["error"], "invalid_grant")
+        self.assertEqual(admin("requests")["requests"][-1]["error"], "invalid_grant")
+        self.assertTrue(admin("token_is_valid", token=tok["access_token"])["valid"])
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            admin("set", no_such_setting=1)
+        self.assertEqual(cm.exception.code, 400)
+
+
+class CliTest(unittest.TestCase):
+    def test_cli(self):
+        d = tempfile.mkdtemp(prefix="fake-idp-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        script = os.path.join(HERE, "fake_idp.py")
+        p = subprocess.Popen([sys.executable, script, "--dir", d, "--lifetime", "45"],
+                             stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        line = p.stdout.readline().strip()
+        self.assertRegex(line, r"^READY https://127\.0\.0\.1:\d+$")
+        url = line.split()[1]
+        with open(os.path.join(d, "url")) as f:
+            self.assertEqual(f.read().strip(), url)
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+        req = urllib.request.Request(url + "/organizations/oauth2/v2.0/devicecode",
+                                     urllib.parse.urlencode({"client_id": CLIENT,
+                                                             "scope": SCOPE}).encode())
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            user_code = json.load(r)["user_code"]
+        out = subprocess.run([sys.executable, script, "--dir", d, "admin", "pending"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(json.loads(out.stdout)["user_codes"], [user_code])
+        out = subprocess.run([sys.executable, script, "--dir", d, "admin", "approve"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(json.loads(out.stdout)["approved"], 1)
+        start = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(5), 0)
+        self.assertLess(time.monotonic() - start, 2)
+        p.stdout.close()
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=2)
+    finally:
+        shutil.rmtree(CA_DIR, ignore_errors=True)
