@@ -1,1 +1,1265 @@
-/* placeholder: being written */
+/* The configuration file: inih reads lines from our reader, the callbacks collect settings, and
+ * validation turns them into a Config or into every problem as "file:line: what is wrong". */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <syslog.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1)
+
+typedef enum DaemonKey {
+        DAEMON_SOCKET,
+        DAEMON_STATE_DIR,
+        DAEMON_LOG_LEVEL,
+        DAEMON_NOTIFY_COMMAND,
+        DAEMON_HTTP_TIMEOUT,
+        _DAEMON_KEY_MAX,
+} DaemonKey;
+
+static const char *const daemon_keys[_DAEMON_KEY_MAX] = {
+        [DAEMON_SOCKET] = "socket",
+        [DAEMON_STATE_DIR] = "state_dir",
+        [DAEMON_LOG_LEVEL] = "log_level",
+        [DAEMON_NOTIFY_COMMAND] = "notify_command",
+        [DAEMON_HTTP_TIMEOUT] = "http_timeout",
+};
+
+typedef enum ProfileKey {
+        PROFILE_TENANT,
+        PROFILE_AUTHORITY_HOST,
+        PROFILE_CLIENT_ID,
+        PROFILE_SERVER_ID,
+        PROFILE_REFRESH_BEFORE,
+        PROFILE_TOKEN_FILE,
+        PROFILE_SPARK_PROPERTIES,
+        PROFILE_KUBECONFIG,
+        PROFILE_CA_FILE,
+        _PROFILE_KEY_MAX,
+} ProfileKey;
+
+static const char *const profile_keys[_PROFILE_KEY_MAX] = {
+        [PROFILE_TENANT] = "tenant",
+        [PROFILE_AUTHORITY_HOST] = "authority_host",
+        [PROFILE_CLIENT_ID] = "client_id",
+        [PROFILE_SERVER_ID] = "server_id",
+        [PROFILE_REFRESH_BEFORE] = "refresh_before",
+        [PROFILE_TOKEN_FILE] = "token_file",
+        [PROFILE_SPARK_PROPERTIES] = "spark_properties",
+        [PROFILE_KUBECONFIG] = "kubeconfig",
+        [PROFILE_CA_FILE] = "ca_file",
+};
+
+/* One key's value as written, and where. */
+typedef struct Setting {
+        char *value; /* NULL: not given */
+        unsigned line;
+} Setting;
+
+typedef struct RawProfile {
+        char *name;
+        unsigned line;
+        Setting settings[_PROFILE_KEY_MAX]; /* all but spark_properties */
+        Setting *spark_properties;
+        size_t n_spark_properties;
+} RawProfile;
+
+typedef enum SectionKind {
+        SECTION_NONE,    /* before the first header */
+        SECTION_DAEMON,
+        SECTION_PROFILE,
+        SECTION_IGNORED, /* a header that was already reported: its keys would only add noise */
+} SectionKind;
+
+typedef struct Problem {
+        unsigned line;
+        size_t seq; /* keeps problems of one line in the order they were found */
+        char *text;
+} Problem;
+
+typedef struct Parser {
+        const char *path;
+        const ConfigEnv *env;
+
+        const char *text;
+        size_t len, pos;
+        unsigned line; /* of the line inih is working on: inih is built without handler line numbers */
+
+        SectionKind section;
+        RawProfile *profile; /* when section == SECTION_PROFILE */
+        Setting daemon[_DAEMON_KEY_MAX];
+        RawProfile **profiles;
+        size_t n_profiles;
+        bool saw_other_header; /* any but [daemon], also a refused one: "no profile" would be noise */
+
+        Problem *problems;
+        size_t n_problems;
+        bool oom;
+} Parser;
+
+/* A file that a profile writes, for finding two writers of one file. */
+typedef struct Output {
+        const char *path;
+        const char *profile;
+        const char *key;
+        unsigned line;
+} Output;
+
+static _printf_(3, 4) void problem(Parser *p, unsigned line, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        Problem *t;
+        va_list ap;
+        char *text;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                msg = NULL;
+                p->oom = true;
+                return;
+        }
+        /* Values come from the file: keep terminal control bytes out of the log. */
+        for (char *c = msg; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
+        if (asprintf(&text, "%s:%u: %s", p->path, line, msg) < 0) {
+                p->oom = true;
+                return;
+        }
+        t = realloc(p->problems, (p->n_problems + 1) * sizeof *t);
+        if (!t) {
+                free(text);
+                p->oom = true;
+                return;
+        }
+        p->problems = t;
+        p->problems[p->n_problems] = (Problem) { .line = line, .seq = p->n_problems, .text = text };
+        p->n_problems++;
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b && strcmp(a, b) == 0;
+}
+
+static bool is_blank(char c) {
+        return isspace((unsigned char) c);
+}
+
+/* inih's own rule: stop at one of chars, or at an inline ';' comment that follows whitespace. */
+static const char *find_chars_or_comment(const char *s, const char *chars) {
+        bool was_space = false;
+
+        for (; *s; s++) {
+                if (chars && strchr(chars, *s))
+                        break;
+                if (was_space && *s == ';')
+                        break;
+                was_space = is_blank(*s);
+        }
+        return s;
+}
+
+static unsigned edit_distance(const char *a, const char *b) {
+        unsigned row[33];
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la > 32 || lb > 32)
+                return UINT_MAX;
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned diag = row[0];
+                row[0] = (unsigned) i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned up = row[j];
+                        unsigned cost = tolower((unsigned char) a[i - 1]) != tolower((unsigned char) b[j - 1]);
+                        row[j] = MIN(MIN(row[j] + 1, row[j - 1] + 1), diag + cost);
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+static const char *closest_key(const char *name, const char *const *keys, size_t n) {
+        const char *best = NULL;
+        unsigned best_d = 3; /* a typo, not a different word */
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned d = edit_distance(name, keys[i]);
+                if (d < best_d) {
+                        best_d = d;
+                        best = keys[i];
+                }
+        }
+        return best;
+}
+
+static int key_index(const char *name, const char *const *keys, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(name, keys[i]) == 0)
+                        return (int) i;
+        return -1;
+}
+
+static RawProfile *raw_profile_free(RawProfile *rp) {
+        if (!rp)
+                return NULL;
+        free(rp->name);
+        for (size_t i = 0; i < _PROFILE_KEY_MAX; i++)
+                free(rp->settings[i].value);
+        for (size_t i = 0; i < rp->n_spark_properties; i++)
+                free(rp->spark_properties[i].value);
+        free(rp->spark_properties);
+        free(rp);
+        return NULL;
+}
+
+static void parser_done(Parser *p) {
+        for (size_t i = 0; i < _DAEMON_KEY_MAX; i++)
+                free(p->daemon[i].value);
+        for (size_t i = 0; i < p->n_profiles; i++)
+                raw_profile_free(p->profiles[i]);
+        free(p->profiles);
+        for (size_t i = 0; i < p->n_problems; i++)
+                free(p->problems[i].text);
+        free(p->problems);
+}
+
+static RawProfile *find_raw_profile(Parser *p, const char *name) {
+        for (size_t i = 0; i < p->n_profiles; i++)
+                if (strcmp(p->profiles[i]->name, name) == 0)
+                        return p->profiles[i];
+        return NULL;
+}
+
+/* A "[...]" header: name is what stands between the brackets. */
+static void section_begin(Parser *p, const char *name, size_t n) {
+        _cleanup_free_ char *s = NULL;
+        RawProfile *rp, **t;
+        char *e, *profile;
+
+        p->section = SECTION_IGNORED;
+        p->profile = NULL;
+
+        while (n > 0 && is_blank(*name)) {
+                name++;
+                n--;
+        }
+        while (n > 0 && is_blank(name[n - 1]))
+                n--;
+        s = strndup(name, n);
+        if (!s) {
+                p->oom = true;
+                return;
+        }
+
+        if (strcmp(s, "daemon") == 0) {
+                p->section = SECTION_DAEMON;
+                return;
+        }
+        p->saw_other_header = true;
+        if (!string_has_prefix(s, "profile") || (s[7] != 0 && !is_blank(s[7]))) {
+                if (strcasecmp(s, "daemon") == 0 || string_has_prefix(s, "Profile") ||
+                    string_has_prefix(s, "PROFILE"))
+                        problem(p, p->line, "unknown section [%s]: section names are lower case, [daemon] and [profile NAME]", s);
+                else if (profile_name_is_valid(s))
+                        problem(p, p->line, "unknown section [%s]: did you mean [profile %s]? Sections are [daemon] and [profile NAME]",
+                                s, s);
+                else
+                        problem(p, p->line, "unknown section [%s]: sections are [daemon] and [profile NAME]", s);
+                return;
+        }
+
+        profile = s + 7;
+        while (is_blank(*profile))
+                profile++;
+        if (!*profile) {
+                problem(p, p->line, "[profile] needs a name, e.g. [profile default]");
+                return;
+        }
+        if (!profile_name_is_valid(profile)) {
+                problem(p, p->line, "bad profile name '%s': use letters, digits, '_', '.' and '-' only", profile);
+                return;
+        }
+        if (strcmp(profile, ".") == 0 || strcmp(profile, "..") == 0) {
+                problem(p, p->line, "bad profile name '%s': it must not be '.' or '..'", profile);
+                return;
+        }
+        rp = find_raw_profile(p, profile);
+        if (rp) {
+                problem(p, p->line, "profile '%s' is defined twice (first at line %u): merge the sections or rename one",
+                        profile, rp->line);
+                return;
+        }
+
+        rp = calloc(1, sizeof *rp);
+        e = strdup(profile);
+        t = reallocarray(p->profiles, p->n_profiles + 1, sizeof *t);
+        if (t)
+                p->profiles = t;
+        if (!rp || !e || !t) {
+                free(rp);
+                free(e);
+                p->oom = true;
+                return;
+        }
+        rp->name = e;
+        rp->line = p->line;
+        p->profiles[p->n_profiles++] = rp;
+        p->section = SECTION_PROFILE;
+        p->profile = rp;
+}
+
+/* Looks at one line as inih will and returns false when it is no line inih should see: a
+ * problem was reported and the caller hands inih an empty comment instead. Headers are
+ * tracked here because inih tells its handler nothing of them (not even empty sections). */
+static bool reader_classify(Parser *p, const char *line) {
+        const char *end;
+
+        if (!*line || *line == ';' || *line == '#')
+                return true;
+
+        if (*line == '[') {
+                end = find_chars_or_comment(line + 1, "]");
+                if (*end != ']') {
+                        problem(p, p->line, "section header without a closing ']'");
+                        p->saw_other_header = true;
+                        p->section = SECTION_IGNORED;
+                        p->profile = NULL;
+                        return false;
+                }
+                section_begin(p, line + 1, (size_t) (end - line - 1));
+                for (end++; is_blank(*end); end++)
+                        ;
+                if (*end && *end != ';' && *end != '#')
+                        problem(p, p->line, "unexpected text after ']': '%s'", end);
+                return true;
+        }
+
+        end = find_chars_or_comment(line, "=:");
+        if (*end != '=' && *end != ':') {
+                problem(p, p->line, "cannot read this line: expected 'key = value', a [section] header or a ; comment");
+                return false;
+        }
+        if (end == line) {
+                problem(p, p->line, "no key before '%c'", *end);
+                return false;
+        }
+        return true;
+}
+
+/* inih's fgets-style reader over the text in memory. It counts lines itself, reports a line
+ * that would not fit inih's buffer (inih would cut it silently and read the rest as further
+ * lines), and drops leading whitespace, so that indented keys are keys and never turn into
+ * continuations of the key above. */
+static char *config_reader(char *buf, int num, void *userdata) {
+        Parser *p = userdata;
+        const char *start, *end, *eol;
+        size_t n;
+
+        if (p->pos >= p->len || num < 3)
+                return NULL;
+
+        start = p->text + p->pos;
+        eol = memchr(start, '\n', p->len - p->pos);
+        end = eol ?: p->text + p->len;
+        p->pos = (size_t) (end - p->text) + (eol ? 1 : 0);
+        p->line++;
+
+        if (p->line == 1 && end - start >= 3 && memcmp(start, "\xef\xbb\xbf", 3) == 0)
+                start += 3;
+        if (end > start && end[-1] == '\r')
+                end--;
+        n = (size_t) (end - start);
+
+        if (memchr(start, 0, n)) {
+                problem(p, p->line, "the line contains a NUL byte");
+                goto replace;
+        }
+        /* The line and its "\n\0" must fit the buffer. */
+        if (n > (size_t) num - 2) {
+                problem(p, p->line, "line too long (%zu bytes, at most %d)", n, num - 2);
+                goto replace;
+        }
+
+        while (start < end && is_blank(*start))
+                start++;
+        n = (size_t) (end - start);
+        memcpy(buf, start, n);
+        buf[n] = 0;
+        if (!reader_classify(p, buf))
+                goto replace;
+        buf[n] = '\n';
+        buf[n + 1] = 0;
+        return buf;
+
+replace:
+        /* Keep inih's line count in step with ours. */
+        strcpy(buf, ";\n");
+        return buf;
+}
+
+static void setting_set(Parser *p, Setting *s, const char *name, const char *value) {
+        char *v;
+
+        if (s->value) {
+                problem(p, p->line, "%s is already set at line %u: give it once", name, s->line);
+                return;
+        }
+        v = strdup(value);
+        if (!v) {
+                p->oom = true;
+                return;
+        }
+        s->value = v;
+        s->line = p->line;
+}
+
+static void spark_properties_add(Parser *p, RawProfile *rp, const char *value) {
+        Setting *t;
+        char *v;
+
+        v = strdup(value);
+        t = reallocarray(rp->spark_properties, rp->n_spark_properties + 1, sizeof *t);
+        if (t)
+                rp->spark_properties = t;
+        if (!v || !t) {
+                free(v);
+                p->oom = true;
+                return;
+        }
+        rp->spark_properties[rp->n_spark_properties++] = (Setting) { .value = v, .line = p->line };
+}
+
+static void unknown_key(Parser *p, const char *name, bool in_daemon) {
+        const char *const *keys = in_daemon ? daemon_keys : profile_keys;
+        size_t n = in_daemon ? ELEMENTSOF(daemon_keys) : ELEMENTSOF(profile_keys);
+        const char *where = in_daemon ? "[daemon]" : "a [profile NAME] section";
+        const char *guess;
+
+        if (!in_daemon && key_index(name, daemon_keys, ELEMENTSOF(daemon_keys)) >= 0)
+                problem(p, p->line, "%s belongs in the [daemon] section, not in [profile %s]", name, p->profile->name);
+        else if (in_daemon && key_index(name, profile_keys, ELEMENTSOF(profile_keys)) >= 0)
+                problem(p, p->line, "%s belongs in a [profile NAME] section, not in [daemon]", name);
+        else if ((guess = closest_key(name, keys, n)))
+                problem(p, p->line, "unknown key '%s' in %s: did you mean '%s'?", name, where, guess);
+        else
+                problem(p, p->line, "unknown key '%s' in %s", name, where);
+}
+
+static int config_handler(void *userdata, const char *section, const char *name, const char *value) {
+        Parser *p = userdata;
+        int k;
+
+        /* inih's section string is not used: ours is exact (inih cuts names at 49 bytes). */
+        switch (p->section) {
+        case SECTION_NONE:
+                problem(p, p->line, "%s is outside any section: put it under [daemon] or [profile NAME]", name);
+                break;
+        case SECTION_IGNORED:
+                break;
+        case SECTION_DAEMON:
+                k = key_index(name, daemon_keys, ELEMENTSOF(daemon_keys));
+                if (k < 0)
+                        unknown_key(p, name, true);
+                else
+                        setting_set(p, &p->daemon[k], name, value);
+                break;
+        case SECTION_PROFILE:
+                k = key_index(name, profile_keys, ELEMENTSOF(profile_keys));
+                if (k < 0)
+                        unknown_key(p, name, false);
+                else if (k == PROFILE_SPARK_PROPERTIES)
+                        spark_properties_add(p, p->profile, value);
+                else
+                        setting_set(p, &p->profile->settings[k], name, value);
+                break;
+        }
+        return 1; /* problems are collected, not reported through inih's single error line */
+}
+
+static const char *config_lookup(const char *name, void *userdata) {
+        const ConfigEnv *env = userdata;
+        const char *v = env->lookup ? env->lookup(name, env->userdata) : NULL;
+
+        /* ${HOME} means the same home as "~", also where the environment lacks it. */
+        if (!v && strcmp(name, "HOME") == 0)
+                v = env->home;
+        return v;
+}
+
+/* The first ${NAME} in s that the environment does not set, copied into buf. */
+static const char *first_unset_variable(const ConfigEnv *env, const char *s, char *buf, size_t size) {
+        for (const char *d = strstr(s, "${"); d; d = strstr(d + 2, "${")) {
+                const char *e = strchr(d + 2, '}');
+                size_t n;
+
+                if (!e)
+                        break;
+                n = (size_t) (e - d - 2);
+                if (n == 0 || n >= size)
+                        continue;
+                memcpy(buf, d + 2, n);
+                buf[n] = 0;
+                if (!config_lookup(buf, (void *) env))
+                        return buf;
+        }
+        return NULL;
+}
+
+/* Collapse "//" and "/./" and a trailing "/" so that one file compares equal to itself. ".."
+ * stays: resolving it by text would be wrong across a symlink. */
+static void path_simplify(char *path) {
+        const char *r = path;
+        char *w = path;
+
+        while (*r) {
+                const char *c;
+                size_t n;
+
+                while (*r == '/')
+                        r++;
+                c = r;
+                while (*r && *r != '/')
+                        r++;
+                n = (size_t) (r - c);
+                if (n == 0 || (n == 1 && c[0] == '.'))
+                        continue;
+                *w++ = '/';
+                memmove(w, c, n);
+                w += n;
+        }
+        if (w == path)
+                *w++ = '/';
+        *w = 0;
+}
+
+static bool value_is_quoted(const char *v) {
+        size_t n = strlen(v);
+        return n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0];
+}
+
+/* Expand ~ and ${VAR} and insist on an absolute path. An empty value gives NULL when allowed. */
+static int setting_path(Parser *p, const Setting *s, const char *key, bool empty_ok, char **ret) {
+        _cleanup_free_ char *x = NULL;
+        char var[256];
+        int r;
+
+        if (!*s->value) {
+                if (empty_ok) {
+                        *ret = NULL;
+                        return 0;
+                }
+                problem(p, s->line, "%s is empty: give a path or remove the line", key);
+                return -EINVAL;
+        }
+        if (value_is_quoted(s->value)) {
+                problem(p, s->line, "%s: values are not quoted, remove the quotes from %s", key, s->value);
+                return -EINVAL;
+        }
+
+        r = path_expand(s->value, p->env->home, config_lookup, (void *) p->env, &x);
+        if (r == -ENOMEM) {
+                p->oom = true;
+                return r;
+        }
+        if (r == -ENXIO) {
+                const char *name = first_unset_variable(p->env, s->value, var, sizeof var);
+                if (name)
+                        problem(p, s->line, "%s: ${%s} is not set in the daemon's environment: set it or write the path out",
+                                key, name);
+                else
+                        problem(p, s->line, "%s: '~' needs a home directory, and none is known", key);
+                return r;
+        }
+        if (r < 0) {
+                problem(p, s->line, "%s: malformed variable in '%s': write ${NAME} with letters, digits and '_'", key,
+                        s->value);
+                return r;
+        }
+        if (x[0] != '/') {
+                if (strcmp(x, s->value) == 0)
+                        problem(p, s->line, "%s '%s' is not an absolute path: start it with '/', '~/' or ${VAR}", key,
+                                s->value);
+                else
+                        problem(p, s->line, "%s '%s' expands to '%s', which is not an absolute path", key, s->value, x);
+                return -EINVAL;
+        }
+        path_simplify(x);
+        *ret = TAKE_PTR(x);
+        return 0;
+}
+
+static int setting_duration(Parser *p, const Setting *s, const char *key, usec_t *ret) {
+        int r = parse_duration(s->value, ret);
+
+        if (r == -ERANGE)
+                problem(p, s->line, "%s '%s' is too long: at most a year", key, s->value);
+        else if (r < 0)
+                problem(p, s->line, "%s '%s' is not a duration: write e.g. 90, 90s, 10m or 1h%s", key, s->value,
+                        strstr(s->value, " #") ? " (inline comments start with ';', not '#')" : "");
+        return r;
+}
+
+static bool is_hex_run(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isxdigit((unsigned char) s[i]))
+                        return false;
+        return true;
+}
+
+static bool is_guid(const char *s) {
+        return strlen(s) == 36 && is_hex_run(s, 8) && s[8] == '-' && is_hex_run(s + 9, 4) && s[13] == '-' &&
+               is_hex_run(s + 14, 4) && s[18] == '-' && is_hex_run(s + 19, 4) && s[23] == '-' &&
+               is_hex_run(s + 24, 12);
+}
+
+/* A DNS name of two labels or more: it ends up in URL paths, so nothing else may pass. */
+static bool is_domain(const char *s) {
+        size_t labels = 0, total = strlen(s);
+
+        if (total == 0 || total > 253)
+                return false;
+        for (const char *l = s;;) {
+                size_t n = strspn(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+                if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-')
+                        return false;
+                labels++;
+                if (l[n] == 0)
+                        break;
+                if (l[n] != '.')
+                        return false;
+                l += n + 1;
+        }
+        return labels >= 2;
+}
+
+static bool tenant_is_valid(const char *s) {
+        return streq_ptr(s, "organizations") || is_guid(s) || is_domain(s);
+}
+
+/* host[:port], where host may be an [IPv6] literal. */
+static bool authority_is_valid(const char *a, size_t n) {
+        size_t i = 0;
+
+        if (n == 0)
+                return false;
+        if (a[0] == '[') {
+                const char *close = memchr(a, ']', n);
+                if (!close || close == a + 1)
+                        return false;
+                for (const char *c = a + 1; c < close; c++)
+                        if (!isxdigit((unsigned char) *c) && *c != ':' && *c != '.')
+                                return false;
+                i = (size_t) (close - a) + 1;
+        } else {
+                while (i < n && (isalnum((unsigned char) a[i]) || a[i] == '-' || a[i] == '.'))
+                        i++;
+                if (i == 0)
+                        return false;
+        }
+        if (i == n)
+                return true;
+        if (a[i] != ':' || i + 1 == n || n - i - 1 > 5)
+                return false;
+        for (i++; i < n; i++)
+                if (!isdigit((unsigned char) a[i]))
+                        return false;
+        return true;
+}
+
+static bool authority_is_loopback(const char *a, size_t n) {
+        static const char *const hosts[] = { "127.0.0.1", "localhost", "[::1]" };
+
+        for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
+                size_t l = strlen(hosts[i]);
+                if (n >= l && strncasecmp(a, hosts[i], l) == 0 && (n == l || a[l] == ':'))
+                        return true;
+        }
+        return false;
+}
+
+/* https://host[:port][/path], or http:// to this machine only (tests, local proxies). */
+static int setting_authority_host(Parser *p, const Setting *s, char **ret) {
+        _cleanup_free_ char *v = strdup(s->value);
+        const char *a, *slash;
+        size_t n, alen;
+        bool https;
+
+        if (!v) {
+                p->oom = true;
+                return -ENOMEM;
+        }
+        n = strlen(v);
+        while (n > 0 && v[n - 1] == '/')
+                v[--n] = 0;
+
+        https = strncasecmp(v, "https://", 8) == 0;
+        if (!https && strncasecmp(v, "http://", 7) != 0) {
+                problem(p, s->line, "authority_host '%s' is not a URL: write e.g. %s", s->value, AKS_DEFAULT_AUTHORITY_HOST);
+                return -EINVAL;
+        }
+        a = v + (https ? 8 : 7);
+        slash = strchr(a, '/');
+        alen = slash ? (size_t) (slash - a) : strlen(a);
+        for (const char *c = v; *c; c++)
+                if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f || strchr("?#@\\\"<>", *c)) {
+                        problem(p, s->line, "authority_host '%s' must be a plain https://host[/path], without '%c'",
+                                s->value, *c);
+                        return -EINVAL;
+                }
+        if (!authority_is_valid(a, alen)) {
+                problem(p, s->line, "authority_host '%s' has no valid host name", s->value);
+                return -EINVAL;
+        }
+        if (!https && !authority_is_loopback(a, alen)) {
+                problem(p, s->line, "authority_host '%s' must use https:// (plain http:// is only for 127.0.0.1, localhost and [::1])",
+                        s->value);
+                return -EINVAL;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static bool is_visible_ascii(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f)
+                        return false;
+        return true;
+}
+
+static int strdup_to(Parser *p, const char *s, char **ret) {
+        char *d = strdup(s);
+        if (!d) {
+                p->oom = true;
+                return -ENOMEM;
+        }
+        *ret = d;
+        return 0;
+}
+
+/* The first component of a systemd *_DIRECTORY variable (several are ':'-separated), if absolute. */
+static int systemd_directory(const char *v, char **ret) {
+        size_t n;
+
+        if (!v || v[0] != '/') {
+                *ret = NULL;
+                return 0;
+        }
+        n = strcspn(v, ":");
+        *ret = strndup(v, n);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static bool xdg_dir_usable(const char *v) {
+        return v && v[0] == '/'; /* the XDG spec: relative values are to be ignored */
+}
+
+static int default_socket_path(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *rd = NULL;
+        int r;
+
+        if (xdg_dir_usable(env->xdg_runtime_dir))
+                return asprintf(ret, "%s/aksspark-tokend.sock", env->xdg_runtime_dir) < 0 ? -ENOMEM : 0;
+        r = systemd_directory(env->runtime_directory, &rd);
+        if (r < 0)
+                return r;
+        if (rd)
+                return asprintf(ret, "%s/aksspark-tokend.sock", rd) < 0 ? -ENOMEM : 0;
+        *ret = NULL;
+        return 0;
+}
+
+static int default_state_dir(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *sd = NULL;
+        int r;
+
+        r = systemd_directory(env->state_directory, &sd);
+        if (r < 0)
+                return r;
+        if (sd) {
+                *ret = TAKE_PTR(sd);
+                return 0;
+        }
+        if (xdg_dir_usable(env->xdg_state_home))
+                return asprintf(ret, "%s/aksspark-tokend", env->xdg_state_home) < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "%s/.local/state/aksspark-tokend", env->home) < 0 ? -ENOMEM : 0;
+}
+
+static void build_daemon(Parser *p, Config *c) {
+        const Setting *s;
+        int r;
+
+        s = &p->daemon[DAEMON_SOCKET];
+        if (s->value) {
+                if (setting_path(p, s, "socket", false, &c->socket_path) >= 0 &&
+                    strlen(c->socket_path) > SOCKET_PATH_MAX)
+                        problem(p, s->line, "socket path '%s' is %zu bytes, longer than a Unix socket address allows (%zu)",
+                                c->socket_path, strlen(c->socket_path), SOCKET_PATH_MAX);
+        } else if (default_socket_path(p->env, &c->socket_path) < 0)
+                p->oom = true;
+
+        s = &p->daemon[DAEMON_STATE_DIR];
+        if (s->value)
+                (void) setting_path(p, s, "state_dir", false, &c->state_dir);
+        else if (default_state_dir(p->env, &c->state_dir) < 0)
+                p->oom = true;
+
+        s = &p->daemon[DAEMON_LOG_LEVEL];
+        c->log_level = LOG_INFO;
+        if (s->value) {
+                r = log_level_from_string(s->value);
+                if (r < 0)
+                        problem(p, s->line, "log_level '%s' is not one of error, warning, info, debug%s", s->value,
+                                strstr(s->value, " #") ? " (inline comments start with ';', not '#')" : "");
+                else
+                        c->log_level = r;
+        }
+
+        s = &p->daemon[DAEMON_NOTIFY_COMMAND];
+        if (s->value && *s->value)
+                (void) strdup_to(p, s->value, &c->notify_command);
+
+        s = &p->daemon[DAEMON_HTTP_TIMEOUT];
+        c->http_timeout = AKS_DEFAULT_HTTP_TIMEOUT;
+        if (s->value && setting_duration(p, s, "http_timeout", &c->http_timeout) >= 0 &&
+            c->http_timeout < USEC_PER_SEC)
+                problem(p, s->line, "http_timeout '%s' is too short: give at least 1s", s->value);
+}
+
+static ProfileConfig *profile_config_free(ProfileConfig *pc) {
+        if (!pc)
+                return NULL;
+        free(pc->name);
+        free(pc->tenant);
+        free(pc->authority_host);
+        free(pc->client_id);
+        free(pc->server_id);
+        free(pc->token_file);
+        for (size_t i = 0; i < pc->n_spark_properties; i++)
+                free(pc->spark_properties[i]);
+        free(pc->spark_properties);
+        free(pc->kubeconfig);
+        free(pc->ca_file);
+        free(pc);
+        return NULL;
+}
+
+static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool default_token_file) {
+        ProfileConfig *pc;
+        const Setting *s;
+
+        pc = calloc(1, sizeof *pc);
+        if (!pc) {
+                p->oom = true;
+                return NULL;
+        }
+        pc->line = rp->line;
+        (void) strdup_to(p, rp->name, &pc->name);
+
+        s = &rp->settings[PROFILE_TENANT];
+        if (!s->value)
+                problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>",
+                        rp->name);
+        else if (!tenant_is_valid(s->value))
+                problem(p, s->line, "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
+                        s->value);
+        else
+                (void) strdup_to(p, s->value, &pc->tenant);
+
+        s = &rp->settings[PROFILE_AUTHORITY_HOST];
+        if (s->value)
+                (void) setting_authority_host(p, s, &pc->authority_host);
+        else
+                (void) strdup_to(p, AKS_DEFAULT_AUTHORITY_HOST, &pc->authority_host);
+
+        s = &rp->settings[PROFILE_CLIENT_ID];
+        if (!s->value)
+                (void) strdup_to(p, AKS_DEFAULT_CLIENT_ID, &pc->client_id);
+        else if (!is_guid(s->value))
+                problem(p, s->line, "client_id '%s' is not an application ID (a GUID such as %s)", s->value,
+                        AKS_DEFAULT_CLIENT_ID);
+        else
+                (void) strdup_to(p, s->value, &pc->client_id);
+
+        s = &rp->settings[PROFILE_SERVER_ID];
+        if (!s->value)
+                (void) strdup_to(p, AKS_DEFAULT_SERVER_ID, &pc->server_id);
+        else if (!is_visible_ascii(s->value))
+                problem(p, s->line, "server_id '%s' must be an application ID or URI without spaces (the AKS server is %s)",
+                        s->value, AKS_DEFAULT_SERVER_ID);
+        else
+                (void) strdup_to(p, s->value, &pc->server_id);
+
+        s = &rp->settings[PROFILE_REFRESH_BEFORE];
+        pc->refresh_before = AKS_DEFAULT_REFRESH_BEFORE;
+        if (s->value)
+                (void) setting_duration(p, s, "refresh_before", &pc->refresh_before);
+
+        s = &rp->settings[PROFILE_TOKEN_FILE];
+        if (s->value)
+                (void) setting_path(p, s, "token_file", true, &pc->token_file);
+        else if (default_token_file) {
+                const Setting d = { .value = (char *) AKS_DEFAULT_TOKEN_FILE, .line = rp->line };
+                (void) setting_path(p, &d, "token_file", false, &pc->token_file);
+        }
+
+        if (rp->n_spark_properties > 0) {
+                pc->spark_properties = calloc(rp->n_spark_properties, sizeof(char *));
+                if (!pc->spark_properties)
+                        p->oom = true;
+                else {
+                        /* A path that did not expand stays NULL: the config is refused then anyway,
+                         * and the slots keep matching their lines. */
+                        pc->n_spark_properties = rp->n_spark_properties;
+                        for (size_t i = 0; i < rp->n_spark_properties; i++)
+                                (void) setting_path(p, &rp->spark_properties[i], "spark_properties", false,
+                                                    &pc->spark_properties[i]);
+                }
+        }
+
+        s = &rp->settings[PROFILE_KUBECONFIG];
+        if (s->value)
+                (void) setting_path(p, s, "kubeconfig", true, &pc->kubeconfig);
+
+        s = &rp->settings[PROFILE_CA_FILE];
+        if (s->value)
+                (void) setting_path(p, s, "ca_file", true, &pc->ca_file);
+
+        return pc;
+}
+
+static void describe_writer(const Output *o, const Output *other, char *buf, size_t size) {
+        if (streq_ptr(o->profile, other->profile))
+                snprintf(buf, size, "this profile's %s (line %u)", o->key, o->line);
+        else
+                snprintf(buf, size, "profile '%s' (%s, line %u)", o->profile, o->key, o->line);
+}
+
+/* Two writers of one file would overwrite each other's token: name both. A file that a
+ * profile reads (kubeconfig, ca_file) must not be overwritten either. */
+static void check_outputs(Parser *p, Config *c) {
+        _cleanup_free_ Output *outs = NULL;
+        size_t n = 0, max = 1;
+        char who[256];
+
+        for (size_t i = 0; i < c->n_profiles; i++)
+                max += 1 + c->profiles[i]->n_spark_properties;
+        outs = calloc(max, sizeof *outs);
+        if (!outs) {
+                p->oom = true;
+                return;
+        }
+
+        for (size_t i = 0; i < c->n_profiles; i++) {
+                const ProfileConfig *pc = c->profiles[i];
+                const RawProfile *rp = p->profiles[i];
+                const Setting *tf = &rp->settings[PROFILE_TOKEN_FILE];
+
+                if (pc->token_file)
+                        outs[n++] = (Output) {
+                                .path = pc->token_file,
+                                .profile = pc->name,
+                                .key = tf->value ? "token_file" : "default token_file",
+                                .line = tf->value ? tf->line : rp->line,
+                        };
+                for (size_t j = 0; j < pc->n_spark_properties; j++)
+                        if (pc->spark_properties[j])
+                                outs[n++] = (Output) {
+                                        .path = pc->spark_properties[j],
+                                        .profile = pc->name,
+                                        .key = "spark_properties",
+                                        .line = rp->spark_properties[j].line,
+                                };
+        }
+
+        for (size_t j = 1; j < n; j++)
+                for (size_t i = 0; i < j; i++)
+                        if (streq_ptr(outs[i].path, outs[j].path)) {
+                                describe_writer(&outs[i], &outs[j], who, sizeof who);
+                                problem(p, outs[j].line,
+                                        "profile '%s' %s %s is also written by %s: give each file one writer",
+                                        outs[j].profile, outs[j].key, outs[j].path, who);
+                                break;
+                        }
+
+        for (size_t j = 0; j < n; j++)
+                for (size_t i = 0; i < c->n_profiles; i++) {
+                        const ProfileConfig *pc = c->profiles[i];
+                        const char *what = streq_ptr(pc->kubeconfig, outs[j].path) ? "kubeconfig"
+                                         : streq_ptr(pc->ca_file, outs[j].path)  ? "ca_file"
+                                                                                 : NULL;
+                        if (what) {
+                                problem(p, outs[j].line,
+                                        "profile '%s' %s %s is also the %s of profile '%s': it would be overwritten",
+                                        outs[j].profile, outs[j].key, outs[j].path, what, pc->name);
+                                break;
+                        }
+                }
+}
+
+static int problem_compare(const void *a, const void *b) {
+        const Problem *x = a, *y = b;
+
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int problems_take(Parser *p, ConfigErrors *errors) {
+        char **lines;
+
+        qsort(p->problems, p->n_problems, sizeof *p->problems, problem_compare);
+        lines = calloc(p->n_problems + 1, sizeof *lines);
+        if (!lines)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_problems; i++)
+                lines[i] = TAKE_PTR(p->problems[i].text);
+        errors->lines = lines;
+        errors->n = p->n_problems;
+        return 0;
+}
+
+void config_errors_clear(ConfigErrors *e) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < e->n; i++)
+                free(e->lines[i]);
+        free(e->lines);
+        e->lines = NULL;
+        e->n = 0;
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->socket_path);
+        free(c->state_dir);
+        free(c->notify_command);
+        for (size_t i = 0; i < c->n_profiles; i++)
+                profile_config_free(c->profiles[i]);
+        free(c->profiles);
+        free(c);
+        return NULL;
+}
+
+int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env, Config **ret,
+                 ConfigErrors *errors) {
+        _cleanup_(config_freep) Config *c = NULL;
+        Parser p = {
+                .path = path ?: "(config)",
+                .env = env,
+                .text = text,
+                .len = text ? len : 0,
+        };
+        int r;
+
+        if (!env || !ret || !errors)
+                return -EINVAL;
+        config_errors_clear(errors);
+
+        if (!env->home || env->home[0] != '/')
+                problem(&p, 1, "no home directory is known: set HOME to an absolute path");
+        else {
+                r = ini_parse_stream(config_reader, &p, config_handler, &p);
+                if (r == -2)
+                        p.oom = true;
+                else if (r != 0)
+                        /* Every line inih refuses should have been caught by the reader already. */
+                        problem(&p, (unsigned) r, "cannot read this line");
+        }
+        if (p.oom)
+                goto oom;
+
+        c = calloc(1, sizeof *c);
+        if (!c || strdup_to(&p, p.path, &c->path) < 0)
+                goto oom;
+
+        if (env->home && env->home[0] == '/') {
+                build_daemon(&p, c);
+
+                if (p.n_profiles == 0 && !p.saw_other_header)
+                        problem(&p, 1, "no profile is configured: add a [profile default] section with tenant = <your tenant>");
+                c->profiles = calloc(MAX(p.n_profiles, 1u), sizeof *c->profiles);
+                if (!c->profiles)
+                        goto oom;
+                for (size_t i = 0; i < p.n_profiles; i++) {
+                        const RawProfile *rp = p.profiles[i];
+                        bool default_token_file = streq_ptr(rp->name, "default") || p.n_profiles == 1;
+                        ProfileConfig *pc = build_profile(&p, rp, default_token_file);
+                        if (!pc)
+                                goto oom;
+                        c->profiles[c->n_profiles++] = pc;
+                }
+                check_outputs(&p, c);
+        }
+        if (p.oom)
+                goto oom;
+
+        if (p.n_problems > 0) {
+                r = problems_take(&p, errors);
+                parser_done(&p);
+                return r < 0 ? r : -EINVAL;
+        }
+
+        parser_done(&p);
+        *ret = TAKE_PTR(c);
+        return 0;
+
+oom:
+        parser_done(&p);
+        return -ENOMEM;
+}
+
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        char *line;
+        int r;
+
+        if (!path || !errors)
+                return -EINVAL;
+        config_errors_clear(errors);
+
+        r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
+        if (r < 0) {
+                if (r == -EFBIG)
+                        r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
+                                     CONFIG_FILE_MAX / 1024) < 0 ? -ENOMEM : -EFBIG;
+                else {
+                        errno = -r;
+                        r = asprintf(&line, "%s: cannot read the configuration: %m", path) < 0 ? -ENOMEM : r;
+                }
+                if (r == -ENOMEM)
+                        return r;
+                errors->lines = calloc(2, sizeof(char *));
+                if (!errors->lines) {
+                        free(line);
+                        return -ENOMEM;
+                }
+                errors->lines[0] = line;
+                errors->n = 1;
+                return r;
+        }
+
+        return config_parse(path, text, len, env, ret, errors);
+}
+
+int config_default_path(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *cd = NULL;
+        char *s;
+        int r;
+
+        r = systemd_directory(env->configuration_directory, &cd);
+        if (r < 0)
+                return r;
+        if (cd)
+                r = asprintf(&s, "%s/config.ini", cd);
+        else if (xdg_dir_usable(env->xdg_config_home))
+                r = asprintf(&s, "%s/aksspark-tokend/config.ini", env->xdg_config_home);
+        else if (env->home && env->home[0] == '/')
+                r = asprintf(&s, "%s/.config/aksspark-tokend/config.ini", env->home);
+        else
+                return -ENXIO;
+        if (r < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static const char *process_lookup(const char *name, void *userdata) {
+        return getenv(name);
+}
+
+static const char *getenv_nonempty(const char *name) {
+        const char *v = getenv(name);
+        return v && *v ? v : NULL;
+}
+
+int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
+        _cleanup_free_ char *home = NULL;
+        int r;
+
+        r = get_home_dir(&home);
+        if (r < 0)
+                return r;
+        *env = (ConfigEnv) {
+                .home = home,
+                .xdg_config_home = getenv_nonempty("XDG_CONFIG_HOME"),
+                .xdg_runtime_dir = getenv_nonempty("XDG_RUNTIME_DIR"),
+                .xdg_state_home = getenv_nonempty("XDG_STATE_HOME"),
+                .configuration_directory = getenv_nonempty("CONFIGURATION_DIRECTORY"),
+                .state_directory = getenv_nonempty("STATE_DIRECTORY"),
+                .runtime_directory = getenv_nonempty("RUNTIME_DIRECTORY"),
+                .lookup = process_lookup,
+        };
+        *ret_home_owner = TAKE_PTR(home);
+        return 0;
+}
+
+const ProfileConfig *config_find_profile(const Config *c, const char *name) {
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_profiles; i++)
+                if (strcmp(c->profiles[i]->name, name) == 0)
+                        return c->profiles[i];
+        return NULL;
+}
+
+const ProfileConfig *config_default_profile(const Config *c) {
+        const ProfileConfig *pc = config_find_profile(c, "default");
+
+        if (pc)
+                return pc;
+        return c && c->n_profiles == 1 ? c->profiles[0] : NULL;
+}
+
+char *profile_config_scope(const ProfileConfig *p) {
+        char *s;
+
+        if (asprintf(&s, "%s/.default openid profile offline_access", p->server_id) < 0)
+                return NULL;
+        return s;
+}
+
+char *profile_config_summary(const ProfileConfig *p) {
+        _cleanup_free_ char *files = NULL;
+        size_t size = 0, n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
+        FILE *f;
+        char *s;
+
+        f = open_memstream(&files, &size);
+        if (!f)
+                return NULL;
+        if (total == 0)
+                fputs("writes no files (the token is only served on the socket)", f);
+        else
+                fputs("writes ", f);
+        if (p->token_file) {
+                fputs(p->token_file, f);
+                n++;
+        }
+        for (size_t i = 0; i < p->n_spark_properties; i++, n++)
+                fprintf(f, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
+        if (fclose(f) != 0)
+                return NULL;
+
+        if (asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files) < 0)
+                return NULL;
+        return s;
+}
