@@ -655,6 +655,7 @@ START_TEST(test_inih_cuts_long_lines) {
         size_t n = 0;
         int r;
 
+        ck_assert(text && log);
         n += (size_t) sprintf(text, "[s]\ntoken_file = /");
         memset(text + n, 'a', 4096 - 14);
         memcpy(text + 250, "tenant=evil", 11);
@@ -676,6 +677,7 @@ START_TEST(test_long_lines) {
         char *text = malloc(16384);
         size_t n = 0;
 
+        ck_assert_ptr_nonnull(text);
         /* A 4 KiB line is one problem at its own line; the lines after it keep their numbers and
          * nothing inside it is read as a key. */
         n += (size_t) sprintf(text, DEFAULT_PROFILE "token_file = /");
@@ -697,6 +699,7 @@ static char *line_of_length(size_t len, const char *eol) {
         char *text = malloc(strlen(prefix) + len + 16);
         size_t n = strlen(prefix);
 
+        ck_assert_ptr_nonnull(text);
         strcpy(text, prefix);
         memset(text + n, 'b', len - strlen("token_file = /"));
         n += len - strlen("token_file = /");
@@ -852,6 +855,7 @@ START_TEST(test_load) {
         ck_assert_uint_eq(e.n, 1);
 
         data = malloc(2 * 1024 * 1024);
+        ck_assert_ptr_nonnull(data);
         memset(data, ';', 2 * 1024 * 1024);
         testlib_write_file(big, data, 2 * 1024 * 1024);
         free(data);
