@@ -9,10 +9,15 @@
 #include "util.h"
 
 #define HTTP_MAX_BODY_DEFAULT (1024 * 1024)
+#define HTTP_TIMEOUT_DEFAULT (30 * USEC_PER_SEC)         /* used when HttpOptions.timeout is 0 */
+#define HTTP_CONNECT_TIMEOUT_DEFAULT (10 * USEC_PER_SEC) /* used when .connect_timeout is 0 */
 
 typedef struct HttpClient HttpClient;
 typedef struct HttpRequest HttpRequest;
 
+/* TLS is always verified (peer and host name) against the system trust store plus ca_file.
+ * Only http and https, no redirects (a 3xx is an answer), proxies from the usual environment
+ * variables (https_proxy, http_proxy, all_proxy, no_proxy), as libcurl reads them. */
 typedef struct HttpOptions {
         const char *ca_file;     /* extra trust anchors on top of the system's; NULL = none */
         usec_t timeout;          /* whole exchange */
@@ -29,8 +34,17 @@ typedef struct HttpResponse {
         const char *error;       /* transport failure in words (curl's), NULL on success */
 } HttpResponse;
 
-/* result: 0 when an HTTP answer arrived (any status), else -ETIMEDOUT, -ECONNREFUSED,
- * -EFBIG (answer too large), -ECONNRESET, -EPROTO (TLS), -EHOSTUNREACH, -EIO.
+/* result: 0 when a whole HTTP answer arrived (any status), else a transport failure:
+ *   -ETIMEDOUT        connect or total timeout
+ *   -ECONNREFUSED     nothing listens (server or proxy)
+ *   -EHOSTUNREACH     name not resolved, or no route
+ *   -EPROTO           TLS failed: untrusted certificate, wrong host name, handshake error
+ *   -ECONNRESET       connection reset or closed before an answer (also mid-TLS-handshake)
+ *   -EPIPE            the answer was cut short (less than its Content-Length)
+ *   -EFBIG            the answer is larger than max_body
+ *   -EPROTONOSUPPORT  the URL is not http or https;  -EINVAL  malformed URL
+ *   -ENOMEM, -EIO     anything else
+ * response is never NULL; on failure its error holds curl's words (no body, no secret).
  * The request is freed after the callback returns; response is valid only during it. */
 typedef void (*http_done_fn)(HttpRequest *req, int result, const HttpResponse *response, void *userdata);
 
@@ -39,11 +53,15 @@ HttpClient *http_client_free(HttpClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
 
 /* POST an application/x-www-form-urlencoded body (a Secret: it may carry a refresh token).
- * The body is copied; the callback runs from the event loop, never from inside this call. */
+ * The body is copied (and wiped when done); the callback runs from the event loop, never from
+ * inside this call. opts may be NULL (defaults). A negative return means nothing started and
+ * done will not run. ret may be NULL. Callbacks may cancel other requests, start new ones, or
+ * free the client. */
 int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts,
                    http_done_fn done, void *userdata, HttpRequest **ret);
 
-/* Abort a request in flight; its callback will not run. NULL-safe. */
+/* Abort a request in flight; its callback will not run. NULL-safe; a no-op from inside the
+ * request's own callback. */
 void http_request_cancel(HttpRequest *req);
 
 /* Requests in flight (for tests and status). */
