@@ -622,9 +622,15 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
 /* Best effort: one answer to a client we will not serve, then close. */
 static void refuse(int fd, ErrorCode e, const char *message) {
         _cleanup_free_ char *line = protocol_error_answer(e, message);
+        char discard[4096];
 
         if (line)
                 (void) send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+        /* Closing with unread input makes the peer's read fail with ECONNRESET instead of
+         * reaching the end of our answer; read what it has sent so far. */
+        for (unsigned i = 0; i < 16; i++)
+                if (recv(fd, discard, sizeof discard, MSG_DONTWAIT) <= 0)
+                        break;
         safe_close(fd);
 }
 

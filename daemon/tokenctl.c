@@ -216,10 +216,22 @@ static int client_connect(Client *c, const char *path) {
 }
 
 static int client_send(Client *c, const char *data) {
-        int r = write_all(c->fd, data, strlen(data));
+        size_t len = strlen(data);
 
-        if (r < 0)
-                return fail(EXIT_TRANSIENT, "cannot send the request to aksspark-tokend: %s", strerror(-r));
+        while (len > 0) {
+                ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        /* The daemon may have answered and closed already (a refusal): that
+                         * answer is what to show, so go on to read it. */
+                        if (errno == EPIPE || errno == ECONNRESET)
+                                return 0;
+                        return fail(EXIT_TRANSIENT, "cannot send the request to aksspark-tokend: %s", strerror(errno));
+                }
+                data += n;
+                len -= (size_t) n;
+        }
         return 0;
 }
 
@@ -292,6 +304,8 @@ static int client_read_line(Client *c, usec_t deadline, const char **ret_line, s
                 if (r <= 0)
                         continue;
                 n = read(c->fd, c->buf + c->len, c->cap - c->len);
+                if (n < 0 && errno == ECONNRESET)
+                        n = 0;
                 if (n < 0) {
                         if (errno == EINTR || errno == EAGAIN)
                                 continue;
@@ -631,6 +645,13 @@ static int cmd_login(const char *path) {
         return 0;
 }
 
+/* forbidden and busy answer the connection, not a request: nothing more will come. */
+static bool connection_refused(json_t *answer) {
+        ErrorCode e = error_code_from_string(get_string(answer, "error"));
+
+        return !json_is_true(json_object_get(answer, "ok")) && (e == ERR_FORBIDDEN || e == ERR_BUSY);
+}
+
 /* The token, waiting for a refresh when the daemon has none yet (just started, say): a check
  * with min_valid 0 and the token request, pipelined on one connection. */
 static int fetch_token(const char *path, json_t **ret) {
@@ -647,8 +668,14 @@ static int fetch_token(const char *path, json_t **ret) {
                 r = client_send_request(&c, OP_TOKEN, false, 0);
         if (r == 0)
                 r = client_read_answer(&c, deadline, &check, NULL);
-        if (r == 0)
-                r = client_read_answer(&c, deadline, &token, NULL);
+        if (r != 0)
+                return r;
+        if (connection_refused(check)) {
+                r = answer_error(check);
+                json_decref(check);
+                return r;
+        }
+        r = client_read_answer(&c, deadline, &token, NULL);
         if (r != 0) {
                 json_decref(check);
                 return r;
