@@ -455,8 +455,15 @@ static void unknown_key(Parser *p, const char *name, bool in_daemon) {
                 problem(p, p->line, "%s belongs in a [profile NAME] section, not in [daemon]", name);
         else if ((guess = closest_key(name, keys, n)))
                 problem(p, p->line, "unknown key '%s' in %s: did you mean '%s'?", name, where, guess);
-        else
-                problem(p, p->line, "unknown key '%s' in %s", name, where);
+        else {
+                char known[256] = "";
+
+                for (size_t i = 0; i < n; i++) {
+                        strcat(known, i > 0 ? ", " : "");
+                        strcat(known, keys[i]);
+                }
+                problem(p, p->line, "unknown key '%s' in %s; the keys there are %s", name, where, known);
+        }
 }
 
 static int config_handler(void *userdata, const char *section, const char *name, const char *value) {
@@ -1058,6 +1065,49 @@ Config *config_free(Config *c) {
         return NULL;
 }
 
+/* Reads the text through inih and builds a Config from what it found. Problems and running out
+ * of memory are recorded in p; the Config is returned even then, for the caller to free. */
+static Config *parser_run(Parser *p) {
+        Config *c;
+        int r;
+
+        r = ini_parse_stream(config_reader, p, config_handler, p);
+        if (r == -2) {
+                p->oom = true;
+                return NULL;
+        }
+        if (r != 0)
+                /* Every line inih refuses should have been caught by the reader already. */
+                problem(p, (unsigned) r, "cannot read this line");
+
+        c = calloc(1, sizeof *c);
+        if (!c || strdup_to(p, p->path, &c->path) < 0) {
+                p->oom = true;
+                return c;
+        }
+
+        build_daemon(p, c);
+
+        if (p->n_profiles == 0 && !p->saw_other_header)
+                problem(p, 1, "no profile is configured: add a [profile default] section with tenant = <your tenant>");
+        c->profiles = calloc(MAX(p->n_profiles, 1u), sizeof *c->profiles);
+        if (!c->profiles) {
+                p->oom = true;
+                return c;
+        }
+        for (size_t i = 0; i < p->n_profiles; i++) {
+                const RawProfile *rp = p->profiles[i];
+                bool default_token_file = streq_ptr(rp->name, "default") || p->n_profiles == 1;
+                ProfileConfig *pc = build_profile(p, rp, default_token_file);
+
+                if (!pc)
+                        return c;
+                c->profiles[c->n_profiles++] = pc;
+        }
+        check_outputs(p, c);
+        return c;
+}
+
 int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env, Config **ret,
                  ConfigErrors *errors) {
         _cleanup_(config_freep) Config *c = NULL;
@@ -1073,57 +1123,21 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
                 return -EINVAL;
         config_errors_clear(errors);
 
-        if (!env->home || env->home[0] != '/')
+        if (env->home && env->home[0] == '/')
+                c = parser_run(&p);
+        else
                 problem(&p, 1, "no home directory is known: set HOME to an absolute path");
+
+        if (p.oom)
+                r = -ENOMEM;
+        else if (p.n_problems > 0)
+                r = problems_take(&p, errors) ?: -EINVAL;
         else {
-                r = ini_parse_stream(config_reader, &p, config_handler, &p);
-                if (r == -2)
-                        p.oom = true;
-                else if (r != 0)
-                        /* Every line inih refuses should have been caught by the reader already. */
-                        problem(&p, (unsigned) r, "cannot read this line");
+                *ret = TAKE_PTR(c);
+                r = 0;
         }
-        if (p.oom)
-                goto oom;
-
-        c = calloc(1, sizeof *c);
-        if (!c || strdup_to(&p, p.path, &c->path) < 0)
-                goto oom;
-
-        if (env->home && env->home[0] == '/') {
-                build_daemon(&p, c);
-
-                if (p.n_profiles == 0 && !p.saw_other_header)
-                        problem(&p, 1, "no profile is configured: add a [profile default] section with tenant = <your tenant>");
-                c->profiles = calloc(MAX(p.n_profiles, 1u), sizeof *c->profiles);
-                if (!c->profiles)
-                        goto oom;
-                for (size_t i = 0; i < p.n_profiles; i++) {
-                        const RawProfile *rp = p.profiles[i];
-                        bool default_token_file = streq_ptr(rp->name, "default") || p.n_profiles == 1;
-                        ProfileConfig *pc = build_profile(&p, rp, default_token_file);
-                        if (!pc)
-                                goto oom;
-                        c->profiles[c->n_profiles++] = pc;
-                }
-                check_outputs(&p, c);
-        }
-        if (p.oom)
-                goto oom;
-
-        if (p.n_problems > 0) {
-                r = problems_take(&p, errors);
-                parser_done(&p);
-                return r < 0 ? r : -EINVAL;
-        }
-
         parser_done(&p);
-        *ret = TAKE_PTR(c);
-        return 0;
-
-oom:
-        parser_done(&p);
-        return -ENOMEM;
+        return r;
 }
 
 int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors) {

@@ -452,7 +452,12 @@ END_TEST
 START_TEST(test_keys_and_sections) {
         EXPECT_ERRORS(DEFAULT_PROFILE "tenat = x\n", "3: unknown key 'tenat' in a [profile NAME] section: did you mean 'tenant'?");
         EXPECT_ERRORS(DEFAULT_PROFILE "Token_File = ~/t\n", "3: did you mean 'token_file'?");
-        EXPECT_ERRORS(DEFAULT_PROFILE "colour = blue\n", "3: unknown key 'colour' in a [profile NAME] section");
+        EXPECT_ERRORS(DEFAULT_PROFILE "colour = blue\n",
+                      "3: unknown key 'colour' in a [profile NAME] section; the keys there are tenant, authority_host, "
+                      "client_id, server_id, refresh_before, token_file, spark_properties, kubeconfig, ca_file");
+        EXPECT_ERRORS("[daemon]\nverbosity = 3\n" DEFAULT_PROFILE,
+                      "2: unknown key 'verbosity' in [daemon]; the keys there are socket, state_dir, log_level, "
+                      "notify_command, http_timeout");
         EXPECT_ERRORS("[daemon]\nsockt = /run/x.sock\n" DEFAULT_PROFILE,
                       "2: unknown key 'sockt' in [daemon]: did you mean 'socket'?");
         EXPECT_ERRORS("[daemon]\ntenant = " TENANT "\n" DEFAULT_PROFILE,
