@@ -68,6 +68,7 @@ struct Connection {
 
         bool waiting;                   /* a refresh, check or login is under way */
         RequestOp waiting_op;
+        usec_t waiting_min_valid;
         ProfileWaiter *waiter;
         sd_event_source *wait_timer;
 
@@ -240,10 +241,31 @@ static void connection_wait_end(Connection *c) {
         connection_update_events(c);
 }
 
+/* A check that refreshed, and still has a token shorter than asked: say so, it is no failure
+ * of the identity provider (AAD gives 60 to 90 minutes). */
+static bool connection_answer_too_short(Connection *c, Profile *p) {
+        usec_t now = now_realtime();
+        ProfileSnapshot snap;
+        char left[32], asked[32];
+
+        profile_snapshot(p, &snap);
+        if (snap.state != PROFILE_VALID || snap.expires_on <= now ||
+            snap.expires_on - now >= c->waiting_min_valid)
+                return false;
+        connection_answer_errorf(c, ERR_REFRESH_FAILED,
+                                 "profile %s: the token is valid for %s, less than the %s asked for, even just after a "
+                                 "refresh",
+                                 snap.name, format_duration(left, sizeof left, snap.expires_on - now),
+                                 format_duration(asked, sizeof asked, c->waiting_min_valid));
+        return true;
+}
+
 static void on_profile_done(Profile *p, int result, void *userdata) {
         Connection *c = userdata;
 
-        if (result < 0)
+        if (result == -EIO && c->waiting_op == OP_CHECK && connection_answer_too_short(c, p))
+                ;
+        else if (result < 0)
                 connection_answer_profile_error(c, p, result);
         else
                 connection_answer_status(c, p);
@@ -276,6 +298,7 @@ static void connection_start_wait(Connection *c, Profile *p, const Request *req)
 
         c->waiting = true;
         c->waiting_op = req->op;
+        c->waiting_min_valid = req->min_valid;
         switch (req->op) {
         case OP_REFRESH:
                 r = profile_refresh(p, on_profile_done, c, &w);
