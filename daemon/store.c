@@ -321,48 +321,10 @@ int store_load(const char *state_dir, const char *profile, StoredProfile *ret) {
         return r;
 }
 
-/* Until atomic_replace() lands: temp file in the same directory, fsync, rename, fsync dir. */
-static int store_write_atomic(const char *dir, const char *path, const char *data, size_t len) {
-        _cleanup_free_ char *temp = NULL;
-        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
-        int r;
-
-        if (asprintf(&temp, "%s/" ATOMIC_TEMP_PREFIX "XXXXXX", dir) < 0)
-                return -ENOMEM;
-        fd = mkostemp(temp, O_CLOEXEC); /* O_EXCL, mode 0600 */
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, 0600) < 0)
-                goto fail_errno;
-
-        for (size_t done = 0; done < len;) {
-                ssize_t n = write(fd, data + done, len - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        goto fail_errno;
-                }
-                done += (size_t) n;
-        }
-        if (fsync(fd) < 0)
-                goto fail_errno;
-        if (rename(temp, path) < 0)
-                goto fail_errno;
-
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0)
-                return -errno;
-        return 0;
-
-fail_errno:
-        r = -errno;
-        (void) unlink(temp);
-        return r;
-}
-
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s) {
         _cleanup_free_ char *path = NULL;
         _cleanup_secret_ Secret *text = NULL;
+        struct stat st;
         int r;
 
         r = store_path(state_dir, profile, &path);
@@ -371,10 +333,15 @@ int store_save(const char *state_dir, const char *profile, const StoredProfile *
         r = store_serialize(s, &text);
         if (r < 0)
                 return r;
-        r = mkdir_parents(state_dir, 0700);
-        if (r < 0)
-                return r;
-        return store_write_atomic(state_dir, path, secret_reveal(text), secret_len(text));
+
+        /* atomic_replace() writes through a symlink (right for outputs); a symlink here is not
+         * ours and would carry the refresh token elsewhere: replace the link itself. */
+        if (lstat(path, &st) >= 0 && S_ISLNK(st.st_mode) && unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        /* Temp files a crash left behind hold old refresh tokens: only the lock holder saves. */
+        (void) atomic_remove_stale_temps(path);
+
+        return atomic_replace(path, secret_reveal(text), secret_len(text), 0600, ATOMIC_MKDIR_PARENTS, NULL);
 }
 
 int store_remove(const char *state_dir, const char *profile) {

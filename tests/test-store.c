@@ -244,6 +244,30 @@ START_TEST(test_save_load_modes) {
 }
 END_TEST
 
+START_TEST(test_save_replaces_symlink_and_stale_temps) {
+        _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
+        _cleanup_free_ char *file = path_join(dir, "default.json"), *elsewhere = path_join(dir, "elsewhere"),
+                            *stale = path_join(dir, ".aksspark-tmp.0123456789abcdef.default.json");
+        struct stat st;
+
+        /* A crash mid-write left a temp file; a symlink points the state file elsewhere. */
+        testlib_write_file(stale, "old refresh token", 17);
+        testlib_write_file(elsewhere, "x", 1);
+        ck_assert_int_eq(symlink(elsewhere, file), 0);
+
+        fill_profile(&s);
+        ck_assert_int_eq(store_save(dir, "default", &s), 0);
+        ck_assert_int_eq(lstat(file, &st), 0);
+        ck_assert(S_ISREG(st.st_mode));
+        ck_assert_int_eq(stat(elsewhere, &st), 0);
+        ck_assert_int_eq(st.st_size, 1); /* the token did not go through the link */
+        ck_assert_int_eq(access(stale, F_OK), -1);
+        ck_assert_int_eq(store_load(dir, "default", &back), 0);
+        assert_profiles_equal(&s, &back);
+        ck_assert_uint_eq(count_entries(dir), 2);
+}
+END_TEST
+
 START_TEST(test_load_missing_and_remove) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
 
@@ -402,6 +426,7 @@ static Suite *store_suite(void) {
         tc = tcase_create("files");
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_save_load_modes);
+        tcase_add_test(tc, test_save_replaces_symlink_and_stale_temps);
         tcase_add_test(tc, test_load_missing_and_remove);
         tcase_add_test(tc, test_bad_profile_names);
         tcase_add_test(tc, test_load_corrupt_files);
