@@ -27,11 +27,20 @@ void stored_profile_clear(StoredProfile *s);
 int store_serialize(const StoredProfile *s, Secret **ret);
 int store_parse(const char *text, size_t len, StoredProfile *ret); /* -EBADMSG if corrupt */
 
-/* <state_dir>/<profile>.json. load: -ENOENT none, -EBADMSG corrupt. */
+/* <state_dir>/<profile>.json (-EINVAL for a name profile_name_is_valid() refuses).
+ * The file is JSON with "version": 1; unknown fields are ignored, anything else unexpected
+ * (partial, wrong types, another version, over 1 MiB) is -EBADMSG.
+ * load: -ENOENT none, -EBADMSG corrupt or not a regular file (a symlink, FIFO or directory is
+ *       refused, never followed). A wider mode than 0600 is narrowed and the file still used.
+ * save: atomic (atomic_replace), mode 0600, state_dir created 0700; a symlink there is replaced,
+ *       not written through; stale temp files of a crashed save are removed first.
+ * remove: 0 also when there was none; the directory is fsync'd so a logout survives power loss. */
 int store_load(const char *state_dir, const char *profile, StoredProfile *ret);
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s);
 int store_remove(const char *state_dir, const char *profile);
 
-/* Create state_dir (0700) and take <state_dir>/lock. -EBUSY when another process holds it,
- * with its pid in *ret_holder (0 if unknown). The lock lives as long as *ret_fd. */
+/* Create state_dir (0700) and take <state_dir>/lock (flock, O_CLOEXEC; our pid written into it).
+ * -EBUSY when another open lock holds it, with the holder's pid in *ret_holder (0 if unknown;
+ * ret_holder may be NULL). The lock lives as long as *ret_fd; the kernel drops it when the
+ * holder dies, so there is no stale lock to clean up. */
 int store_lock(const char *state_dir, int *ret_fd, pid_t *ret_holder);
