@@ -397,7 +397,6 @@ START_TEST(test_lock_contention) {
 END_TEST
 
 START_TEST(test_lock_holder_unknown) {
-        _cleanup_free_ char *lock = path_join(dir, "lock");
         int fd = -1, fd2 = -1;
         pid_t holder = -1;
 
