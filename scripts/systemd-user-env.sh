@@ -9,9 +9,10 @@
 #                                      remove /run/user/UID (idempotent; keeps the user)
 #   systemd-user-env.sh purge USER     down, then remove the user and its home
 #
-# Must run as root. There is no journald here: units inherit the manager's stdout, so every
-# unit's output goes to MANAGER_LOG, /run/aksspark-user-env/USER.log. The manager's own
-# messages are lost (it closes its stderr); ask `systemctl --user status/show` instead.
+# Must run as root. There is no journald here: a drop-in for every service of the manager
+# ($XDG_RUNTIME_DIR/systemd/user/service.d/) sends their output to MANAGER_LOG,
+# /run/aksspark-user-env/USER.log. The manager's own messages are lost (it closes its stderr
+# when it is not on a terminal); ask `systemctl --user status/show` instead.
 set -euo pipefail
 
 STATE=/run/aksspark-user-env
@@ -70,8 +71,17 @@ cmd_up() {
         uid=$(id -u "$user")
         rt=/run/user/$uid
         log=$STATE/$user.log
-        mkdir -p "$STATE" /run/systemd/system   # the latter makes sd_booted() true
+        # What PID 1 systemd would have made: /run/systemd/system makes sd_booted() true, and
+        # /run/systemd/unit-root is where a user manager assembles a sandboxed unit's mount
+        # namespace (ProtectSystem= etc. with PrivateUsers=); it cannot create it itself.
+        mkdir -p "$STATE" /run/systemd/system
+        install -d -m 0755 /run/systemd/unit-root
         install -d -m 0700 -o "$user" -g "$(id -g "$user")" "$rt"
+        install -d -m 0755 -o "$user" -g "$(id -g "$user")" \
+                "$rt/systemd" "$rt/systemd/user" "$rt/systemd/user/service.d"
+        printf '[Service]\nStandardOutput=append:%s\nStandardError=inherit\n' "$log" \
+                >"$rt/systemd/user/service.d/50-systemd-user-env.conf"
+        chown "$user" "$rt/systemd/user/service.d/50-systemd-user-env.conf"
 
         if pid=$(manager_pid "$user") && [ -S "$rt/systemd/private" ]; then
                 echo "$uid $rt $log"
@@ -89,6 +99,7 @@ cmd_up() {
         done
 
         : >"$log"
+        chown "$user" "$log"
         chmod 0644 "$log"
         (
                 for dir in $(cgroup_dirs "$uid"); do
@@ -97,10 +108,7 @@ cmd_up() {
                 exec setsid runuser -u "$user" -- env -i \
                         PATH=/usr/local/bin:/usr/bin:/bin \
                         XDG_RUNTIME_DIR="$rt" \
-                        "$SYSTEMD" --user \
-                        --default-standard-output=inherit \
-                        --default-standard-error=inherit \
-                        </dev/null >>"$log" 2>&1
+                        "$SYSTEMD" --user </dev/null >>"$log" 2>&1
         ) &
         echo $! >"$STATE/$user.pid"
 
