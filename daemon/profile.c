@@ -910,7 +910,7 @@ static void state_load(Profile *p) {
                 p->needs_login = true;
                 log_error_errno(r, "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
                                    "aksspark-tokenctl --profile %s login",
-                                p->manager->config->state_dir, p->name, p->name);
+                                p->name, p->manager->config->state_dir, p->name);
                 notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
                 return;
         }
