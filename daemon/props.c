@@ -35,8 +35,9 @@ typedef struct LineReader {
         bool pending_at_end;
 } LineReader;
 
+/* The logical lines held the old token's value: wipe them. */
 static void line_reader_done(LineReader *r) {
-        free(r->chars);
+        erase_and_free(r->chars, r->cap);
         free(r->pos);
 }
 
@@ -46,9 +47,12 @@ static int line_reader_push(LineReader *r, size_t len, char c, size_t at) {
                 char *c2;
                 size_t *p2;
 
-                c2 = realloc(r->chars, cap);
+                c2 = malloc(cap);
                 if (!c2)
                         return -ENOMEM;
+                if (r->chars)
+                        memcpy(c2, r->chars, r->cap);
+                erase_and_free(r->chars, r->cap);
                 r->chars = c2;
                 p2 = reallocarray(r->pos, cap, sizeof(size_t));
                 if (!p2)

@@ -36,8 +36,13 @@ int outputs_new(const ProfileConfig *p, Outputs **ret);
 Outputs *outputs_free(Outputs *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outputs *, outputs_free);
 
-/* Write token to every output. Logs each failure and each narrowed mode once. Returns 0 when
- * all succeeded, else the first failure's negative errno (the others are still attempted). */
+/* Write token to every output (mode 0600, missing parent directories created 0700; unchanged
+ * files are not rewritten). A token file gets the raw token; a spark.properties is edited by
+ * props_replace_token() (an existing file over 1 MiB: -EFBIG), or, when missing, made by
+ * props_new_file() with spark.master from the kubeconfig (a kubeconfig that gives no server is
+ * a warning, not a failure). Logs each failure and each narrowed mode once. last_message is
+ * "<step>: <strerror>", never a token. Returns 0 when all succeeded, else the first failure's
+ * negative errno (the others are still attempted). */
 int outputs_write_all(Outputs *o, const Secret *token, usec_t now);
 
 /* True when every output has been written successfully with the last token given. */
