@@ -93,31 +93,38 @@ Outputs *outputs_free(Outputs *o) {
 static char *outputs_k8s_server(const Outputs *o) {
         _cleanup_free_ char *text = NULL;
         char *server = NULL;
+        const char *why;
         size_t len;
         int r;
 
         if (!o->kubeconfig)
                 return NULL;
         r = read_file_full(o->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to read kubeconfig %s, writing spark.properties without spark.master: %m",
-                                  o->kubeconfig);
-                return NULL;
+        if (r >= 0)
+                r = kubeconfig_current_server(text, len, &server);
+        if (r >= 0)
+                return server;
+
+        switch (r) {
+        case -ENOENT:
+                why = text ? "it has no usable current-context" : "it does not exist";
+                break;
+        case -ENODATA:
+                why = "the current context's cluster has no server";
+                break;
+        case -EBADMSG:
+                why = "it is not valid YAML or not a kubeconfig";
+                break;
+        default:
+                why = NULL;
         }
-        r = kubeconfig_current_server(text, len, &server);
-        if (r == -ENOENT)
-                log_warning("Kubeconfig %s has no usable current-context, writing spark.properties without spark.master.",
-                            o->kubeconfig);
-        else if (r == -ENODATA)
-                log_warning("The current cluster in kubeconfig %s has no server, writing spark.properties without spark.master.",
-                            o->kubeconfig);
-        else if (r == -EBADMSG)
-                log_warning("Kubeconfig %s is not valid YAML or not a kubeconfig, writing spark.properties without spark.master.",
-                            o->kubeconfig);
-        else if (r < 0)
-                log_warning_errno(r, "Failed to parse kubeconfig %s, writing spark.properties without spark.master: %m",
+        if (why)
+                log_warning("Cannot take spark.master from kubeconfig %s: %s. Writing spark.properties without it.",
+                            o->kubeconfig, why);
+        else
+                log_warning_errno(r, "Cannot take spark.master from kubeconfig %s: %m. Writing spark.properties without it.",
                                   o->kubeconfig);
-        return r < 0 ? NULL : server;
+        return NULL;
 }
 
 /* The bytes for one output; *ret_what says which step failed, for the status message. */
@@ -147,7 +154,8 @@ static int output_content(const Outputs *o, const Output *out, const Secret *tok
                 return r;
         }
         if (r < 0) {
-                *ret_what = r == -EFBIG ? "the existing file is larger than 1 MiB" : "cannot read the existing file";
+                *ret_what = r == -EFBIG ? "the existing file is larger than 1 MiB"
+                                        : "cannot read the existing file";
                 return r;
         }
 
@@ -170,16 +178,16 @@ static int output_write(Outputs *o, Output *out, const Secret *token, usec_t now
 
         r = output_content(o, out, token, &content, &what);
         if (r >= 0)
-                r = atomic_replace(out->path, secret_reveal(content), secret_len(content), OUTPUT_MODE,
-                                   ATOMIC_MKDIR_PARENTS, &res);
+                r = atomic_replace(out->path, secret_reveal(content), secret_len(content),
+                                   OUTPUT_MODE, ATOMIC_MKDIR_PARENTS, &res);
         if (r < 0) {
                 out->last_result = r;
                 if (asprintf(&msg, "%s: %s", what, strerror(-r)) >= 0) {
                         free(out->last_message);
                         out->last_message = msg;
                 }
-                log_warning_errno(r, "Failed to write %s %s (%s): %m", output_kind_to_string(out->kind), out->path,
-                                  what);
+                log_warning_errno(r, "Failed to write %s %s (%s): %m",
+                                  output_kind_to_string(out->kind), out->path, what);
                 return r;
         }
 
@@ -226,7 +234,8 @@ void outputs_remove_stale_temps(const Outputs *o) {
         for (size_t i = 0; i < o->n; i++) {
                 int r = atomic_remove_stale_temps(o->items[i].path);
                 if (r < 0)
-                        log_debug_errno(r, "Failed to look for stale temp files next to %s: %m", o->items[i].path);
+                        log_debug_errno(r, "Failed to look for stale temp files next to %s: %m",
+                                        o->items[i].path);
                 else if (r > 0)
                         log_info("Removed %d temp file(s) an interrupted write left next to %s.", r,
                                  o->items[i].path);

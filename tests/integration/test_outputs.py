@@ -238,11 +238,11 @@ class OutputsTest(unittest.TestCase):
         cases = [
             ("several-contexts.yaml", "spark.master k8s://https://prod.hcp.northeurope.azmk8s.io:443\n", None),
             ("aks.yaml", "spark.master k8s://https://spark-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443\n", None),
-            ("no-current-context.yaml", None, "no usable current-context"),
-            ("unknown-current-context.yaml", None, "no usable current-context"),
-            ("cluster-without-server.yaml", None, "has no server"),
+            ("no-current-context.yaml", None, "it has no usable current-context"),
+            ("unknown-current-context.yaml", None, "it has no usable current-context"),
+            ("cluster-without-server.yaml", None, "cluster has no server"),
             ("not-yaml.yaml", None, "not valid YAML"),
-            ("does-not-exist.yaml", None, "Failed to read kubeconfig"),
+            ("does-not-exist.yaml", None, "it does not exist"),
         ]
         for i, (name, master, warning) in enumerate(cases):
             with self.subTest(kubeconfig=name):
