@@ -1,4 +1,5 @@
-/* When to refresh and how long to back off. Pure: times and random bits are arguments. */
+/* When to refresh and how long to back off. Pure: times and random bits are arguments.
+ * The exact rules are written at the top of daemon/schedule.c. */
 #pragma once
 
 #include <stdbool.h>

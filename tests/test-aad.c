@@ -48,13 +48,13 @@ static AadOutcome token_answer(long status, const char *body, AadToken *t, AadEr
         return aad_parse_token_answer(status, body, body ? strlen(body) : 0, t, e);
 }
 
-/* No window of 12 bytes of secret appears in s. */
-static void assert_no_piece_of(const char *s, const char *secret) {
+/* No window of 12 bytes of secret (starting every stride bytes) appears in s. */
+static void assert_no_piece_of_stride(const char *s, const char *secret, size_t stride) {
         size_t n = strlen(secret);
 
         if (!s)
                 return;
-        for (size_t i = 0; i + 12 <= n; i++) {
+        for (size_t i = 0; i + 12 <= n; i += stride) {
                 char piece[13];
 
                 memcpy(piece, secret + i, 12);
@@ -63,11 +63,15 @@ static void assert_no_piece_of(const char *s, const char *secret) {
         }
 }
 
+static void assert_error_safe_stride(const AadError *e, const char *secret, size_t stride) {
+        assert_no_piece_of_stride(e->error, secret, stride);
+        assert_no_piece_of_stride(e->description, secret, stride);
+        assert_no_piece_of_stride(e->correlation_id, secret, stride);
+        assert_no_piece_of_stride(e->trace_id, secret, stride);
+}
+
 static void assert_error_safe(const AadError *e, const char *secret) {
-        assert_no_piece_of(e->error, secret);
-        assert_no_piece_of(e->description, secret);
-        assert_no_piece_of(e->correlation_id, secret);
-        assert_no_piece_of(e->trace_id, secret);
+        assert_error_safe_stride(e, secret, 1);
 }
 
 START_TEST(test_urls) {
@@ -329,6 +333,61 @@ START_TEST(test_truncations) {
 }
 END_TEST
 
+/* Random damage to good answers: whatever comes out is a whole answer or a clean refusal. */
+START_TEST(test_mutations) {
+        _cleanup_free_ char *err = aad_error_body("invalid_grant", 50173, "The provided grant has expired.");
+        const char *bodies[] = {
+                "{\"token_type\":\"Bearer\",\"expires_in\":\"3599\",\"refresh_in\":1800,"
+                "\"access_token\":\"" ACCESS_TOKEN "\",\"refresh_token\":\"" REFRESH_TOKEN "\"}",
+                "{\"user_code\":\"FQK5HW3UF\",\"device_code\":\"" DEVICE_CODE "\",\"verification_uri\":"
+                "\"https://microsoft.com/devicelogin\",\"expires_in\":900,\"interval\":5,\"message\":\"Go.\"}",
+                err,
+        };
+        static const char alphabet[] = "{}[]\",:\\0123456789eE.-+ tfnu\x01\x7f\xc3\xa9";
+        uint64_t state = 42;
+
+        for (int round = 0; round < 20000; round++) {
+                const char *b = bodies[round % ELEMENTSOF(bodies)];
+                size_t n = strlen(b);
+                char *copy = malloc(n + 1);
+                AadToken t = {};
+                AadDeviceCode d = {};
+                AadError e = {};
+                AadOutcome o;
+
+                ck_assert_ptr_nonnull(copy);
+                memcpy(copy, b, n + 1);
+                for (int k = 0; k < 1 + round % 4; k++) {
+                        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                        copy[(state >> 33) % n] = alphabet[(state >> 17) % (sizeof alphabet - 1)];
+                }
+
+                o = aad_parse_token_answer(200 + (long) (round % 3) * 200, copy, n, &t, &e);
+                if (o == AAD_OK) {
+                        ck_assert_ptr_nonnull(t.access_token);
+                        ck_assert_uint_gt(t.expires_in, 0);
+                        ck_assert_ptr_null(e.error);
+                } else {
+                        ck_assert_ptr_null(t.access_token);
+                        assert_error_safe_stride(&e, ACCESS_TOKEN, 11);
+                        assert_error_safe_stride(&e, REFRESH_TOKEN, 11);
+                }
+                aad_token_clear(&t);
+                aad_error_clear(&e);
+
+                o = aad_parse_device_code_answer(200, copy, n, &d, &e);
+                if (o == AAD_OK) {
+                        ck_assert_ptr_nonnull(d.device_code);
+                        ck_assert_ptr_null(strstr(d.message, DEVICE_CODE));
+                } else
+                        assert_error_safe_stride(&e, DEVICE_CODE, 11);
+                aad_device_code_clear(&d);
+                aad_error_clear(&e);
+                free(copy);
+        }
+}
+END_TEST
+
 START_TEST(test_error_text_is_safe) {
         AadError e = {};
         char *body;
@@ -578,6 +637,7 @@ static Suite *aad_suite(void) {
         tcase_add_test(tc, test_error_classification);
         tcase_add_test(tc, test_transient_answers);
         tcase_add_test(tc, test_truncations);
+        tcase_add_test(tc, test_mutations);
         tcase_add_test(tc, test_error_text_is_safe);
         tcase_add_test(tc, test_error_never_holds_a_secret);
         tcase_add_test(tc, test_device_code);

@@ -192,6 +192,9 @@ class FakeIdp:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self):
+        """Serve in a background thread; returns once serving. After stop(), start() serves
+        again on the same port with the same tokens (an outage, not a new provider)."""
+        self._stopping.clear()
         handler = type("Handler", (_Handler,), {"idp": self})
         server = http.server.ThreadingHTTPServer((self.host, self.port), handler)
         server.daemon_threads = True
@@ -347,7 +350,7 @@ class FakeIdp:
     def requests(self, endpoint=None):
         """What was asked, oldest first: dicts with t (unix time), endpoint, grant_type,
         status (None when no answer was sent), fault, client_request_id, user, error,
-        client_id, tenant, path."""
+        client_id, tenant, path, scope, client_info. Never a secret."""
         with self._lock:
             return [dict(r) for r in self._log if endpoint in (None, r["endpoint"])]
 
@@ -466,7 +469,7 @@ class FakeIdp:
         with self._lock:
             s = self._settings
             client_id, scope = form.get("client_id", ""), form.get("scope", "")
-            rec["client_id"] = client_id
+            rec["client_id"], rec["scope"] = client_id, scope
             err = self._check_client(client_id, tenant, crid)
             if err:
                 return err
@@ -497,6 +500,7 @@ class FakeIdp:
             grant = form.get("grant_type", "")
             client_id = form.get("client_id", "")
             rec["grant_type"], rec["client_id"] = grant or None, client_id
+            rec["scope"], rec["client_info"] = form.get("scope"), form.get("client_info")
             if not grant:
                 return self._error("invalid_request", 900144, "The request body must contain "
                                    "the following parameter: 'grant_type'.", crid)
@@ -849,7 +853,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec = {"t": time.time(), "endpoint": endpoint, "grant_type": None, "status": None,
                "fault": None, "client_request_id": crid, "user": None, "error": None,
                "client_id": None, "tenant": tenant if endpoint != "api" else None,
-               "path": path}
+               "path": path, "scope": None, "client_info": None}
         with idp._lock:
             idp._log.append(rec)
         fault = idp._take_fault(endpoint)

@@ -412,6 +412,20 @@ class IdpTest(unittest.TestCase):
         self.assertFalse(t.is_alive())
         self.assertNotEqual(outcome["r"], "answered")
 
+    def test_restart_keeps_state(self):
+        rt = self.sign_in()["refresh_token"]
+        port = self.idp.port
+        self.idp.stop()
+        with self.assertRaises(urllib.error.URLError) as cm:
+            self.refresh(rt)
+        self.assertIsInstance(cm.exception.reason, ConnectionRefusedError)
+        self.idp.start()
+        self.assertEqual(self.idp.port, port)
+        status, tok = self.refresh(rt, {"client_info": "1"})
+        self.assertEqual(status, 200)
+        last = self.idp.requests("token")[-1]
+        self.assertEqual((last["scope"], last["client_info"]), (SCOPE, "1"))
+
     def test_random_faults_are_deterministic(self):
         def sequence():
             idp = FakeIdp(CA_DIR).start()
