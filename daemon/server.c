@@ -728,6 +728,11 @@ static void server_add_connection(Server *s, int fd) {
         s->connections = c;
         s->n_connections++;
         log_debug("Connection %u: from uid %u, pid %d.", c->id, (unsigned) cred.uid, (int) cred.pid);
+
+        /* Most clients send their request right after connecting: serve it now. Waiting for
+         * epoll to report it costs more than the read, since sd-event polls again on every
+         * iteration and a level-triggered fd that is ready stays in every poll's answer. */
+        (void) on_connection_io(c->io, fd, EPOLLIN, c);
 }
 
 static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdata) {
