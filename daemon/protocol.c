@@ -291,13 +291,13 @@ static int set(json_t *o, const char *key, json_t *value) {
 
 /* The object as one line with '\n'; consumes o. */
 static char *answer_line(json_t *o) {
-        _cleanup_json_ json_t *owned = o;
         char *s, *line;
         size_t n;
 
         if (!o)
                 return NULL;
         s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
         if (!s)
                 return NULL;
         n = strlen(s);
