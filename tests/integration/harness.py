@@ -45,6 +45,7 @@ class NotifyListener:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
+        os.chmod(path, 0o666)  # a daemon running as another user must reach it
         self.sock.settimeout(0.1)
         self.messages = []
         self.lock = threading.Lock()
