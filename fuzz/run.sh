@@ -54,13 +54,13 @@ for t in $targets; do
 
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -n 1)
         execs=${execs:-0}
-        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -n 1)
+        rate=$((execs / (seconds > 0 ? seconds : 1)))
         crashes=$(find "$work/artifacts" -type f | wc -l)
         if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
                 crashes=1 # died without leaving an input behind
         fi
 
-        echo "fuzz-$t: $execs executions in $seconds s (${rate:-0}/s), $crashes crashes"
+        echo "fuzz-$t: $execs executions in $seconds s ($rate/s), $crashes crashes"
         if [ "$crashes" -gt 0 ]; then
                 mkdir -p "$artifacts/$t"
                 cp "$work/artifacts/"* "$artifacts/$t/" 2>/dev/null || true
