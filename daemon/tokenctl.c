@@ -76,6 +76,7 @@ static void help(void) {
                "  exec-credential          print a Kubernetes ExecCredential (kubectl exec plugin)\n"
                "  logout                   make the daemon forget the refresh token\n"
                "  profiles                 list the profiles with their state\n"
+               "  reload                   make the daemon re-read its configuration (as SIGHUP does)\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH    the daemon's socket (default: $AKSSPARK_TOKEND_SOCKET, else\n"
@@ -83,7 +84,7 @@ static void help(void) {
                "                       /run/aksspark-tokend/$USER.sock when that exists)\n"
                "  -p, --profile NAME   the profile (default: 'default', or the only one)\n"
                "  --json               print the daemon's answer as it came (status, profiles,\n"
-               "                       refresh, check, logout)\n"
+               "                       refresh, check, logout, reload)\n"
                "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
                "  -h, --help           show this help\n"
                "  --version            show the version\n"
@@ -588,6 +589,21 @@ static int cmd_logout(const char *path) {
         return r;
 }
 
+/* A person on a shared host cannot reload the system unit; the socket op is their way. */
+static int cmd_reload(const char *path) {
+        json_t *a = NULL;
+        int r = simple_request(path, OP_RELOAD, false, 0, QUICK_TIMEOUT, &a);
+
+        if (r != 0)
+                return r;
+        if (!json_is_true(json_object_get(a, "ok")))
+                r = answer_failed(a);
+        else if (!arg_json)
+                printf("The daemon re-read its configuration.\n");
+        json_decref(a);
+        return r;
+}
+
 static int cmd_login(const char *path) {
         _cleanup_(client_done) Client c = { .fd = -EBADF };
         json_t *a = NULL;
@@ -787,6 +803,7 @@ static const Command commands[] = {
         { "exec-credential", cmd_exec_credential, false, false },
         { "logout", cmd_logout, true, false },
         { "profiles", cmd_profiles, true, false },
+        { "reload", cmd_reload, true, false },
 };
 
 int main(int argc, char *argv[]) {

@@ -107,6 +107,24 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(sorted(names), ["default", "second"])
             d.stop()
 
+    def test_tokenctl_reload(self):
+        with Env() as env:
+            env.start_idp()
+            env.write_config()
+            d = env.start_daemon()
+            env.write_config(profiles={"default": {}, "third": {"token_file": env.path("third-token")}})
+            r = d.ctl("reload")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = d.ctl("profiles")
+            self.assertIn("third", r.stdout)
+            with open(env.config_path, "a") as f:
+                f.write("refresh_before = whenever\n")
+            r = d.ctl("reload")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("%s:" % env.config_path, r.stderr)
+            self.assertIn("third", d.ctl("profiles").stdout)
+            d.stop()
+
     def test_watchdog_is_kept(self):
         with Env() as env:
             env.start_idp()
