@@ -22,8 +22,15 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-short() { local t; t=$(cat "$1"); printf '%s…(%d bytes)\n' "${t:0:24}" "${#t}"; }
-props_line() { grep -a 'oauthToken' "$1" | sed -E 's/((=|:|[[:space:]])[[:space:]]*[^[:space:]]{24})[^[:space:]]*$/\1…/'; }
+# Tokens are shown by their last characters (the signature), which differ for every token.
+abbrev() { printf '…%s (%d bytes)' "${1: -16}" "${#1}"; }
+short() { abbrev "$(cat "$1")"; echo; }
+props_line() {
+        local line value
+        line=$(grep -a 'oauthToken' "$1")
+        value=$(sed -E 's/^.*[ =:]//' <<<"$line")
+        printf '%s%s\n' "${line%"$value"}" "$(abbrev "$value")"
+}
 
 export HOME=$demo/home XDG_RUNTIME_DIR=$demo/run
 mkdir -p "$HOME/.kube" "$HOME/spark" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
@@ -108,7 +115,8 @@ cp "$HOME/spark/spark.properties" "$demo/before.properties"
 diff <(sed 's/oauthToken .*/oauthToken …/' "$demo/before.properties") <(sed 's/oauthToken .*/oauthToken …/' "$HOME/spark/spark.properties") && echo "  every other byte kept"
 props_line "$HOME/spark/spark.properties"
 echo "~/spark/nightly.properties (created, spark.master from the kubeconfig):"
-sed -E 's/(oauthToken[= ]+.{24}).*/\1…/' "$HOME/spark/nightly.properties"
+grep -av oauthToken "$HOME/spark/nightly.properties"
+props_line "$HOME/spark/nightly.properties"
 echo
 ctl status
 
