@@ -496,6 +496,20 @@ static void enter_login_required(Profile *p, const char *why) {
         }
 }
 
+/* POST to the identity provider with this profile's trust, timeouts and a fresh request id. */
+static int profile_post(Profile *p, const char *url, const Secret *body, http_done_fn done, HttpRequest **ret,
+                        char request_id[static 37]) {
+        HttpOptions opts = {
+                .ca_file = p->cfg->ca_file,
+                .timeout = profile_http_timeout(p),
+                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
+                .max_body = HTTP_MAX_BODY_DEFAULT,
+                .request_id = uuid4_string(request_id),
+        };
+
+        return http_post_form(p->manager->http, url, body, &opts, done, p, ret);
+}
+
 /* ---- refresh ------------------------------------------------------------------------------- */
 
 static const char *error_words(const AadError *e, char *buf, size_t size) {
@@ -579,7 +593,6 @@ static void refresh_start(Profile *p) {
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL;
         char request_id[37];
-        HttpOptions opts;
         int r;
 
         if (p->refresh_req)
@@ -599,15 +612,8 @@ static void refresh_start(Profile *p) {
                 return;
         }
 
-        opts = (HttpOptions) {
-                .ca_file = p->cfg->ca_file,
-                .timeout = profile_http_timeout(p),
-                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
-                .max_body = HTTP_MAX_BODY_DEFAULT,
-                .request_id = uuid4_string(request_id),
-        };
         p->refresh_sent = now_realtime();
-        r = http_post_form(p->manager->http, url, body, &opts, on_refresh_done, p, &p->refresh_req);
+        r = profile_post(p, url, body, on_refresh_done, &p->refresh_req, request_id);
         if (r < 0) {
                 set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
                 refresh_retry(p, 0);
@@ -758,7 +764,6 @@ static void login_poll(Profile *p) {
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL;
         char request_id[37];
-        HttpOptions opts;
         int r;
 
         if (now_realtime() >= p->login_deadline) {
@@ -773,15 +778,8 @@ static void login_poll(Profile *p) {
                 login_end(p, r);
                 return;
         }
-        opts = (HttpOptions) {
-                .ca_file = p->cfg->ca_file,
-                .timeout = profile_http_timeout(p),
-                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
-                .max_body = HTTP_MAX_BODY_DEFAULT,
-                .request_id = uuid4_string(request_id),
-        };
         p->poll_sent = now_realtime();
-        r = http_post_form(p->manager->http, url, body, &opts, on_poll_done, p, &p->login_req);
+        r = profile_post(p, url, body, on_poll_done, &p->login_req, request_id);
         if (r < 0) {
                 log_warning_errno(r, "Profile %s: cannot poll the sign-in: %m", p->name);
                 login_poll_later(p);
@@ -825,7 +823,6 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL, *form = NULL;
         ProfileWaiter *w;
-        HttpOptions opts;
         char request_id[37];
         int r;
 
@@ -851,15 +848,8 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
                         r = -ENOMEM;
         }
         if (r >= 0) {
-                opts = (HttpOptions) {
-                        .ca_file = p->cfg->ca_file,
-                        .timeout = profile_http_timeout(p),
-                        .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
-                        .max_body = HTTP_MAX_BODY_DEFAULT,
-                        .request_id = uuid4_string(request_id),
-                };
                 p->poll_sent = now_realtime();
-                r = http_post_form(p->manager->http, url, body, &opts, on_devicecode_done, p, &p->login_req);
+                r = profile_post(p, url, body, on_devicecode_done, &p->login_req, request_id);
         }
         if (r < 0) {
                 profile_waiter_cancel(w);

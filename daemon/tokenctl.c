@@ -547,61 +547,45 @@ static int cmd_profiles(const char *path) {
         return 0;
 }
 
-static int cmd_refresh(const char *path) {
+/* One request, one answer: a failure's exit code, or the answer printed for a person. */
+static int request_and_print(const char *path, RequestOp op, bool with_min_valid, usec_t timeout,
+                             void (*print)(json_t *answer)) {
         json_t *a = NULL;
-        int r = simple_request(path, OP_REFRESH, false, 0, WAIT_TIMEOUT, &a);
+        int r = simple_request(path, op, with_min_valid, arg_min_valid, timeout, &a);
 
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok")))
                 r = answer_failed(a);
         else if (!arg_json)
-                print_short_state(a);
+                print(a);
         json_decref(a);
         return r;
+}
+
+static void print_signed_out(json_t *a) {
+        printf("Signed out of profile %s: the daemon forgot the refresh token.\n", get_string(a, "profile") ?: "?");
+}
+
+static void print_reloaded(json_t *a) {
+        printf("The daemon re-read its configuration.\n");
+}
+
+static int cmd_refresh(const char *path) {
+        return request_and_print(path, OP_REFRESH, false, WAIT_TIMEOUT, print_short_state);
 }
 
 static int cmd_check(const char *path) {
-        json_t *a = NULL;
-        int r = simple_request(path, OP_CHECK, true, arg_min_valid, WAIT_TIMEOUT, &a);
-
-        if (r != 0)
-                return r;
-        if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
-        else if (!arg_json)
-                print_short_state(a);
-        json_decref(a);
-        return r;
+        return request_and_print(path, OP_CHECK, true, WAIT_TIMEOUT, print_short_state);
 }
 
 static int cmd_logout(const char *path) {
-        json_t *a = NULL;
-        int r = simple_request(path, OP_LOGOUT, false, 0, QUICK_TIMEOUT, &a);
-
-        if (r != 0)
-                return r;
-        if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
-        else if (!arg_json)
-                printf("Signed out of profile %s: the daemon forgot the refresh token.\n", get_string(a, "profile") ?: "?");
-        json_decref(a);
-        return r;
+        return request_and_print(path, OP_LOGOUT, false, QUICK_TIMEOUT, print_signed_out);
 }
 
 /* A person on a shared host cannot reload the system unit; the socket op is their way. */
 static int cmd_reload(const char *path) {
-        json_t *a = NULL;
-        int r = simple_request(path, OP_RELOAD, false, 0, QUICK_TIMEOUT, &a);
-
-        if (r != 0)
-                return r;
-        if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
-        else if (!arg_json)
-                printf("The daemon re-read its configuration.\n");
-        json_decref(a);
-        return r;
+        return request_and_print(path, OP_RELOAD, false, QUICK_TIMEOUT, print_reloaded);
 }
 
 static int cmd_login(const char *path) {
