@@ -259,6 +259,25 @@ class EngineTest(unittest.TestCase):
             self.assertGreater(st["expires_in"], 20)
             d.stop()
 
+    def test_a_refresh_that_fell_due_while_frozen_runs_at_once(self):
+        # A stopped process is what a suspended machine looks like to the daemon: its
+        # CLOCK_REALTIME deadline passes while it cannot run.
+        with Env() as env:
+            idp = env.start_idp(lifetime=8)
+            env.write_config()
+            d = env.start_daemon()
+            d.sign_in(idp, user=USER)
+            due = d.status()["next_refresh"]
+            d.proc.send_signal(harness.signal.SIGSTOP)
+            try:
+                wait_until(lambda: time.time() > due + 1.0, 10, "the refresh to fall due")
+                t0 = time.time()
+            finally:
+                d.proc.send_signal(harness.signal.SIGCONT)
+            wait_until(lambda: refreshes(idp, t0, ok=True), 1.0, "the overdue refresh right after resuming")
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
     def test_a_hung_provider_delays_no_other_profile(self):
         with Env() as env:
             fast = env.start_idp(lifetime=4)
