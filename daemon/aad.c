@@ -292,10 +292,9 @@ static char *description_for_log(const char *s, size_t n) {
                         p += run;
                         i += run;
                 } else {
-                        if (!char_is_control((unsigned char) s[i]))
-                                *p++ = s[i];
-                        else if (s[i] == '\t')
-                                *p++ = ' ';
+                        /* A control character becomes a space rather than vanishing, so
+                         * it can never join two short runs into one unredacted token. */
+                        *p++ = char_is_control((unsigned char) s[i]) ? ' ' : s[i];
                         i++;
                 }
         }

@@ -461,7 +461,9 @@ int props_replace_token(const char *in, size_t len, const Secret *token, Secret 
                         cap_edits = cap;
                 }
                 edits[n_edits++] = (Edit) {
-                        .from = value_start < lr.n ? lr.pos[value_start] : lr.pos[lr.n - 1] + 1,
+                        /* Right after the separator's last raw byte, so a value that began on a
+                         * continuation line ends up on the key's line, and the edit is idempotent. */
+                        .from = lr.pos[value_start - 1] + 1,
                         .to = lr.end,
                         .add_sep = no_sep,
                 };

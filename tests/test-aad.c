@@ -402,13 +402,21 @@ START_TEST(test_error_text_is_safe) {
         ck_assert_ptr_null(e.correlation_id);
         aad_error_clear(&e);
 
-        /* Control characters go, escape sequences cannot reach a terminal. */
+        /* Control characters become spaces: escape sequences cannot reach a terminal, and two
+         * short runs cannot be joined into one unredacted token. */
         body = "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70008:\\u001b[31m red\\tand\\u0007 bell\","
                "\"correlation_id\":\"not a guid\\u001b\",\"trace_id\":\"0123-abcd\"}";
         ck_assert_int_eq(token_answer(400, body, NULL, &e), AAD_NEEDS_LOGIN);
-        ck_assert_str_eq(e.description, "AADSTS70008:[31m red and bell");
+        ck_assert_str_eq(e.description, "AADSTS70008: [31m red and  bell");
         ck_assert_ptr_null(e.correlation_id);
         ck_assert_str_eq(e.trace_id, "0123-abcd");
+        aad_error_clear(&e);
+
+        /* The fuzzer's finding: 23 token characters, DEL, 17 more must not come out as 40 in a row. */
+        body = "{\"error\":\"\",\"error_description\":\"AADSTS5i-fact28insratxr\\u007f8-4368-4678-94ff-\"}";
+        ck_assert_int_eq(token_answer(400, body, NULL, &e), AAD_TRANSIENT);
+        ck_assert_ptr_nonnull(e.description);
+        ck_assert_ptr_null(strstr(e.description, "xr8-4368"));
         aad_error_clear(&e);
 
         /* Capped at 300 bytes, on a UTF-8 boundary. */

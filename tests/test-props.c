@@ -124,6 +124,20 @@ START_TEST(test_token_needing_escapes) {
 }
 END_TEST
 
+/* A value that begins on a continuation line moves up to the key's line (found by the fuzzer:
+ * starting the edit at the old value's first byte kept "\\<LF>", and was not idempotent). */
+START_TEST(test_value_starting_on_a_continuation_line) {
+        _cleanup_secret_ Secret *token = secret_new_string("t.o.k"), *empty = secret_new_string("");
+        const char *in = "spark.kubernetes.authenticate.submission.oauthToken = \\\n    old\r\nx=1\n";
+        _cleanup_secret_ Secret *out = replace(in, strlen(in), token), *e1 = NULL, *e2 = NULL;
+
+        ck_assert_str_eq(secret_reveal(out), "spark.kubernetes.authenticate.submission.oauthToken = t.o.k\r\nx=1\n");
+        e1 = replace(in, strlen(in), empty);
+        e2 = replace(secret_reveal(e1), secret_len(e1), empty);
+        assert_bytes_eq("empty token twice", secret_reveal(e2), secret_len(e2), secret_reveal(e1), secret_len(e1));
+}
+END_TEST
+
 START_TEST(test_bad_token) {
         _cleanup_secret_ Secret *token = secret_new("\xff\xfe", 2);
         Secret *out = NULL;
@@ -208,6 +222,7 @@ static Suite *props_suite(void) {
         tcase_add_test(tc, test_table);
         tcase_add_test(tc, test_escape_value);
         tcase_add_test(tc, test_token_needing_escapes);
+        tcase_add_test(tc, test_value_starting_on_a_continuation_line);
         tcase_add_test(tc, test_bad_token);
         tcase_add_test(tc, test_null_input_is_empty_file);
         tcase_add_test(tc, test_new_file);
