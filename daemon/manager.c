@@ -221,6 +221,9 @@ int manager_reload(Manager *m, ConfigErrors *ret_errors) {
         _cleanup_free_ Profile **profiles = NULL;
         _cleanup_free_ Profile **old = NULL;
         _cleanup_free_ Outputs **outputs = NULL;
+        _cleanup_free_ Profile **removed = NULL;
+        Config *old_config;
+        size_t n_removed;
         ConfigErrors errors = {};
         size_t n;
         int r;
@@ -265,27 +268,34 @@ int manager_reload(Manager *m, ConfigErrors *ret_errors) {
                 }
         }
 
-        /* ...then the switch, which cannot fail. Profiles that stay keep their sign-in. */
-        for (size_t j = 0; j < m->n_profiles; j++) {
+        /* ...then the switch, which cannot fail. The manager holds the new profile list and
+         * configuration before any profile is freed or changed: their callbacks (answers to
+         * waiters, STATUS=) look at the manager and must find it consistent. The old
+         * configuration lives until every profile has let go of it. */
+        for (size_t i = 0; i < n; i++)
+                if (old[i])
+                        profiles[i] = old[i];
+        removed = TAKE_PTR(m->profiles);
+        n_removed = m->n_profiles;
+        m->profiles = TAKE_PTR(profiles);
+        m->n_profiles = n;
+        old_config = TAKE_PTR(m->config);
+        m->config = TAKE_PTR(c);
+        log_set_max_level(m->config->log_level);
+
+        for (size_t j = 0; j < n_removed; j++) {
                 bool kept = false;
                 for (size_t i = 0; i < n; i++)
-                        kept = kept || old[i] == m->profiles[j];
+                        kept = kept || old[i] == removed[j];
                 if (!kept) {
-                        log_info("Profile %s was removed from the configuration.", profile_name(m->profiles[j]));
-                        profile_free(m->profiles[j]);
+                        log_info("Profile %s was removed from the configuration.", profile_name(removed[j]));
+                        profile_free(removed[j]);
                 }
         }
         for (size_t i = 0; i < n; i++)
-                if (old[i]) {
-                        profile_reconfigure(old[i], c->profiles[i], TAKE_PTR(outputs[i]));
-                        profiles[i] = old[i];
-                }
-        free(m->profiles);
-        m->profiles = TAKE_PTR(profiles);
-        m->n_profiles = n;
-        config_free(m->config);
-        m->config = TAKE_PTR(c);
-        log_set_max_level(m->config->log_level);
+                if (old[i])
+                        profile_reconfigure(old[i], m->config->profiles[i], TAKE_PTR(outputs[i]));
+        config_free(old_config);
 
         for (size_t i = 0; i < n; i++)
                 if (!old[i])

@@ -125,6 +125,26 @@ class LifecycleTest(unittest.TestCase):
             self.assertIn("third", d.ctl("profiles").stdout)
             d.stop()
 
+    def test_reload_removing_a_profile_someone_waits_on(self):
+        # The removed profile's waiter is answered from inside the reload; STATUS= is then
+        # computed over the new list (a use-after-free here once, caught by valgrind).
+        with Env() as env:
+            idp = env.start_idp()
+            env.write_config(profiles={"default": {}, "gone": {"token_file": env.path("gone-token")}})
+            d = env.start_daemon()
+            waiting = subprocess.Popen([harness.TOKENCTL, "--socket", d.socket_path, "--profile", "gone", "login"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            wait_until(idp.pending_device_codes, 10, "the sign-in to start")
+            env.write_config(profiles={"default": {}})
+            r = d.ctl("reload")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out, err = waiting.communicate(timeout=10)
+            env.client_stderr.append(err)
+            self.assertNotEqual(waiting.returncode, 0)
+            self.assertEqual([p["name"] for p in d.request({"op": "profiles"})["profiles"]], ["default"])
+            wait_until(lambda: d.status_text() == "default: login_required", 5, "STATUS= without the removed profile")
+            d.stop()
+
     def test_watchdog_is_kept(self):
         with Env() as env:
             env.start_idp()
