@@ -157,8 +157,9 @@ def run(kills=200, lifetime=4, seed=7, rotation_grace=0.0, window_samples=100, l
             if forcer:
                 _, err = forcer.communicate(timeout=10)
                 env.client_stderr.append(err)
-            # A request that reached the idp before the kill is answered (into a dead socket)
-            # just after it: let the idp finish before judging what the state file holds.
+            # A request the daemon sent before it died still reaches the idp, which rotates and
+            # answers into a dead socket: let it arrive and finish before judging the state file.
+            time.sleep(0.05)
             harness.wait_until(lambda: all(r["status"] is not None or r["fault"]
                                            for r in idp.requests("token")[-3:]), 5, "the idp to settle")
             stored = read_state_refresh_token(env.state, "default")
@@ -233,6 +234,10 @@ def report(res, log=print):
         log("FAIL: %s" % f)
 
 
+def say(text):
+    print(text, flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=200)
@@ -243,8 +248,8 @@ def main(argv=None):
     ap.add_argument("--build")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    res = run(args.kills, args.lifetime, args.seed, args.rotation_grace, args.window_samples, build=args.build)
-    report(res)
+    res = run(args.kills, args.lifetime, args.seed, args.rotation_grace, args.window_samples, log=say, build=args.build)
+    report(res, log=say)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

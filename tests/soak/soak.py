@@ -258,6 +258,10 @@ def report(res, log=print):
         log("FAIL: %s" % f)
 
 
+def say(text):
+    print(text, flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=12.0)
@@ -272,9 +276,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.time()
     res = run(args.minutes, args.profiles, args.lifetime, args.rate, args.seed, args.idps,
-              args.http_timeout, build=args.build)
+              args.http_timeout, log=say, build=args.build)
     res["wall_s"] = round(time.time() - t0, 1)
-    report(res)
+    report(res, log=say)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
