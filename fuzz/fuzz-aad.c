@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "aad.h"
 #include "fuzz.h"
 
@@ -43,32 +41,10 @@ static void check_loggable(const char *s, size_t max, bool free_text) {
         }
 }
 
-/* Known, reported: description_for_log() looks for token-like runs before it drops control
- * characters, so "<23 token chars>\x7f<17 token chars>" comes out as one unredacted 40-char run
- * (fuzz/crashes/aad/redaction-joined-by-control-char). Until that is fixed, the run check is
- * skipped for descriptions whose first line has a control character other than a tab. */
-static bool description_has_controls(const char *body, size_t len) {
-        json_error_t error;
-        json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &error);
-        json_t *d = json_object_get(j, "error_description");
-        bool found = false;
-
-        if (json_is_string(d)) {
-                const char *s = json_string_value(d);
-                size_t n = json_string_length(d);
-
-                for (size_t i = 0; i < n && s[i] != '\r' && s[i] != '\n'; i++)
-                        if (((unsigned char) s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-                                found = true;
-        }
-        json_decref(j);
-        return found;
-}
-
-static void check_error(const AadError *e, const char *body, size_t len) {
+static void check_error(const AadError *e) {
         FUZZ_CHECK(e->error);
         check_loggable(e->error, 64, false);
-        check_loggable(e->description, 300, !description_has_controls(body, len));
+        check_loggable(e->description, 300, true);
         check_loggable(e->correlation_id, 40, false);
         check_loggable(e->trace_id, 40, false);
         FUZZ_CHECK(e->error_code >= 0);
@@ -102,7 +78,7 @@ static void check_token_answer(long status, const char *body, size_t len, bool n
                 FUZZ_CHECK(error_is_empty(&e));
         } else {
                 FUZZ_CHECK(!t.access_token && !t.refresh_token);
-                check_error(&e, body, len);
+                check_error(&e);
         }
         aad_token_clear(&t);
         aad_error_clear(&e);
@@ -141,7 +117,7 @@ static void check_device_code_answer(long status, const char *body, size_t len, 
                 FUZZ_CHECK(error_is_empty(&e));
         } else {
                 FUZZ_CHECK(!d.device_code && !d.user_code && !d.verification_uri && !d.message);
-                check_error(&e, body, len);
+                check_error(&e);
         }
         aad_device_code_clear(&d);
         aad_error_clear(&e);

@@ -21,7 +21,11 @@ artifacts=${FUZZ_ARTIFACTS:-$build/fuzz/artifacts}
 if [ $# -gt 0 ]; then
         targets=$*
 else
-        targets=$(cd "$src/fuzz" && ls fuzz-*.c | sed 's/^fuzz-//; s/\.c$//')
+        targets=
+        for f in "$src"/fuzz/fuzz-*.c; do
+                f=${f##*/fuzz-}
+                targets="$targets ${f%.c}"
+        done
 fi
 
 if [ ! -f "$build/build.ninja" ]; then
