@@ -29,7 +29,8 @@ class SoakTest(unittest.TestCase):
         self.assertEqual(sorted(res["faults_by_kind"]), sorted(soak.FAULT_KINDS))
         self.assertEqual(res["torn"], 0)
         self.assertEqual(res["lapses_unexplained"], 0)
-        self.assertLessEqual(res["rss_growth_kib"], soak.RSS_SLACK_KIB)
+        if not res["sanitizers"]:   # ASan's quarantine keeps freed memory by design
+            self.assertLessEqual(res["rss_growth_kib"], soak.RSS_SLACK_KIB)
         self.assertGreater(res["reads"], 1000)
 
 

@@ -312,6 +312,16 @@ class ResourceSampler(threading.Thread):
         return frozenset(out)
 
 
+def built_with_sanitizers(binary=None):
+    """An ASan build holds freed memory in quarantine (RSS grows by design) and cannot run
+    under valgrind: memory flatness is judged on a plain build only."""
+    try:
+        with open(binary or harness.TOKEND, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def read_state_refresh_token(state_dir, profile):
     try:
         with open(os.path.join(state_dir, profile + ".json")) as f:
@@ -336,5 +346,5 @@ def machine():
 
 __all__ = ["harness", "FakeIdp", "FAULT_KINDS", "RecordingIdp", "start_recording_idp",
            "parse_properties", "Output", "OutputReader", "ResourceSampler", "proc_rss_kib",
-           "proc_pss_kib", "proc_cpu_ticks", "proc_fd_count", "read_state_refresh_token", "machine",
+           "proc_pss_kib", "proc_cpu_ticks", "built_with_sanitizers", "proc_fd_count", "read_state_refresh_token", "machine",
            "TOKEN_KEY"]
