@@ -14,9 +14,12 @@
  *   base   = min(1 s << (attempt - 1), 5 min)
  *   delay  = base/2 + random % (base/2 + 1)           "equal jitter": in [base/2, base]
  *   delay  = max(delay, min(retry_after, 1 h))        honour Retry-After, within reason
- *   if last_chance is finite and still ahead:
- *     delay = min(delay, last_chance - now), but the clamp never takes it below 1 s
- * Once last_chance has passed (or there is no token to save) the plain delay applies. */
+ *   if last_chance is finite (a token is still valid):
+ *     delay = min(delay, max(last_chance - now, 1 s)), so once last_chance has passed the
+ *     daemon tries about once a second until the token expires: last_chance assumes an answer
+ *     takes the whole http_timeout, and most take milliseconds (in the soak, waiting the plain
+ *     backoff there caused three lapses in four). Never a tight loop: at least 1 s.
+ * With no token to save (USEC_INFINITY) the plain delay applies. */
 #include "macro.h"
 #include "schedule.h"
 
@@ -55,7 +58,7 @@ usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t
         delay = base / 2 + random % (base / 2 + 1);
         delay = MAX(delay, MIN(retry_after, SCHEDULE_RETRY_AFTER_MAX));
 
-        if (last_chance != USEC_INFINITY && last_chance > now)
-                delay = MIN(delay, MAX(last_chance - now, SCHEDULE_BACKOFF_MIN));
+        if (last_chance != USEC_INFINITY)
+                delay = MIN(delay, MAX(last_chance > now ? last_chance - now : 0, SCHEDULE_BACKOFF_MIN));
         return delay;
 }

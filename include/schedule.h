@@ -17,6 +17,7 @@ usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_be
 
 /* Delay before retry number `attempt` (1 for the first retry) after a transient failure at
  * now: capped exponential backoff with jitter, at least retry_after (0 = none), but never past
- * last_chance (the last instant a try can still beat expiry; USEC_INFINITY = no token to save). */
+ * last_chance (the last instant a try can surely beat expiry; USEC_INFINITY = no token to save),
+ * and at most 1 s once last_chance has passed while the token still lives. */
 usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance,
                         uint64_t random);

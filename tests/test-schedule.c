@@ -145,10 +145,16 @@ START_TEST(test_backoff_retry_after_and_last_chance) {
         /* ... but the clamp never makes a tight loop */
         ck_assert_uint_eq(schedule_backoff(10, T0, 0, T0 + 200 * USEC_PER_MSEC, 0), 1 * SEC);
         ck_assert_uint_eq(schedule_backoff(1, T0, 0, T0 + 200 * USEC_PER_MSEC, 0), 500 * USEC_PER_MSEC);
-        /* once the last chance is gone, the plain backoff */
-        ck_assert_uint_eq(schedule_backoff(10, T0, 0, T0, 0), 150 * SEC);
-        ck_assert_uint_eq(schedule_backoff(10, T0, 0, T0 - 5 * SEC, 150 * SEC), 5 * MIN_);
-        ck_assert_uint_eq(schedule_backoff(1, T0, 20 * SEC, T0 - 5 * SEC, 0), 20 * SEC);
+        /* past the last chance but with the token still alive: once a second until it expires,
+         * whatever the backoff or Retry-After say */
+        ck_assert_uint_eq(schedule_backoff(10, T0, 0, T0, 0), 1 * SEC);
+        ck_assert_uint_eq(schedule_backoff(10, T0, 0, T0 - 5 * SEC, 150 * SEC), 1 * SEC);
+        ck_assert_uint_eq(schedule_backoff(1, T0, 20 * SEC, T0 - 5 * SEC, 0), 1 * SEC);
+        ck_assert_uint_eq(schedule_backoff(1, T0, 0, T0 - 5 * SEC, 0), 500 * USEC_PER_MSEC);
+        /* with no token to save, the plain backoff */
+        ck_assert_uint_eq(schedule_backoff(10, T0, 0, USEC_INFINITY, 0), 150 * SEC);
+        ck_assert_uint_eq(schedule_backoff(10, T0, 0, USEC_INFINITY, 150 * SEC), 5 * MIN_);
+        ck_assert_uint_eq(schedule_backoff(1, T0, 20 * SEC, USEC_INFINITY, 0), 20 * SEC);
 
         uint64_t state = 5;
         for (int i = 0; i < 100000; i++) {
