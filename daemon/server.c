@@ -671,6 +671,16 @@ static void server_log_refusal(Server *s, const struct ucred *cred) {
         s->refusals_unlogged = 0;
 }
 
+/* The idle sweep runs only while there are connections: an idle daemon wakes for nothing. */
+static void sweep_arm(Server *s) {
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_source_get_enabled(s->sweep, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(s->sweep, SWEEP_INTERVAL) >= 0)
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT);
+}
+
 static void server_add_connection(Server *s, int fd) {
         struct ucred cred = {};
         socklen_t len = sizeof cred;
@@ -728,6 +738,7 @@ static void server_add_connection(Server *s, int fd) {
         s->connections = c;
         s->n_connections++;
         log_debug("Connection %u: from uid %u, pid %d.", c->id, (unsigned) cred.uid, (int) cred.pid);
+        sweep_arm(s);
 
         /* Most clients send their request right after connecting: serve it now. Waiting for
          * epoll to report it costs more than the read, since sd-event polls again on every
@@ -789,8 +800,8 @@ static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
                         connection_free(c);
                 }
         }
-        if (sd_event_source_set_time_relative(source, SWEEP_INTERVAL) >= 0)
-                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        if (s->connections)
+                sweep_arm(s);
         return 0;
 }
 
@@ -986,8 +997,10 @@ int server_new(Manager *m, const char *path, Server **ret) {
                 return log_error_errno(r, "Cannot watch the socket %s: %m", s->path);
         r = sd_event_add_time_relative(m->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_INTERVAL, 5 * USEC_PER_SEC,
                                        on_sweep, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
         if (r < 0)
-                return log_error_errno(r, "Cannot arm the idle connection timer: %m");
+                return log_error_errno(r, "Cannot set up the idle connection timer: %m");
 
         *ret = TAKE_PTR(s);
         return 0;
