@@ -99,6 +99,50 @@ class EngineTest(unittest.TestCase):
             self.assertIn("default: valid", d.status_text())
             d.stop()
 
+    def test_spark_properties_through_javas_reader(self):
+        # The "done when": after refreshes, the token file and two spark.properties (one
+        # pre-existing in the padded style with comments, one created from the kubeconfig) hold
+        # the current token as Properties.load reads it, and differ only in the token value.
+        with Env() as env:
+            idp = env.start_idp(lifetime=4)
+            padded = env.path("spark.properties")
+            original = ("# Spark on AKS, team analytics\r\n"
+                        "spark.master                                           k8s://https://x.hcp.westeurope.azmk8s.io:443\r\n"
+                        "spark.submit.deployMode                                cluster\r\n"
+                        "! the token line, kept current by aksspark-tokend\r\n"
+                        "spark.kubernetes.authenticate.submission.oauthToken    PASTE-HERE\r\n"
+                        "spark.kubernetes.namespace                             alice\r\n")
+            with open(padded, "w", newline="") as f:
+                f.write(original)
+            kubeconfig = env.path("kubeconfig")
+            with open(kubeconfig, "w") as f:
+                f.write("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n"
+                        "  context: {cluster: k}\nclusters:\n- name: k\n  cluster: {server: 'https://k.example:443'}\n")
+            created = env.path("new", "spark.properties")
+            env.write_config(profiles={"default": {"spark_properties": [padded, created], "kubeconfig": kubeconfig}})
+            d = env.start_daemon()
+            d.sign_in(idp, user=USER)
+            t0 = time.time()
+            wait_until(lambda: len(refreshes(idp, t0, ok=True)) >= 2, 10, "two refreshes")
+            d.stop()
+
+            token = harness.read(os.path.join(env.home, ".kube", "oauthToken"))
+            self.assertEqual(token, idp.issued_access_tokens()[-1])
+            checker = os.path.join(harness.SOURCE, "tests", "java", "PropsCheck.java")
+            p = harness.subprocess.run(["java", checker, padded, created], capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            loaded = {r["file"]: r["props"] for r in map(harness.json.loads, p.stdout.splitlines())}
+            key = "spark.kubernetes.authenticate.submission.oauthToken"
+            self.assertEqual(loaded[padded][key], token)
+            self.assertEqual(loaded[created][key], token)
+            self.assertEqual(loaded[created]["spark.master"], "k8s://https://k.example:443")
+            self.assertEqual(loaded[padded]["spark.master"], "k8s://https://x.hcp.westeurope.azmk8s.io:443")
+            self.assertEqual(loaded[padded]["spark.kubernetes.namespace"], "alice")
+            with open(padded, newline="") as f:
+                self.assertEqual(f.read(), original.replace("PASTE-HERE", token))
+            for path in (padded, created):
+                self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+
     def test_restart_keeps_the_sign_in(self):
         with Env() as env:
             idp = env.start_idp(lifetime=30)
