@@ -529,9 +529,13 @@ static void refresh_retry(Profile *p, usec_t retry_after) {
         p->attempt++;
         delay = schedule_backoff(p->attempt, now, retry_after, last_chance, random_u64());
         refresh_schedule_at(p, now + delay);
+        /* Retries come within seconds: say them to the tenth, not rounded down to "0s". */
+        if (delay < USEC_PER_MINUTE)
+                snprintf(d, sizeof d, "%.1fs", (double) delay / USEC_PER_SEC);
+        else
+                format_duration(d, sizeof d, delay);
         log_warning("Profile %s: refresh failed: %s. Retry %u in %s.", p->name,
-                    p->last_error ? p->last_error : "unknown error", p->attempt,
-                    format_duration(d, sizeof d, delay));
+                    p->last_error ? p->last_error : "unknown error", p->attempt, d);
 }
 
 static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
