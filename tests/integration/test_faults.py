@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import crash  # noqa: E402
 import soak  # noqa: E402
 
-MINUTES = float(os.environ.get("AKSSPARK_SOAK_MINUTES", "2"))
-KILLS = int(os.environ.get("AKSSPARK_CRASH_KILLS_SHORT", "30"))
+MINUTES = float(os.environ.get("AKSSPARK_SOAK_MINUTES", "1.25"))
+KILLS = int(os.environ.get("AKSSPARK_CRASH_KILLS_SHORT", "20"))
 
 
 def log(text):
