@@ -14,24 +14,13 @@
 #include "testlib.h"
 #include "util.h"
 
-static char *dir;
-
 static void setup(void) {
         umask(022);
-        dir = testlib_mkdtemp();
-}
-
-static void teardown(void) {
-        testlib_rm_rf(dir);
-        free(dir);
-        dir = NULL;
+        testlib_scratch_setup();
 }
 
 static char *at(const char *name) {
-        char *p;
-
-        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
-        return p;
+        return testlib_path(testlib_scratch, name);
 }
 
 static void assert_content(const char *path, const char *want) {
@@ -86,7 +75,7 @@ START_TEST(test_create_and_replace) {
 
         ck_assert_int_eq(atomic_replace(p, "", 0, 0600, 0, &res), 0);
         assert_content(p, "");
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
 }
 END_TEST
 
@@ -173,7 +162,7 @@ START_TEST(test_symlinks) {
         ck_assert_int_eq(mkdir(real, 0755), 0);
         ck_assert_int_eq(mkdir(sub, 0755), 0);
         testlib_write_file(target, "old", 3);
-        /* l1 -> sub/l2 (relative to dir), sub/l2 -> ../real/token (relative to sub) */
+        /* l1 -> sub/l2 (relative to the scratch directory), sub/l2 -> ../real/token (relative to sub) */
         ck_assert_int_eq(symlink("sub/l2", l1), 0);
         ck_assert_int_eq(symlink("../real/token", l2), 0);
 
@@ -189,7 +178,7 @@ START_TEST(test_symlinks) {
         ck_assert(S_ISLNK(st.st_mode));
         assert_content(target, "new");
         ck_assert_uint_eq(mode_of(target), 0600);
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
         ck_assert_uint_eq(count_temps(real), 0);
 
         /* Unchanged through the link, too. */
@@ -210,7 +199,7 @@ START_TEST(test_symlinks) {
         ck_assert_int_eq(atomic_replace(loop_a, "x", 1, 0600, 0, &res), -ELOOP);
         ck_assert_int_eq(lstat(loop_a, &st), 0);
         ck_assert(S_ISLNK(st.st_mode));
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
 }
 END_TEST
 
@@ -222,7 +211,7 @@ START_TEST(test_long_symlink_chain) {
         for (unsigned i = 0; i < 41; i++) {
                 _cleanup_free_ char *name = NULL, *next = NULL;
 
-                ck_assert_int_ge(asprintf(&name, "%s/c%u", dir, i), 0);
+                ck_assert_int_ge(asprintf(&name, "%s/c%u", testlib_scratch, i), 0);
                 ck_assert_int_ge(asprintf(&next, "c%u", i + 1), 0);
                 ck_assert_int_eq(symlink(next, name), 0);
         }
@@ -271,7 +260,7 @@ START_TEST(test_refuses_odd_targets) {
         testlib_write_file(file, "keep", 4);
         ck_assert_int_eq(atomic_replace(under, "x", 1, 0600, ATOMIC_MKDIR_PARENTS, &res), -ENOTDIR);
         assert_content(file, "keep");
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
 }
 END_TEST
 
@@ -300,7 +289,7 @@ START_TEST(test_failed_write_keeps_old_file) {
         ck_assert_int_eq(stat(p, &st2), 0);
         ck_assert_uint_eq(st1.st_ino, st2.st_ino);
         ck_assert_uint_eq(st2.st_mode & 07777, 0644);
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
 
         /* The cause gone, the next write succeeds. */
         ck_assert_int_eq(atomic_replace(p, big, 65536, 0600, 0, &res), 0);
@@ -359,7 +348,7 @@ START_TEST(test_remove_stale_temps) {
         /* Through a symlinked output: the temps are next to the target. */
         ck_assert_int_eq(mkdir(sub, 0700), 0);
         ck_assert_int_eq(symlink("sub/target", link), 0);
-        ck_assert_int_ge(asprintf(&in_sub, "%s/sub/%s", dir, ATOMIC_TEMP_PREFIX "0000000000000000.target"), 0);
+        ck_assert_int_ge(asprintf(&in_sub, "%s/sub/%s", testlib_scratch, ATOMIC_TEMP_PREFIX "0000000000000000.target"), 0);
         testlib_write_file(in_sub, "t", 1);
         ck_assert_int_eq(atomic_remove_stale_temps(link), 1);
         ck_assert_int_eq(access(in_sub, F_OK), -1);
@@ -381,7 +370,7 @@ START_TEST(test_long_name) {
         p = at(name);
         ck_assert_int_eq(atomic_replace(p, "long", 4, 0600, 0, &res), 0);
         assert_content(p, "long");
-        ck_assert_uint_eq(count_temps(dir), 0);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
 }
 END_TEST
 
@@ -389,7 +378,7 @@ START_TEST(test_relative_path) {
         _cleanup_free_ char *cwd = get_current_dir_name(), *p = at("rel");
         AtomicResult res;
 
-        ck_assert_int_eq(chdir(dir), 0);
+        ck_assert_int_eq(chdir(testlib_scratch), 0);
         ck_assert_int_eq(atomic_replace("rel", "r", 1, 0600, 0, &res), 0);
         ck_assert_int_eq(symlink("rel", "rel-link"), 0);
         ck_assert_int_eq(atomic_replace("rel-link", "s", 1, 0600, 0, &res), 0);
@@ -402,7 +391,7 @@ static Suite *atomic_suite(void) {
         Suite *s = suite_create("atomic");
         TCase *tc = tcase_create("core");
 
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, setup, testlib_scratch_teardown);
         tcase_add_test(tc, test_create_and_replace);
         tcase_add_test(tc, test_unchanged_is_skipped);
         tcase_add_test(tc, test_mode_narrowed);

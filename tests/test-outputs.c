@@ -14,24 +14,13 @@
 #define KEY "spark.kubernetes.authenticate.submission.oauthToken"
 #define TOKEN "eyJ0eXAiOiJKV1QifQ.eyJ1cG4iOiJhbGljZSJ9.c2ln"
 
-static char *dir;
-
 static void setup(void) {
         umask(022);
-        dir = testlib_mkdtemp();
-}
-
-static void teardown(void) {
-        testlib_rm_rf(dir);
-        free(dir);
-        dir = NULL;
+        testlib_scratch_setup();
 }
 
 static char *at(const char *name) {
-        char *p;
-
-        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
-        return p;
+        return testlib_path(testlib_scratch, name);
 }
 
 static char *read_all(const char *path) {
@@ -261,7 +250,7 @@ static Suite *outputs_suite(void) {
         Suite *s = suite_create("outputs");
         TCase *tc = tcase_create("core");
 
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, setup, testlib_scratch_teardown);
         tcase_add_test(tc, test_new_from_profile);
         tcase_add_test(tc, test_write_all);
         tcase_add_test(tc, test_unusable_kubeconfig);

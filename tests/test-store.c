@@ -179,24 +179,6 @@ START_TEST(test_parse_huge) {
 }
 END_TEST
 
-static char *dir;
-
-static void setup(void) {
-        dir = testlib_mkdtemp();
-}
-
-static void teardown(void) {
-        testlib_rm_rf(dir);
-        free(dir);
-        dir = NULL;
-}
-
-static char *path_join(const char *a, const char *b) {
-        char *p;
-        ck_assert_int_ge(asprintf(&p, "%s/%s", a, b), 0);
-        return p;
-}
-
 static size_t count_entries(const char *d) {
         DIR *dd = opendir(d);
         struct dirent *de;
@@ -212,7 +194,7 @@ static size_t count_entries(const char *d) {
 
 START_TEST(test_save_load_modes) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
-        _cleanup_free_ char *state = path_join(dir, "a/b/state"), *file = NULL;
+        _cleanup_free_ char *state = testlib_path(testlib_scratch, "a/b/state"), *file = NULL;
         struct stat st;
         mode_t old_umask;
 
@@ -223,7 +205,7 @@ START_TEST(test_save_load_modes) {
 
         ck_assert_int_eq(stat(state, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0700);
-        file = path_join(state, "default.json");
+        file = testlib_path(state, "default.json");
         ck_assert_int_eq(lstat(file, &st), 0);
         ck_assert(S_ISREG(st.st_mode));
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
@@ -246,8 +228,8 @@ END_TEST
 
 START_TEST(test_save_replaces_symlink_and_stale_temps) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
-        _cleanup_free_ char *file = path_join(dir, "default.json"), *elsewhere = path_join(dir, "elsewhere"),
-                            *stale = path_join(dir, ".aksspark-tmp.0123456789abcdef.default.json");
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"), *elsewhere = testlib_path(testlib_scratch, "elsewhere"),
+                            *stale = testlib_path(testlib_scratch, ".aksspark-tmp.0123456789abcdef.default.json");
         struct stat st;
 
         /* A crash mid-write left a temp file; a symlink points the state file elsewhere. */
@@ -256,31 +238,31 @@ START_TEST(test_save_replaces_symlink_and_stale_temps) {
         ck_assert_int_eq(symlink(elsewhere, file), 0);
 
         fill_profile(&s);
-        ck_assert_int_eq(store_save(dir, "default", &s), 0);
+        ck_assert_int_eq(store_save(testlib_scratch, "default", &s), 0);
         ck_assert_int_eq(lstat(file, &st), 0);
         ck_assert(S_ISREG(st.st_mode));
         ck_assert_int_eq(stat(elsewhere, &st), 0);
         ck_assert_int_eq(st.st_size, 1); /* the token did not go through the link */
         ck_assert_int_eq(access(stale, F_OK), -1);
-        ck_assert_int_eq(store_load(dir, "default", &back), 0);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), 0);
         assert_profiles_equal(&s, &back);
-        ck_assert_uint_eq(count_entries(dir), 2);
+        ck_assert_uint_eq(count_entries(testlib_scratch), 2);
 }
 END_TEST
 
 START_TEST(test_load_missing_and_remove) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
 
-        ck_assert_int_eq(store_load(dir, "default", &back), -ENOENT);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -ENOENT);
         ck_assert_int_eq(store_load("/nonexistent/aksspark", "default", &back), -ENOENT);
 
         fill_profile(&s);
-        ck_assert_int_eq(store_save(dir, "p1", &s), 0);
-        ck_assert_int_eq(store_save(dir, "p2", &s), 0);
-        ck_assert_int_eq(store_remove(dir, "p1"), 0);
-        ck_assert_int_eq(store_load(dir, "p1", &back), -ENOENT);
-        ck_assert_int_eq(store_remove(dir, "p1"), 0); /* idempotent */
-        ck_assert_int_eq(store_load(dir, "p2", &back), 0);
+        ck_assert_int_eq(store_save(testlib_scratch, "p1", &s), 0);
+        ck_assert_int_eq(store_save(testlib_scratch, "p2", &s), 0);
+        ck_assert_int_eq(store_remove(testlib_scratch, "p1"), 0);
+        ck_assert_int_eq(store_load(testlib_scratch, "p1", &back), -ENOENT);
+        ck_assert_int_eq(store_remove(testlib_scratch, "p1"), 0); /* idempotent */
+        ck_assert_int_eq(store_load(testlib_scratch, "p2", &back), 0);
 }
 END_TEST
 
@@ -288,15 +270,15 @@ START_TEST(test_bad_profile_names) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
 
         fill_profile(&s);
-        ck_assert_int_eq(store_save(dir, "../escape", &s), -EINVAL);
-        ck_assert_int_eq(store_save(dir, "", &s), -EINVAL);
-        ck_assert_int_eq(store_load(dir, "a/b", &back), -EINVAL);
-        ck_assert_int_eq(store_remove(dir, "../x"), -EINVAL);
+        ck_assert_int_eq(store_save(testlib_scratch, "../escape", &s), -EINVAL);
+        ck_assert_int_eq(store_save(testlib_scratch, "", &s), -EINVAL);
+        ck_assert_int_eq(store_load(testlib_scratch, "a/b", &back), -EINVAL);
+        ck_assert_int_eq(store_remove(testlib_scratch, "../x"), -EINVAL);
 }
 END_TEST
 
 START_TEST(test_load_corrupt_files) {
-        _cleanup_free_ char *file = path_join(dir, "default.json"), *target = path_join(dir, "target");
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"), *target = testlib_path(testlib_scratch, "target");
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
         _cleanup_secret_ Secret *text = NULL;
         struct stat st;
@@ -305,28 +287,28 @@ START_TEST(test_load_corrupt_files) {
         fill_profile(&s);
         ck_assert_int_eq(store_serialize(&s, &text), 0);
         testlib_write_file(file, secret_reveal(text), secret_len(text) / 2);
-        ck_assert_int_eq(store_load(dir, "default", &back), -EBADMSG);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -EBADMSG);
 
         testlib_write_file(file, "", 0);
-        ck_assert_int_eq(store_load(dir, "default", &back), -EBADMSG);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -EBADMSG);
 
         /* A symlink, a directory and a FIFO are refused without following or blocking. */
         ck_assert_int_eq(unlink(file), 0);
         testlib_write_file(target, secret_reveal(text), secret_len(text));
         ck_assert_int_eq(symlink(target, file), 0);
-        ck_assert_int_eq(store_load(dir, "default", &back), -EBADMSG);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -EBADMSG);
         ck_assert_int_eq(unlink(file), 0);
         ck_assert_int_eq(mkdir(file, 0700), 0);
-        ck_assert_int_eq(store_load(dir, "default", &back), -EBADMSG);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -EBADMSG);
         ck_assert_int_eq(rmdir(file), 0);
         ck_assert_int_eq(mkfifo(file, 0600), 0);
-        ck_assert_int_eq(store_load(dir, "default", &back), -EBADMSG);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), -EBADMSG);
         ck_assert_int_eq(unlink(file), 0);
 
         /* A wider mode is narrowed on load, and the content still used. */
         testlib_write_file(file, secret_reveal(text), secret_len(text));
         ck_assert_int_eq(chmod(file, 0644), 0);
-        ck_assert_int_eq(store_load(dir, "default", &back), 0);
+        ck_assert_int_eq(store_load(testlib_scratch, "default", &back), 0);
         assert_profiles_equal(&s, &back);
         ck_assert_int_eq(stat(file, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
@@ -334,7 +316,7 @@ START_TEST(test_load_corrupt_files) {
 END_TEST
 
 static pid_t read_lock_pid(const char *state) {
-        _cleanup_free_ char *p = path_join(state, "lock");
+        _cleanup_free_ char *p = testlib_path(state, "lock");
         char buf[32] = {};
         int fd = open(p, O_RDONLY | O_CLOEXEC);
 
@@ -345,7 +327,7 @@ static pid_t read_lock_pid(const char *state) {
 }
 
 START_TEST(test_lock_contention) {
-        _cleanup_free_ char *state = path_join(dir, "s/t");
+        _cleanup_free_ char *state = testlib_path(testlib_scratch, "s/t");
         int ready[2], fd = -1, flags;
         pid_t child, holder = -1;
         struct stat st;
@@ -400,11 +382,11 @@ START_TEST(test_lock_holder_unknown) {
         int fd = -1, fd2 = -1;
         pid_t holder = -1;
 
-        ck_assert_int_eq(store_lock(dir, &fd, NULL), 0);
+        ck_assert_int_eq(store_lock(testlib_scratch, &fd, NULL), 0);
         /* A holder that has not written its pid yet (or garbage): unknown, not a wrong pid. */
         ck_assert_int_eq(ftruncate(fd, 0), 0);
         ck_assert_int_eq(pwrite(fd, "garbage", 7, 0), 7);
-        ck_assert_int_eq(store_lock(dir, &fd2, &holder), -EBUSY);
+        ck_assert_int_eq(store_lock(testlib_scratch, &fd2, &holder), -EBUSY);
         ck_assert_int_eq(holder, 0);
         close(fd);
 }
@@ -423,7 +405,7 @@ static Suite *store_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("files");
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, testlib_scratch_setup, testlib_scratch_teardown);
         tcase_add_test(tc, test_save_load_modes);
         tcase_add_test(tc, test_save_replaces_symlink_and_stale_temps);
         tcase_add_test(tc, test_load_missing_and_remove);

@@ -187,27 +187,10 @@ START_TEST(test_string_has_prefix) {
 }
 END_TEST
 
-static char *dir;
-
-static void setup(void) {
-        dir = testlib_mkdtemp();
-}
-
-static void teardown(void) {
-        testlib_rm_rf(dir);
-        free(dir);
-        dir = NULL;
-}
-
-static char *path_in_dir(const char *name) {
-        char *p;
-        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
-        return p;
-}
 
 START_TEST(test_read_file_full_limits) {
-        _cleanup_free_ char *empty = path_in_dir("empty"), *exact = path_in_dir("exact"), *big = path_in_dir("big");
-        _cleanup_free_ char *missing = path_in_dir("missing");
+        _cleanup_free_ char *empty = testlib_path(testlib_scratch, "empty"), *exact = testlib_path(testlib_scratch, "exact"), *big = testlib_path(testlib_scratch, "big");
+        _cleanup_free_ char *missing = testlib_path(testlib_scratch, "missing");
         char *data, *out = NULL;
         size_t len = 99;
 
@@ -244,7 +227,7 @@ START_TEST(test_read_file_full_limits) {
 
         out = NULL;
         ck_assert_int_eq(read_file_full(missing, 10, &out, &len), -ENOENT);
-        ck_assert_int_eq(read_file_full(dir, 10, &out, &len), -EISDIR);
+        ck_assert_int_eq(read_file_full(testlib_scratch, 10, &out, &len), -EISDIR);
         ck_assert_ptr_null(out);
 }
 END_TEST
@@ -257,9 +240,9 @@ static mode_t mode_of(const char *path) {
 }
 
 START_TEST(test_mkdir_parents) {
-        _cleanup_free_ char *a = path_in_dir("a"), *abc = path_in_dir("a/b/c"), *ab = path_in_dir("a/b");
-        _cleanup_free_ char *old = path_in_dir("old"), *oldnew = path_in_dir("old/new/");
-        _cleanup_free_ char *file = path_in_dir("file"), *through = path_in_dir("file/x");
+        _cleanup_free_ char *a = testlib_path(testlib_scratch, "a"), *abc = testlib_path(testlib_scratch, "a/b/c"), *ab = testlib_path(testlib_scratch, "a/b");
+        _cleanup_free_ char *old = testlib_path(testlib_scratch, "old"), *oldnew = testlib_path(testlib_scratch, "old/new/");
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "file"), *through = testlib_path(testlib_scratch, "file/x");
 
         umask(022);
         ck_assert_int_eq(mkdir_parents(abc, 0700), 0);
@@ -311,7 +294,7 @@ static Suite *util_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("files");
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, testlib_scratch_setup, testlib_scratch_teardown);
         tcase_add_test(tc, test_read_file_full_limits);
         tcase_add_test(tc, test_mkdir_parents);
         suite_add_tcase(s, tc);

@@ -41,6 +41,25 @@ void testlib_rm_rf(const char *path) {
                 (void) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+char *testlib_scratch;
+
+void testlib_scratch_setup(void) {
+        testlib_scratch = testlib_mkdtemp();
+}
+
+void testlib_scratch_teardown(void) {
+        testlib_rm_rf(testlib_scratch);
+        free(testlib_scratch);
+        testlib_scratch = NULL;
+}
+
+char *testlib_path(const char *dir, const char *name) {
+        char *p;
+
+        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+        return p;
+}
+
 void testlib_write_file(const char *path, const char *data, size_t len) {
         FILE *f = fopen(path, "we");
         ck_assert_ptr_nonnull(f);

@@ -26,6 +26,20 @@ IS_ROOT = os.geteuid() == 0
 sys.path.insert(0, os.path.join(SOURCE, "tests", "idp"))
 
 
+def ensure_user(name):
+    """The password entry of a local test user, created (with a home) when missing."""
+    import pwd
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        p = subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name],
+                           capture_output=True, text=True)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:  # not created by a test running beside this one either
+            raise AssertionError("useradd %s failed: %s" % (name, p.stderr))
+
+
 def wait_until(predicate, timeout, what="condition", interval=0.02):
     """Poll predicate until it returns a true value; fail with what after timeout seconds."""
     deadline = time.monotonic() + timeout

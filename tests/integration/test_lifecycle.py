@@ -2,24 +2,14 @@
 quick exit on SIGTERM, the watchdog, journald prefixes, and the root check."""
 
 import os
-import pwd
 import signal
 import subprocess
-import time
 import unittest
 
 import harness
 from harness import Env, wait_until
 
 TEST_USER = "aksspark-it"
-
-
-def ensure_user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
-        return pwd.getpwnam(name)
 
 
 class LifecycleTest(unittest.TestCase):
@@ -59,7 +49,7 @@ class LifecycleTest(unittest.TestCase):
 
     @unittest.skipUnless(harness.IS_ROOT, "needs root to create and become a test user")
     def test_runs_as_a_normal_user(self):
-        user = ensure_user(TEST_USER)
+        user = harness.ensure_user(TEST_USER)
         with Env() as env:
             idp = env.start_idp()
             for d in (env.root, env.home, env.runtime):

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "soak"))
-from common import FAULT_KINDS, ResourceSampler, built_with_sanitizers, harness, proc_rss_kib  # noqa: E402
+from common import FAULT_KINDS, ResourceSampler, built_with_sanitizers, proc_rss_kib  # noqa: E402
 from harness import Env, wait_until  # noqa: E402
 
 USER = "dave@contoso.com"

@@ -5,7 +5,6 @@ socket file's life and a socket passed in by systemd."""
 
 import json
 import os
-import pwd
 import resource
 import selectors
 import socket
@@ -19,14 +18,6 @@ from harness import Env, wait_until
 OTHER_USER = "aksspark-it"
 MAX_REQUEST = 64 * 1024
 MAX_CONNECTIONS = 4096
-
-
-def ensure_user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
-        return pwd.getpwnam(name)
 
 
 def raise_fd_limit(n):
@@ -283,7 +274,7 @@ class PeerTest(unittest.TestCase):
                                "--"] + args, capture_output=True, text=True, timeout=30, **kw)
 
     def test_other_user_is_forbidden(self):
-        user = ensure_user(OTHER_USER)
+        user = harness.ensure_user(OTHER_USER)
         with Env() as env:
             env.start_idp()
             env.write_config()
@@ -336,7 +327,7 @@ class PeerTest(unittest.TestCase):
             d.stop()
 
     def test_daemon_user_and_root_are_served(self):
-        user = ensure_user(OTHER_USER)
+        user = harness.ensure_user(OTHER_USER)
         with Env() as env:
             idp = env.start_idp()
             for path in (env.root, env.home, env.runtime):

@@ -5,10 +5,7 @@ the default socket, and the ExecCredential it prints."""
 import datetime
 import json
 import os
-import signal
-import socket
 import subprocess
-import time
 import unittest
 
 import harness
