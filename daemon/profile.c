@@ -797,17 +797,19 @@ static void on_devicecode_done(HttpRequest *req, int result, const HttpResponse 
         AadOutcome o;
 
         p->login_req = NULL;
+        /* last_error says why, so that the person who ran `login` reads it in the answer. */
         if (result < 0) {
-                log_warning("Profile %s: cannot start the sign-in: cannot reach %s: %s", p->name,
-                            p->cfg->authority_host, resp && resp->error ? resp->error : strerror(-result));
+                set_last_error(p, "cannot start the sign-in: cannot reach %s: %s", p->cfg->authority_host,
+                               resp && resp->error ? resp->error : strerror(-result));
+                log_warning("Profile %s: %s", p->name, p->last_error);
                 login_end(p, -EIO);
                 return;
         }
 
         o = aad_parse_device_code_answer(resp->status, resp->body, resp->body_len, &p->device, &e);
         if (o != AAD_OK) {
-                log_warning("Profile %s: cannot start the sign-in: HTTP %ld: %s", p->name, resp->status,
-                            error_words(&e, buf, sizeof buf));
+                set_last_error(p, "cannot start the sign-in: HTTP %ld: %s", resp->status, error_words(&e, buf, sizeof buf));
+                log_warning("Profile %s: %s", p->name, p->last_error);
                 login_end(p, o == AAD_CONFIG_ERROR ? -EBADR : -EIO);
                 return;
         }

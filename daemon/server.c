@@ -199,8 +199,12 @@ static void connection_answer_profile_error(Connection *c, Profile *p, int r) {
                                          name);
                 return;
         case -EIO:
-                connection_answer_errorf(c, e, "profile %s: the refresh failed: %s; the daemon keeps retrying", name,
-                                         last_error ?: "see the daemon's log");
+                if (c->waiting && c->waiting_op == OP_LOGIN)
+                        connection_answer_errorf(c, e, "profile %s: %s; try again", name,
+                                                 last_error ?: "the sign-in failed, see the daemon's log");
+                else
+                        connection_answer_errorf(c, e, "profile %s: the refresh failed: %s; the daemon keeps retrying",
+                                                 name, last_error ?: "see the daemon's log");
                 return;
         case -EBADR:
                 connection_answer_errorf(c, e, "profile %s: the identity provider rejected the configuration: %s", name,

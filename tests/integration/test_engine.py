@@ -228,6 +228,18 @@ class EngineTest(unittest.TestCase):
             self.assertEqual(d.status()["state"], "login_required")
             d.stop()
 
+    def test_a_sign_in_that_cannot_start_says_why(self):
+        with Env() as env:
+            env.start_idp()
+            env.write_config(profiles={"default": {"authority_host": "https://127.0.0.1:1"}})
+            d = env.start_daemon()
+            r = d.ctl("login", timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("profile default: cannot start the sign-in: cannot reach https://127.0.0.1:1", r.stderr)
+            self.assertNotIn("refresh", r.stderr)
+            self.assertIn("cannot start the sign-in", d.status()["last_error"])
+            d.stop()
+
     def test_slow_down_adds_five_seconds(self):
         with Env() as env:
             idp = env.start_idp(lifetime=30)
