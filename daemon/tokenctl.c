@@ -118,6 +118,12 @@ static int write_all(int fd, const char *buf, size_t len) {
         return 0;
 }
 
+static int write_line(int fd, const char *s) {
+        int r = write_all(fd, s, strlen(s));
+
+        return r < 0 ? r : write_all(fd, "\n", 1);
+}
+
 /* ---- the socket ------------------------------------------------------------------------------- */
 
 static char *default_socket_path(void) {
@@ -703,9 +709,7 @@ static int cmd_token(const char *path) {
         if (r != 0)
                 return r;
         token = get_string(a, "access_token");
-        r = write_all(STDOUT_FILENO, token, strlen(token));
-        if (r >= 0)
-                r = write_all(STDOUT_FILENO, "\n", 1);
+        r = write_line(STDOUT_FILENO, token);
         json_decref(a);
         if (r < 0)
                 return fail(EXIT_TRANSIENT, "cannot write the token to standard output: %s", strerror(-r));
@@ -760,9 +764,7 @@ static int cmd_exec_credential(const char *path) {
         json_decref(out);
         if (!s)
                 return fail(EXIT_TRANSIENT, "out of memory");
-        r = write_all(STDOUT_FILENO, s, strlen(s));
-        if (r >= 0)
-                r = write_all(STDOUT_FILENO, "\n", 1);
+        r = write_line(STDOUT_FILENO, s);
         wiping_free(s);
         if (r < 0)
                 return fail(EXIT_TRANSIENT, "cannot write the credential to standard output: %s", strerror(-r));
