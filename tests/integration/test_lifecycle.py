@@ -51,20 +51,9 @@ class LifecycleTest(unittest.TestCase):
     def test_runs_as_a_normal_user(self):
         user = harness.ensure_user(TEST_USER)
         with Env() as env:
-            idp = env.start_idp()
-            for d in (env.root, env.home, env.runtime):
-                os.chown(d, user.pw_uid, user.pw_gid)
+            env.start_idp()
             env.write_config()
-            os.chmod(env.config_path, 0o644)
-            os.chmod(os.path.dirname(idp.ca_file), 0o755)
-            os.chmod(idp.ca_file, 0o644)
-            prefix = ["setpriv", "--reuid=%d" % user.pw_uid, "--regid=%d" % user.pw_gid, "--init-groups", "--"]
-            # Without --allow-root the harness adds nothing: we are that user now.
-            harness_is_root, harness.IS_ROOT = harness.IS_ROOT, False
-            try:
-                d = env.start_daemon(prefix=prefix)
-            finally:
-                harness.IS_ROOT = harness_is_root
+            d = env.start_daemon_as(user)
             self.assertEqual(os.stat(env.socket_path).st_uid, user.pw_uid)
             self.assertEqual(os.stat(env.state).st_uid, user.pw_uid)
             st = d.status()

@@ -329,22 +329,9 @@ class PeerTest(unittest.TestCase):
     def test_daemon_user_and_root_are_served(self):
         user = harness.ensure_user(OTHER_USER)
         with Env() as env:
-            idp = env.start_idp()
-            for path in (env.root, env.home, env.runtime):
-                os.chown(path, user.pw_uid, user.pw_gid)
+            env.start_idp()
             env.write_config()
-            os.chmod(env.config_path, 0o644)
-            os.chmod(os.path.dirname(idp.ca_file), 0o755)
-            os.chmod(idp.ca_file, 0o644)
-            prefix = ["setpriv", "--reuid=%d" % user.pw_uid, "--regid=%d" % user.pw_gid, "--init-groups", "--"]
-            # The NOTIFY_SOCKET the harness binds must be writable by that user.
-            harness_is_root, harness.IS_ROOT = harness.IS_ROOT, False
-            umask = os.umask(0)
-            try:
-                d = env.start_daemon(prefix=prefix)
-            finally:
-                harness.IS_ROOT = harness_is_root
-                os.umask(umask)
+            d = env.start_daemon_as(user)
             self.assertEqual(os.stat(env.socket_path).st_uid, user.pw_uid)
             # root may use anyone's daemon
             self.assertEqual(d.status()["state"], "login_required")
