@@ -311,7 +311,9 @@ class FakeIdp:
             return n
 
     def queue_fault(self, kind, endpoint="token", retry_after=None, count=1,
-                    retry_after_date=False):
+                    retry_after_date=False, user=None):
+        """Fail the next request to endpoint with kind; with user, the next refresh of that
+        user's sign-in only (so that another profile's refresh cannot take the fault)."""
         if kind not in FAULT_KINDS and not kind.startswith("aad:"):
             raise ValueError("unknown fault kind %r" % kind)
         if endpoint not in ENDPOINTS:
@@ -319,7 +321,8 @@ class FakeIdp:
         with self._lock:
             for _ in range(count):
                 self._faults[endpoint].append(
-                    {"kind": kind, "retry_after": retry_after, "date": retry_after_date})
+                    {"kind": kind, "retry_after": retry_after, "date": retry_after_date,
+                     "user": user})
 
     def random_faults(self, rate, kinds=FAULT_KINDS, seed=0, endpoints=("token",),
                       retry_after=None):
@@ -335,11 +338,13 @@ class FakeIdp:
                 q.clear()
             self._random = None
 
-    def _take_fault(self, endpoint):
+    def _take_fault(self, endpoint, refresh_token=None):
         with self._lock:
             q = self._faults.get(endpoint)
-            if q:
-                return q.pop(0)
+            rt = self._refresh.get(refresh_token) if refresh_token else None
+            for i, fault in enumerate(q or ()):
+                if fault["user"] is None or (rt is not None and rt.user == fault["user"]):
+                    return q.pop(i)
             if self._random and endpoint in self._random[2]:
                 rate, kinds, _, retry_after, rng = self._random
                 if rng.random() < rate:
@@ -856,7 +861,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                "path": path, "scope": None, "client_info": None}
         with idp._lock:
             idp._log.append(rec)
-        fault = idp._take_fault(endpoint)
+        fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
+                                if endpoint == "token" else None)
         if fault:
             with idp._lock:
                 rec["fault"] = fault["kind"]

@@ -125,7 +125,8 @@ class ValgrindTest(unittest.TestCase):
 
             # Every fault kind on a forced refresh: each fails and is retried later.
             for kind in FAULT_KINDS:
-                idp.queue_fault(kind, endpoint="token", retry_after=1 if kind in ("429", "503") else None)
+                idp.queue_fault(kind, endpoint="token", retry_after=1 if kind in ("429", "503") else None,
+                                user="erin@contoso.com")
                 r = d.ctl("--profile", "second", "refresh", timeout=60)
                 self.assertEqual(r.returncode, 1, "%s: %s" % (kind, r.stderr))
             r = d.ctl("--profile", "second", "refresh", timeout=60)
