@@ -13,6 +13,35 @@
 #include "store.h"
 #include "version.h"
 
+static void manager_notify_status(Manager *m, const char *prefix);
+
+/* Recompute STATUS= after any profile changed state. */
+static void on_profile_changed(Profile *p, void *userdata) {
+        manager_notify_status(userdata, NULL);
+}
+
+/* The daemon-wide settings the profiles read, from the configuration in force. */
+static void manager_update_profile_context(Manager *m) {
+        m->profile_ctx.http_timeout = m->config->http_timeout;
+        m->profile_ctx.state_dir = m->config->state_dir;
+        m->profile_ctx.notify_command = m->config->notify_command;
+}
+
+static Profile *requests_find_profile(void *userdata, const char *name) {
+        return manager_find_profile(userdata, name);
+}
+
+static size_t requests_list_profiles(void *userdata, Profile *const **ret) {
+        Manager *m = userdata;
+
+        *ret = m->profiles;
+        return m->n_profiles;
+}
+
+static int requests_reload(void *userdata, ConfigErrors *ret_errors) {
+        return manager_reload(userdata, ret_errors);
+}
+
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
@@ -75,6 +104,19 @@ int manager_new(const char *config_path, Config *config, Manager **ret) {
                 return r;
 
         m->config = config;
+        m->profile_ctx = (ProfileContext) {
+                .event = m->event,
+                .http = m->http,
+                .on_changed = on_profile_changed,
+                .userdata = m,
+        };
+        manager_update_profile_context(m);
+        m->requests = (RequestContext) {
+                .find_profile = requests_find_profile,
+                .list_profiles = requests_list_profiles,
+                .reload = requests_reload,
+                .userdata = m,
+        };
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -121,10 +163,6 @@ static void manager_notify_status(Manager *m, const char *prefix) {
         (void) sd_notifyf(0, "%sSTATUS=%s", prefix ? prefix : "", status);
 }
 
-void manager_profile_changed(Manager *m, Profile *p) {
-        manager_notify_status(m, NULL);
-}
-
 Profile *manager_find_profile(Manager *m, const char *name) {
         const ProfileConfig *pc;
 
@@ -147,7 +185,7 @@ static int manager_start_profiles(Manager *m) {
         if (!m->profiles)
                 return -ENOMEM;
         for (size_t i = 0; i < m->config->n_profiles; i++) {
-                r = profile_new(m, m->config->profiles[i], &m->profiles[i]);
+                r = profile_new(&m->profile_ctx, m->config->profiles[i], &m->profiles[i]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up profile %s: %m", m->config->profiles[i]->name);
                 m->n_profiles++;
@@ -173,7 +211,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to lock the state directory %s: %m", m->config->state_dir);
 
-        r = server_new(m, m->config->socket_path, &m->server);
+        r = server_new(m->event, m->config->socket_path, &m->requests, &m->server);
         if (r < 0)
                 return r; /* server_new says why */
 
@@ -261,7 +299,7 @@ int manager_reload(Manager *m, ConfigErrors *ret_errors) {
                 for (size_t j = 0; j < m->n_profiles; j++)
                         if (strcmp(profile_name(m->profiles[j]), c->profiles[i]->name) == 0)
                                 old[i] = m->profiles[j];
-                r = old[i] ? outputs_new(c->profiles[i], &outputs[i]) : profile_new(m, c->profiles[i], &profiles[i]);
+                r = old[i] ? outputs_new(c->profiles[i], &outputs[i]) : profile_new(&m->profile_ctx, c->profiles[i], &profiles[i]);
                 if (r < 0) {
                         log_error_errno(r, "Failed to set up profile %s: %m", c->profiles[i]->name);
                         goto fail;
@@ -281,6 +319,7 @@ int manager_reload(Manager *m, ConfigErrors *ret_errors) {
         m->n_profiles = n;
         old_config = TAKE_PTR(m->config);
         m->config = TAKE_PTR(c);
+        manager_update_profile_context(m);
         log_set_max_level(m->config->log_level);
 
         for (size_t j = 0; j < n_removed; j++) {

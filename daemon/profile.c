@@ -18,7 +18,6 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
-#include "manager.h"
 #include "notify.h"
 #include "outputs.h"
 #include "profile.h"
@@ -51,7 +50,7 @@ struct ProfileWaiter {
 };
 
 struct Profile {
-        Manager *manager;
+        const ProfileContext *ctx;
         const ProfileConfig *cfg;
         char *name;
         Outputs *outputs;
@@ -100,7 +99,7 @@ const char *profile_name(const Profile *p) {
 }
 
 static usec_t profile_http_timeout(const Profile *p) {
-        return p->manager->config->http_timeout;
+        return p->ctx->http_timeout;
 }
 
 static bool token_valid_at(const Profile *p, usec_t t) {
@@ -120,7 +119,8 @@ ProfileState profile_state(const Profile *p) {
 }
 
 static void profile_changed(Profile *p) {
-        manager_profile_changed(p->manager, p);
+        if (p->ctx->on_changed)
+                p->ctx->on_changed(p, p->ctx->userdata);
 }
 
 static void set_last_error(Profile *p, const char *format, ...) _printf_(2, 3);
@@ -140,12 +140,12 @@ static void set_last_error(Profile *p, const char *format, ...) {
 }
 
 static void notify_person(Profile *p, const char *state, const char *message) {
-        const char *cmd = p->manager->config->notify_command;
+        const char *cmd = p->ctx->notify_command;
         int r;
 
         if (!cmd)
                 return;
-        r = notify_command_run(p->manager->event, cmd, p->name, state, message);
+        r = notify_command_run(p->ctx->event, cmd, p->name, state, message);
         if (r < 0)
                 log_warning_errno(r, "Profile %s: failed to run notify_command: %m", p->name);
 }
@@ -288,7 +288,7 @@ static int waiter_defer_result(ProfileWaiter *w, int result) {
         int r;
 
         w->result = result;
-        r = sd_event_add_defer(w->profile->manager->event, &w->defer, on_waiter_defer, w);
+        r = sd_event_add_defer(w->profile->ctx->event, &w->defer, on_waiter_defer, w);
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
@@ -306,7 +306,7 @@ static int timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at
                         r = sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
                 return r;
         }
-        return sd_event_add_time(p->manager->event, s, clock, at, TIMER_ACCURACY, handler, p);
+        return sd_event_add_time(p->ctx->event, s, clock, at, TIMER_ACCURACY, handler, p);
 }
 
 static void timer_disarm(sd_event_source *s) {
@@ -432,11 +432,11 @@ static void state_save(Profile *p) {
         };
         int r;
 
-        r = store_save(p->manager->config->state_dir, p->name, &s);
+        r = store_save(p->ctx->state_dir, p->name, &s);
         if (r < 0)
                 log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
                                    "a restart will need a new sign-in: %m",
-                                p->name, p->manager->config->state_dir);
+                                p->name, p->ctx->state_dir);
 }
 
 static void refresh_arm_next(Profile *p) {
@@ -488,7 +488,7 @@ static void enter_login_required(Profile *p, const char *why) {
         p->refresh_token = secret_free(p->refresh_token);
         timer_disarm(p->refresh_timer);
         p->next_refresh = 0;
-        (void) store_remove(p->manager->config->state_dir, p->name);
+        (void) store_remove(p->ctx->state_dir, p->name);
         if (!was) {
                 log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login",
                             p->name, why, p->name);
@@ -507,7 +507,7 @@ static int profile_post(Profile *p, const char *url, const Secret *body, http_do
                 .request_id = uuid4_string(request_id),
         };
 
-        return http_post_form(p->manager->http, url, body, &opts, done, p, ret);
+        return http_post_form(p->ctx->http, url, body, &opts, done, p, ret);
 }
 
 /* ---- refresh ------------------------------------------------------------------------------- */
@@ -876,7 +876,7 @@ int profile_logout(Profile *p) {
         p->config_error = false;
         p->attempt = 0;
         set_last_error(p, NULL);
-        (void) store_remove(p->manager->config->state_dir, p->name);
+        (void) store_remove(p->ctx->state_dir, p->name);
         waiters_finish_refresh(p, -ENOKEY);
         log_notice("Profile %s: signed out; the refresh token is forgotten.", p->name);
         profile_changed(p);
@@ -895,7 +895,7 @@ static void state_load(Profile *p) {
         _cleanup_(stored_profile_clear) StoredProfile s = {};
         int r;
 
-        r = store_load(p->manager->config->state_dir, p->name, &s);
+        r = store_load(p->ctx->state_dir, p->name, &s);
         if (r == -ENOENT) {
                 p->needs_login = true;
                 log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
@@ -906,7 +906,7 @@ static void state_load(Profile *p) {
                 p->needs_login = true;
                 log_error_errno(r, "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
                                    "aksspark-tokenctl --profile %s login",
-                                p->name, p->manager->config->state_dir, p->name);
+                                p->name, p->ctx->state_dir, p->name);
                 notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
                 return;
         }
@@ -954,14 +954,14 @@ int profile_start(Profile *p) {
         return 0;
 }
 
-int profile_new(Manager *m, const ProfileConfig *cfg, Profile **ret) {
+int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **ret) {
         _cleanup_(profile_freep) Profile *p = NULL;
         int r;
 
         p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        p->manager = m;
+        p->ctx = ctx;
         p->cfg = cfg;
         p->name = strdup(cfg->name);
         if (!p->name)

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "manager.h"
 #include "profile.h"
 #include "protocol.h"
+#include "requests.h"
 #include "secret.h"
 #include "server.h"
 #include "version.h"
@@ -33,7 +33,8 @@
 typedef struct Connection Connection;
 
 struct Server {
-        Manager *manager;
+        sd_event *event;
+        const RequestContext *requests;
         int fd;
         sd_event_source *listen_source;
         sd_event_source *accept_retry;  /* re-enables accepting after EMFILE and friends */
@@ -327,7 +328,7 @@ static void connection_start_wait(Connection *c, Profile *p, const Request *req)
 
         if (req->op != OP_LOGIN) {
                 /* A sign-in ends by itself when its code expires; a refresh may retry for an hour. */
-                r = sd_event_add_time_relative(c->server->manager->event, &c->wait_timer, CLOCK_MONOTONIC,
+                r = sd_event_add_time_relative(c->server->event, &c->wait_timer, CLOCK_MONOTONIC,
                                                SERVER_WAIT_TIMEOUT, USEC_PER_SEC, on_wait_timeout, c);
                 if (r < 0)
                         log_warning_errno(r, "Failed to arm a request timeout, the request waits without one: %m");
@@ -337,12 +338,14 @@ static void connection_start_wait(Connection *c, Profile *p, const Request *req)
 /* ---- requests ------------------------------------------------------------------------------ */
 
 static void connection_answer_unknown_profile(Connection *c, const char *name) {
-        Manager *m = c->server->manager;
+        const RequestContext *rc = c->server->requests;
+        Profile *const *profiles;
+        size_t n_profiles = rc->list_profiles(rc->userdata, &profiles);
         char list[512] = "";
         size_t used = 0;
 
-        for (size_t i = 0; i < m->n_profiles && used < sizeof list - 64; i++) {
-                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", profile_name(m->profiles[i]));
+        for (size_t i = 0; i < n_profiles && used < sizeof list - 64; i++) {
+                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", profile_name(profiles[i]));
                 if (n < 0)
                         break;
                 used += (size_t) n;
@@ -350,7 +353,7 @@ static void connection_answer_unknown_profile(Connection *c, const char *name) {
         if (used >= sizeof list)
                 used = sizeof list - 1;
 
-        if (m->n_profiles == 0)
+        if (n_profiles == 0)
                 connection_answer_error(c, ERR_UNKNOWN_PROFILE, "no profile is configured");
         else if (name)
                 /* name passed profile_name_is_valid(): safe to show. */
@@ -386,16 +389,18 @@ static void connection_answer_token(Connection *c, Profile *p) {
 }
 
 static void connection_answer_profiles(Connection *c) {
-        Manager *m = c->server->manager;
-        _cleanup_free_ ProfileSnapshot *snaps = calloc(MAX(m->n_profiles, (size_t) 1), sizeof *snaps);
+        const RequestContext *rc = c->server->requests;
+        Profile *const *profiles;
+        size_t n_profiles = rc->list_profiles(rc->userdata, &profiles);
+        _cleanup_free_ ProfileSnapshot *snaps = calloc(MAX(n_profiles, (size_t) 1), sizeof *snaps);
 
         if (!snaps) {
                 connection_answer(c, NULL, false);
                 return;
         }
-        for (size_t i = 0; i < m->n_profiles; i++)
-                profile_snapshot(m->profiles[i], &snaps[i]);
-        connection_answer(c, protocol_profiles_answer(snaps, m->n_profiles), false);
+        for (size_t i = 0; i < n_profiles; i++)
+                profile_snapshot(profiles[i], &snaps[i]);
+        connection_answer(c, protocol_profiles_answer(snaps, n_profiles), false);
 }
 
 static void connection_answer_reload(Connection *c) {
@@ -404,7 +409,7 @@ static void connection_answer_reload(Connection *c) {
         size_t len = 0;
         int r;
 
-        r = manager_reload(c->server->manager, &errors);
+        r = c->server->requests->reload(c->server->requests->userdata, &errors);
         if (r >= 0) {
                 config_errors_clear(&errors);
                 connection_answer(c, protocol_ok_answer(), false);
@@ -456,7 +461,7 @@ static void connection_handle_line(Connection *c, const char *line, size_t len) 
                 break;
         }
 
-        p = manager_find_profile(c->server->manager, req.profile);
+        p = c->server->requests->find_profile(c->server->requests->userdata, req.profile);
         if (!p) {
                 connection_answer_unknown_profile(c, req.profile);
                 return;
@@ -729,7 +734,7 @@ static void server_add_connection(Server *s, int fd) {
                 .events = EPOLLIN,
                 .last_activity = now_monotonic(),
         };
-        r = sd_event_add_io(s->manager->event, &c->io, fd, EPOLLIN, on_connection_io, c);
+        r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_connection_io, c);
         if (r < 0) {
                 log_warning_errno(r, "Cannot watch a new connection, closing it: %m");
                 safe_close(fd);
@@ -782,7 +787,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         if (r >= 0)
                                 r = sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
                 } else
-                        r = sd_event_add_time_relative(s->manager->event, &s->accept_retry, CLOCK_MONOTONIC,
+                        r = sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC,
                                                        ACCEPT_RETRY, 0, on_accept_retry, s);
                 if (r < 0)
                         (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
@@ -969,14 +974,15 @@ static char *owner_description(uid_t uid) {
         return s;
 }
 
-int server_new(Manager *m, const char *path, Server **ret) {
+int server_new(sd_event *event, const char *path, const RequestContext *requests, Server **ret) {
         _cleanup_(server_freep) Server *s = NULL;
         int r;
 
         s = calloc(1, sizeof *s);
         if (!s)
                 return log_oom();
-        s->manager = m;
+        s->event = event;
+        s->requests = requests;
         s->fd = -EBADF;
         s->uid = getuid();
         /* Looked up once: a directory service must not stall a refusal later. */
@@ -996,10 +1002,10 @@ int server_new(Manager *m, const char *path, Server **ret) {
         } else
                 log_info("Serving the socket systemd passed: %s.", s->path);
 
-        r = sd_event_add_io(m->event, &s->listen_source, s->fd, EPOLLIN, on_accept, s);
+        r = sd_event_add_io(s->event, &s->listen_source, s->fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the socket %s: %m", s->path);
-        r = sd_event_add_time_relative(m->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_INTERVAL, 5 * USEC_PER_SEC,
+        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_INTERVAL, 5 * USEC_PER_SEC,
                                        on_sweep, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);

@@ -9,7 +9,9 @@
 #include "http.h"
 #include "outputs.h"
 #include "profile.h"
+#include "requests.h"
 
+typedef struct Manager Manager;
 typedef struct Server Server;
 
 struct Manager {
@@ -19,6 +21,8 @@ struct Manager {
         char *home;             /* owned storage behind env.home */
         char *config_path;
         HttpClient *http;
+        ProfileContext profile_ctx;     /* what every profile sees of the daemon */
+        RequestContext requests;        /* what the socket's requests may ask of the daemon */
         Server *server;
         Profile **profiles;
         size_t n_profiles;
@@ -39,6 +43,3 @@ int manager_run(Manager *m);
 int manager_reload(Manager *m, ConfigErrors *ret_errors);
 
 Profile *manager_find_profile(Manager *m, const char *name); /* NULL name = the default */
-
-/* Recompute STATUS= after any profile changed state. */
-void manager_profile_changed(Manager *m, Profile *p);

@@ -7,13 +7,29 @@
 
 #include "aad.h"
 #include "config.h"
+#include "http.h"
 #include "outputs.h"
 #include "protocol.h"
 #include "secret.h"
 
-typedef struct Manager Manager;
 typedef struct Profile Profile;
 typedef struct ProfileWaiter ProfileWaiter;
+
+/* What a profile needs from the daemon around it, and nothing more (systemd's CurlGlue pattern):
+ * the loop, the HTTP client, the daemon-wide settings it reads, and one callback to report that
+ * its state changed. The owner keeps the context alive for as long as any profile using it, and
+ * may update the settings (on reload) between two events; a profile reads them each time it needs
+ * them and never learns who its owner is. */
+typedef struct ProfileContext {
+        sd_event *event;
+        HttpClient *http;
+        usec_t http_timeout;
+        const char *state_dir;
+        const char *notify_command;          /* NULL: none */
+        /* The profile's state (or what `status` shows of it) changed. May be NULL. */
+        void (*on_changed)(Profile *p, void *userdata);
+        void *userdata;
+} ProfileContext;
 
 /* result: 0 success, else the error the answer should carry:
  *   -ENOKEY login_required, -EKEYEXPIRED login expired, -EKEYREJECTED declined,
@@ -23,7 +39,7 @@ typedef void (*profile_done_fn)(Profile *p, int result, void *userdata);
 /* The device message is ready: show it to the person. */
 typedef void (*profile_device_fn)(Profile *p, const AadDeviceCode *code, void *userdata);
 
-int profile_new(Manager *m, const ProfileConfig *cfg, Profile **ret);
+int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **ret);
 Profile *profile_free(Profile *p);           /* answers its waiters with -ECANCELED */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free);
 

@@ -28,7 +28,7 @@
 #include "macro.h"
 #include "util.h"
 
-typedef struct Manager Manager;
+typedef struct RequestContext RequestContext;
 typedef struct Server Server;
 
 #define SERVER_MAX_CONNECTIONS 4096
@@ -38,9 +38,10 @@ typedef struct Server Server;
 
 /* Listen on path (0600, its directory made 0700 if missing; a stale socket file is replaced
  * only when nothing answers on it), or on the socket systemd passed (sd_listen_fds) when
- * there is one; a passed socket is never unlinked. Raises the soft RLIMIT_NOFILE so that
+ * there is one; a passed socket is never unlinked. Requests are answered through requests
+ * (requests.h), which must outlive the server. Raises the soft RLIMIT_NOFILE so that
  * SERVER_MAX_CONNECTIONS clients fit. */
-int server_new(Manager *m, const char *path, Server **ret);
+int server_new(sd_event *event, const char *path, const RequestContext *requests, Server **ret);
 /* Closes every connection (cancelling what they wait for) and removes the socket file it
  * made, if it is still ours. */
 Server *server_free(Server *s);
