@@ -112,10 +112,15 @@ int manager_new(const char *config_path, Config *config, Manager **ret) {
         };
         manager_update_profile_context(m);
         m->requests = (RequestContext) {
+                .event = m->event,
                 .find_profile = requests_find_profile,
                 .list_profiles = requests_list_profiles,
                 .reload = requests_reload,
                 .userdata = m,
+        };
+        m->handler = (ConnectionHandler) {
+                .on_line = requests_handle_line,
+                .userdata = &m->requests,
         };
         *ret = TAKE_PTR(m);
         return 0;
@@ -211,7 +216,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to lock the state directory %s: %m", m->config->state_dir);
 
-        r = server_new(m->event, m->config->socket_path, &m->requests, &m->server);
+        r = server_new(m->event, m->config->socket_path, &m->handler, &m->server);
         if (r < 0)
                 return r; /* server_new says why */
 

@@ -23,6 +23,7 @@ struct Manager {
         HttpClient *http;
         ProfileContext profile_ctx;     /* what every profile sees of the daemon */
         RequestContext requests;        /* what the socket's requests may ask of the daemon */
+        ConnectionHandler handler;      /* requests_handle_line() over requests */
         Server *server;
         Profile **profiles;
         size_t n_profiles;

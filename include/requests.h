@@ -1,14 +1,23 @@
-/* What request handling may ask of the daemon: the one interface through which the socket side
- * reaches the owner of the profiles (dbus-broker's driver.c/BROKER() pattern, made explicit).
- * The manager fills it in and hands it down; nothing below the manager includes manager.h. */
+/* Request handling: each operation on the socket -> its answer (requests.c), and the one
+ * interface through which it reaches the owner of the profiles, RequestContext (dbus-broker's
+ * driver.c/BROKER() pattern, made explicit). The manager fills the context in and wires
+ * requests_handle_line() into the server as its connections' line handler; nothing below the
+ * manager includes manager.h, and the connection never calls into this module except through
+ * that callback. */
 #pragma once
 
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
+#include "connection.h"
 #include "profile.h"
 
+/* refresh and check answer `timeout` after this (the refresh goes on). */
+#define REQUEST_WAIT_TIMEOUT (110 * USEC_PER_SEC)
+
 typedef struct RequestContext {
+        sd_event *event;                     /* for the wait timeouts */
         /* The profile called name, or the default one for a NULL name; NULL when there is none. */
         Profile *(*find_profile)(void *userdata, const char *name);
         /* Every profile, in configuration order; valid until the next reload. */
@@ -17,3 +26,6 @@ typedef struct RequestContext {
         int (*reload)(void *userdata, ConfigErrors *ret_errors);
         void *userdata;
 } RequestContext;
+
+/* A ConnectionHandler's on_line, with userdata the RequestContext: answer one request line. */
+void requests_handle_line(Connection *c, const char *line, size_t len, void *userdata);

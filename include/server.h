@@ -1,5 +1,6 @@
-/* The Unix socket: listener (or the one systemd passed), connections, line framing, the
- * SO_PEERCRED check, answers in order, and requests that wait on a profile.
+/* The Unix socket: the listener (or the one systemd passed), accepting, the SO_PEERCRED check,
+ * the connection limit and the idle sweep. Each connection (connection.h) frames its lines and
+ * hands them to the request handler the server was given (requests.h, wired by the manager).
  *
  * Behaviour a client can rely on (see also protocol.h):
  * - Only the daemon's own uid and root are served; anyone else gets one `forbidden` answer
@@ -13,11 +14,11 @@
  *   So does input that ends without a final '\n'.
  * - A client that half-closes (shutdown(SHUT_WR)) still gets every answer, then the close.
  *   A client that goes away cancels what it waited for.
- * - refresh and check answer `timeout` after SERVER_WAIT_TIMEOUT (the refresh goes on).
+ * - refresh and check answer `timeout` after REQUEST_WAIT_TIMEOUT (the refresh goes on).
  * - Past SERVER_MAX_CONNECTIONS a new connection gets `busy` and is closed. Connections idle
  *   for SERVER_IDLE_TIMEOUT (nothing waiting, nothing queued) are closed.
  * - A client that does not read its answers is not read from either once
- *   SERVER_OUTPUT_HIGH bytes wait for it, so it cannot make the daemon hoard memory.
+ *   CONNECTION_OUTPUT_HIGH bytes wait for it, so it cannot make the daemon hoard memory.
  *
  * server_new() logs why it failed; connection events are logged at debug level, refused
  * peers at warning level (rate-limited). */
@@ -28,20 +29,18 @@
 #include "macro.h"
 #include "util.h"
 
-typedef struct RequestContext RequestContext;
+typedef struct ConnectionHandler ConnectionHandler;
 typedef struct Server Server;
 
 #define SERVER_MAX_CONNECTIONS 4096
-#define SERVER_WAIT_TIMEOUT (110 * USEC_PER_SEC)
 #define SERVER_IDLE_TIMEOUT (10 * USEC_PER_MINUTE)
-#define SERVER_OUTPUT_HIGH (64 * 1024)
 
 /* Listen on path (0600, its directory made 0700 if missing; a stale socket file is replaced
  * only when nothing answers on it), or on the socket systemd passed (sd_listen_fds) when
- * there is one; a passed socket is never unlinked. Requests are answered through requests
- * (requests.h), which must outlive the server. Raises the soft RLIMIT_NOFILE so that
+ * there is one; a passed socket is never unlinked. Every connection hands its lines to
+ * handler (connection.h), which must outlive the server. Raises the soft RLIMIT_NOFILE so that
  * SERVER_MAX_CONNECTIONS clients fit. */
-int server_new(sd_event *event, const char *path, const RequestContext *requests, Server **ret);
+int server_new(sd_event *event, const char *path, const ConnectionHandler *handler, Server **ret);
 /* Closes every connection (cancelling what they wait for) and removes the socket file it
  * made, if it is still ours. */
 Server *server_free(Server *s);
