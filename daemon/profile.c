@@ -1,5 +1,6 @@
-/* One profile's life: device sign-in, refresh before expiry, backoff, outputs, and the
- * requests that wait on it.
+/* One profile's life: refresh before expiry, backoff, outputs, and the requests that wait on
+ * it. How a sign-in obtains its first token is a token source's business (login-device.c,
+ * behind the seam in token-source.h); what the token then means is decided here.
  *
  * The path of one refresh: refresh_timer fires -> refresh_start() builds the body (aad.c) and
  * posts it (http.c) -> on_refresh_done() classifies the answer (aad.c) -> token_accept() stores
@@ -18,16 +19,17 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "login-device.h"
 #include "notify.h"
 #include "outputs.h"
 #include "profile.h"
 #include "schedule.h"
 #include "store.h"
+#include "token-source.h"
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
 #define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
-#define HTTP_MAX_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 
 typedef enum WaiterKind {
         WAITER_REFRESH,
@@ -77,14 +79,8 @@ struct Profile {
         HttpRequest *refresh_req;
         usec_t refresh_sent;
 
-        bool login_active;
-        HttpRequest *login_req;
-        AadDeviceCode device;
-        bool device_known;
-        usec_t login_deadline;
-        usec_t poll_interval;
-        usec_t poll_sent;
-        sd_event_source *poll_timer;
+        LoginDevice *login;           /* a sign-in under way */
+        LoginDeviceCallbacks login_callbacks;
 
         bool expiry_notified;         /* for the current token */
         ProfileWaiter *waiters;
@@ -92,14 +88,9 @@ struct Profile {
 };
 
 static void refresh_start(Profile *p);
-static void login_poll(Profile *p);
 
 const char *profile_name(const Profile *p) {
         return p->name;
-}
-
-static usec_t profile_http_timeout(const Profile *p) {
-        return p->ctx->http_timeout;
 }
 
 static bool token_valid_at(const Profile *p, usec_t t) {
@@ -271,7 +262,7 @@ static void waiters_send_device(Profile *p) {
                         return;
                 w->device_sent = true;
                 if (w->device)
-                        w->device(p, &p->device, w->userdata);
+                        w->device(p, login_device_code(p->login), w->userdata);
         }
 }
 
@@ -496,36 +487,14 @@ static void enter_login_required(Profile *p, const char *why) {
         }
 }
 
-/* POST to the identity provider with this profile's trust, timeouts and a fresh request id. */
-static int profile_post(Profile *p, const char *url, const Secret *body, http_done_fn done, HttpRequest **ret,
-                        char request_id[static 37]) {
-        HttpOptions opts = {
-                .ca_file = p->cfg->ca_file,
-                .timeout = profile_http_timeout(p),
-                .connect_timeout = MIN(profile_http_timeout(p), HTTP_MAX_CONNECT_TIMEOUT),
-                .max_body = HTTP_MAX_BODY_DEFAULT,
-                .request_id = uuid4_string(request_id),
-        };
-
-        return http_post_form(p->ctx->http, url, body, &opts, done, p, ret);
-}
-
 /* ---- refresh ------------------------------------------------------------------------------- */
-
-static const char *error_words(const AadError *e, char *buf, size_t size) {
-        snprintf(buf, size, "%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
-                 e->description ? ": " : "", e->description ? e->description : "",
-                 e->correlation_id ? " (correlation id " : "", e->correlation_id ? e->correlation_id : "",
-                 e->correlation_id ? ")" : "");
-        return buf;
-}
 
 static void refresh_retry(Profile *p, usec_t retry_after) {
         usec_t now = now_realtime(), last_chance = USEC_INFINITY, delay;
         char d[32];
 
         if (token_valid_at(p, now))
-                last_chance = p->expires_on > profile_http_timeout(p) ? p->expires_on - profile_http_timeout(p) : 0;
+                last_chance = p->expires_on > p->ctx->http_timeout ? p->expires_on - p->ctx->http_timeout : 0;
         p->attempt++;
         delay = schedule_backoff(p->attempt, now, retry_after, last_chance, random_u64());
         refresh_schedule_at(p, now + delay);
@@ -569,12 +538,12 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 waiter_result = 0;
                 break;
         case AAD_NEEDS_LOGIN:
-                set_last_error(p, "%s", error_words(&e, buf, sizeof buf));
+                set_last_error(p, "%s", token_source_error_words(&e, buf, sizeof buf));
                 enter_login_required(p, p->last_error);
                 waiter_result = -ENOKEY;
                 break;
         case AAD_CONFIG_ERROR:
-                set_last_error(p, "%s", error_words(&e, buf, sizeof buf));
+                set_last_error(p, "%s", token_source_error_words(&e, buf, sizeof buf));
                 p->config_error = true;
                 p->next_refresh = 0;
                 log_error("Profile %s: the identity provider rejected the configuration: %s. "
@@ -583,7 +552,7 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 waiter_result = -EBADR;
                 break;
         default:
-                set_last_error(p, "HTTP %ld: %s", resp->status, error_words(&e, buf, sizeof buf));
+                set_last_error(p, "HTTP %ld: %s", resp->status, token_source_error_words(&e, buf, sizeof buf));
                 refresh_retry(p, retry_after);
                 waiter_result = -EIO;
                 break;
@@ -617,7 +586,7 @@ static void refresh_start(Profile *p) {
         }
 
         p->refresh_sent = now_realtime();
-        r = profile_post(p, url, body, on_refresh_done, &p->refresh_req, request_id);
+        r = token_source_post(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->refresh_req, request_id);
         if (r < 0) {
                 set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
                 refresh_retry(p, 0);
@@ -679,157 +648,38 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         return 0;
 }
 
-/* ---- device sign-in ------------------------------------------------------------------------ */
+/* ---- sign-in ------------------------------------------------------------------------------- */
 
 static void login_end(Profile *p, int result) {
-        p->login_active = false;
-        http_request_cancel(p->login_req);
-        p->login_req = NULL;
-        timer_disarm(p->poll_timer);
-        aad_device_code_clear(&p->device);
-        p->device_known = false;
+        p->login = login_device_free(p->login);
         waiters_finish_login(p, result);
         profile_changed(p);
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        login_poll(userdata);
-        return 0;
-}
-
-static void login_poll_later(Profile *p) {
-        int r = timer_arm(p, &p->poll_timer, CLOCK_BOOTTIME, now_boottime() + p->poll_interval,
-                          on_poll_timer);
-        if (r < 0) {
-                log_error_errno(r, "Profile %s: failed to arm the sign-in poll timer: %m", p->name);
-                login_end(p, -EIO);
-        }
-}
-
-static void on_poll_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
+static void on_login_code(const AadDeviceCode *code, void *userdata) {
         Profile *p = userdata;
-        _cleanup_(aad_token_clear) AadToken t = {};
-        _cleanup_(aad_error_clear) AadError e = {};
-        char buf[512];
-        AadOutcome o;
 
-        p->login_req = NULL;
-        if (result < 0) {
-                log_warning("Profile %s: polling the sign-in failed (%s), trying again.", p->name,
-                            resp && resp->error ? resp->error : strerror(-result));
-                login_poll_later(p);
-                return;
-        }
-
-        o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
-        switch (o) {
-        case AAD_OK:
-                token_accept(p, &t, p->poll_sent);
-                log_notice("Profile %s: signed in as %s.", p->name, p->account ? p->account : "(unknown account)");
-                login_end(p, 0);
-                return;
-        case AAD_PENDING:
-                login_poll_later(p);
-                return;
-        case AAD_SLOW_DOWN:
-                p->poll_interval += AAD_SLOW_DOWN_STEP_SEC * USEC_PER_SEC;
-                log_debug("Profile %s: the identity provider asked to poll slower (every %llus).", p->name,
-                          (unsigned long long) (p->poll_interval / USEC_PER_SEC));
-                login_poll_later(p);
-                return;
-        case AAD_DECLINED:
-                log_warning("Profile %s: the sign-in was declined.", p->name);
-                login_end(p, -EKEYREJECTED);
-                return;
-        case AAD_CODE_EXPIRED:
-                log_warning("Profile %s: the sign-in code expired before it was used: %s", p->name,
-                            error_words(&e, buf, sizeof buf));
-                login_end(p, -EKEYEXPIRED);
-                return;
-        case AAD_NEEDS_LOGIN:
-                log_warning("Profile %s: the sign-in failed: %s", p->name, error_words(&e, buf, sizeof buf));
-                login_end(p, -EKEYREJECTED);
-                return;
-        case AAD_CONFIG_ERROR:
-                log_error("Profile %s: the identity provider rejected the configuration: %s", p->name,
-                          error_words(&e, buf, sizeof buf));
-                login_end(p, -EBADR);
-                return;
-        case AAD_TRANSIENT:
-        default:
-                log_warning("Profile %s: polling the sign-in got HTTP %ld (%s), trying again.", p->name,
-                            resp->status, error_words(&e, buf, sizeof buf));
-                login_poll_later(p);
-                return;
-        }
-}
-
-static void login_poll(Profile *p) {
-        _cleanup_secret_ Secret *body = NULL;
-        _cleanup_free_ char *url = NULL;
-        char request_id[37];
-        int r;
-
-        if (now_realtime() >= p->login_deadline) {
-                log_warning("Profile %s: the sign-in code expired before the sign-in finished.", p->name);
-                login_end(p, -EKEYEXPIRED);
-                return;
-        }
-
-        url = aad_token_url(p->cfg);
-        r = url ? aad_device_token_body(p->cfg, p->device.device_code, &body) : -ENOMEM;
-        if (r < 0) {
-                login_end(p, r);
-                return;
-        }
-        p->poll_sent = now_realtime();
-        r = profile_post(p, url, body, on_poll_done, &p->login_req, request_id);
-        if (r < 0) {
-                log_warning_errno(r, "Profile %s: cannot poll the sign-in: %m", p->name);
-                login_poll_later(p);
-        }
-}
-
-static void on_devicecode_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
-        Profile *p = userdata;
-        _cleanup_(aad_error_clear) AadError e = {};
-        char buf[512];
-        AadOutcome o;
-
-        p->login_req = NULL;
-        /* last_error says why, so that the person who ran `login` reads it in the answer. */
-        if (result < 0) {
-                set_last_error(p, "cannot start the sign-in: cannot reach %s: %s", p->cfg->authority_host,
-                               resp && resp->error ? resp->error : strerror(-result));
-                log_warning("Profile %s: %s", p->name, p->last_error);
-                login_end(p, -EIO);
-                return;
-        }
-
-        o = aad_parse_device_code_answer(resp->status, resp->body, resp->body_len, &p->device, &e);
-        if (o != AAD_OK) {
-                set_last_error(p, "cannot start the sign-in: HTTP %ld: %s", resp->status, error_words(&e, buf, sizeof buf));
-                log_warning("Profile %s: %s", p->name, p->last_error);
-                login_end(p, o == AAD_CONFIG_ERROR ? -EBADR : -EIO);
-                return;
-        }
-
-        p->device_known = true;
-        p->login_deadline = p->poll_sent + p->device.expires_in;
-        p->poll_interval = p->device.interval > 0 ? p->device.interval : AAD_DEFAULT_INTERVAL_SEC * USEC_PER_SEC;
-        /* The message carries the URL and the user code a person types; never the device code. */
-        log_notice("Profile %s: %s", p->name, p->device.message);
         waiters_send_device(p);
-        login_poll_later(p);
         profile_changed(p);
+}
+
+static void on_login_done(int result, AadToken *t, usec_t sent, const char *error, void *userdata) {
+        Profile *p = userdata;
+
+        if (result >= 0) {
+                token_accept(p, t, sent);
+                log_notice("Profile %s: signed in as %s.", p->name, p->account ? p->account : "(unknown account)");
+        } else if (error) {
+                /* last_error says why, so that the person who ran `login` reads it in the answer. */
+                set_last_error(p, "%s", error);
+                log_warning("Profile %s: %s", p->name, p->last_error);
+        }
+        login_end(p, result);
 }
 
 int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret) {
-        _cleanup_secret_ Secret *body = NULL;
-        _cleanup_free_ char *url = NULL, *form = NULL;
         ProfileWaiter *w;
-        char request_id[37];
         int r;
 
         w = waiter_new(p, WAITER_LOGIN, done, userdata);
@@ -837,31 +687,25 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
                 return -ENOMEM;
         w->device = device;
 
-        if (p->login_active) {
+        if (p->login) {
                 /* Join the flow under way; a late joiner still gets the message. */
-                if (p->device_known)
+                if (login_device_code(p->login))
                         waiters_send_device(p);
                 if (ret)
                         *ret = w;
                 return 0;
         }
 
-        url = aad_devicecode_url(p->cfg);
-        r = url ? aad_devicecode_body(p->cfg, &form) : -ENOMEM;
-        if (r >= 0) {
-                body = secret_new_string(form);
-                if (!body)
-                        r = -ENOMEM;
-        }
-        if (r >= 0) {
-                p->poll_sent = now_realtime();
-                r = profile_post(p, url, body, on_devicecode_done, &p->login_req, request_id);
-        }
+        p->login_callbacks = (LoginDeviceCallbacks) {
+                .on_code = on_login_code,
+                .on_done = on_login_done,
+                .userdata = p,
+        };
+        r = login_device_start(p->ctx, p->cfg, p->name, &p->login_callbacks, &p->login);
         if (r < 0) {
                 profile_waiter_cancel(w);
                 return r;
         }
-        p->login_active = true;
         log_info("Profile %s: starting a device sign-in at %s.", p->name, p->cfg->authority_host);
         if (ret)
                 *ret = w;
@@ -983,8 +827,10 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         p->outputs = o;
         p->cfg = cfg;
 
-        if (p->login_active && foreign)
+        if (p->login && foreign)
                 login_end(p, -ECANCELED);
+        else if (p->login)
+                login_device_set_config(p->login, cfg);
         if (foreign) {
                 http_request_cancel(p->refresh_req);
                 p->refresh_req = NULL;
@@ -1007,8 +853,7 @@ Profile *profile_free(Profile *p) {
 
         http_request_cancel(p->refresh_req);
         p->refresh_req = NULL;
-        http_request_cancel(p->login_req);
-        p->login_req = NULL;
+        p->login = login_device_free(p->login);
         for (ProfileWaiter *w = p->waiters; w; w = w->next) {
                 w->finishing = true;
                 w->result = -ECANCELED;
@@ -1018,8 +863,6 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->refresh_timer);
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
-        sd_event_source_disable_unref(p->poll_timer);
-        aad_device_code_clear(&p->device);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
         outputs_free(p->outputs);
@@ -1068,7 +911,7 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .last_error = p->last_error,
                 .account = p->account,
                 .tenant = p->tenant ? p->tenant : p->cfg->tenant,
-                .device_message = p->device_known ? p->device.message : NULL,
+                .device_message = login_device_code(p->login) ? login_device_code(p->login)->message : NULL,
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
         };

@@ -1,0 +1,28 @@
+/* What every token source shares: one way to post to the identity provider, one way to name
+ * its errors. See token-source.h for the seam. */
+#include <stdio.h>
+
+#include "token-source.h"
+
+#define HTTP_MAX_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
+
+int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                      http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
+        HttpOptions opts = {
+                .ca_file = cfg->ca_file,
+                .timeout = ctx->http_timeout,
+                .connect_timeout = MIN(ctx->http_timeout, HTTP_MAX_CONNECT_TIMEOUT),
+                .max_body = HTTP_MAX_BODY_DEFAULT,
+                .request_id = uuid4_string(request_id),
+        };
+
+        return http_post_form(ctx->http, url, body, &opts, done, userdata, ret);
+}
+
+const char *token_source_error_words(const AadError *e, char *buf, size_t size) {
+        snprintf(buf, size, "%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
+                 e->description ? ": " : "", e->description ? e->description : "",
+                 e->correlation_id ? " (correlation id " : "", e->correlation_id ? e->correlation_id : "",
+                 e->correlation_id ? ")" : "");
+        return buf;
+}

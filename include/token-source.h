@@ -1,0 +1,25 @@
+/* The seam between how a token is obtained and what a profile does with it.
+ *
+ * A token source (login-device.c today; a browser sign-in and the unattended credential kinds
+ * later) talks to the identity provider and reports up through the callbacks it was given: the
+ * message for a person when there is one, then one end with the token or an error. It never sees
+ * the profile's schedule, outputs, state store or waiters, and it never calls the profile; the
+ * profile (profile.c) owns all of that and decides what a result means for its waiters.
+ *
+ * Every source posts through token_source_post(), so every request to the identity provider
+ * carries the profile's trust (ca_file), the daemon's timeouts and a fresh request id. */
+#pragma once
+
+#include "aad.h"
+#include "config.h"
+#include "http.h"
+#include "profile.h"
+#include "secret.h"
+
+/* POST a form to the identity provider with cfg's trust, ctx's timeouts and a fresh request id
+ * (written to request_id). */
+int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                      http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]);
+
+/* "error: description (correlation id ...)" for a log line or last_error; never a secret. */
+const char *token_source_error_words(const AadError *e, char *buf, size_t size);
