@@ -1,5 +1,6 @@
 /* The configuration file: inih reads lines from our reader, the callbacks collect settings, and
- * validation turns them into a Config or into every problem as "file:line: what is wrong". */
+ * validation turns them into a Config or into every problem as "file:line: what is wrong".
+ * Pure: text and a ConfigEnv in (reading the file and the process is config-env.c's job). */
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -11,11 +12,11 @@
 #include <sys/un.h>
 #include <syslog.h>
 
+#include "config-env.h"
 #include "config.h"
 #include "log.h"
 #include "macro.h"
 
-#define CONFIG_FILE_MAX (1024 * 1024)
 #define SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1)
 
 typedef enum DaemonKey {
@@ -759,54 +760,6 @@ static int strdup_to(Parser *p, const char *s, char **ret) {
         return 0;
 }
 
-/* The first component of a systemd *_DIRECTORY variable (several are ':'-separated), if absolute. */
-static int systemd_directory(const char *v, char **ret) {
-        size_t n;
-
-        if (!v || v[0] != '/') {
-                *ret = NULL;
-                return 0;
-        }
-        n = strcspn(v, ":");
-        *ret = strndup(v, n);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static bool xdg_dir_usable(const char *v) {
-        return v && v[0] == '/'; /* the XDG spec: relative values are to be ignored */
-}
-
-static int default_socket_path(const ConfigEnv *env, char **ret) {
-        _cleanup_free_ char *rd = NULL;
-        int r;
-
-        if (xdg_dir_usable(env->xdg_runtime_dir))
-                return asprintf(ret, "%s/aksspark-tokend.sock", env->xdg_runtime_dir) < 0 ? -ENOMEM : 0;
-        r = systemd_directory(env->runtime_directory, &rd);
-        if (r < 0)
-                return r;
-        if (rd)
-                return asprintf(ret, "%s/aksspark-tokend.sock", rd) < 0 ? -ENOMEM : 0;
-        *ret = NULL;
-        return 0;
-}
-
-static int default_state_dir(const ConfigEnv *env, char **ret) {
-        _cleanup_free_ char *sd = NULL;
-        int r;
-
-        r = systemd_directory(env->state_directory, &sd);
-        if (r < 0)
-                return r;
-        if (sd) {
-                *ret = TAKE_PTR(sd);
-                return 0;
-        }
-        if (xdg_dir_usable(env->xdg_state_home))
-                return asprintf(ret, "%s/aksspark-tokend", env->xdg_state_home) < 0 ? -ENOMEM : 0;
-        return asprintf(ret, "%s/.local/state/aksspark-tokend", env->home) < 0 ? -ENOMEM : 0;
-}
-
 static void build_daemon(Parser *p, Config *c) {
         const Setting *s;
         int r;
@@ -817,13 +770,13 @@ static void build_daemon(Parser *p, Config *c) {
                     strlen(c->socket_path) > SOCKET_PATH_MAX)
                         problem(p, s->line, "socket path '%s' is %zu bytes, longer than a Unix socket address allows (%zu)",
                                 c->socket_path, strlen(c->socket_path), SOCKET_PATH_MAX);
-        } else if (default_socket_path(p->env, &c->socket_path) < 0)
+        } else if (config_default_socket_path(p->env, &c->socket_path) < 0)
                 p->oom = true;
 
         s = &p->daemon[DAEMON_STATE_DIR];
         if (s->value)
                 (void) setting_path(p, s, "state_dir", false, &c->state_dir);
-        else if (default_state_dir(p->env, &c->state_dir) < 0)
+        else if (config_default_state_dir(p->env, &c->state_dir) < 0)
                 p->oom = true;
 
         s = &p->daemon[DAEMON_LOG_LEVEL];
@@ -1138,92 +1091,6 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
         }
         parser_done(&p);
         return r;
-}
-
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        char *line;
-        int r;
-
-        if (!path || !errors)
-                return -EINVAL;
-        config_errors_clear(errors);
-
-        r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
-        if (r < 0) {
-                if (r == -EFBIG)
-                        r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
-                                     CONFIG_FILE_MAX / 1024) < 0 ? -ENOMEM : -EFBIG;
-                else {
-                        errno = -r;
-                        r = asprintf(&line, "%s: cannot read the configuration: %m", path) < 0 ? -ENOMEM : r;
-                }
-                if (r == -ENOMEM)
-                        return r;
-                errors->lines = calloc(2, sizeof(char *));
-                if (!errors->lines) {
-                        free(line);
-                        return -ENOMEM;
-                }
-                errors->lines[0] = line;
-                errors->n = 1;
-                return r;
-        }
-
-        return config_parse(path, text, len, env, ret, errors);
-}
-
-int config_default_path(const ConfigEnv *env, char **ret) {
-        _cleanup_free_ char *cd = NULL;
-        char *s;
-        int r;
-
-        r = systemd_directory(env->configuration_directory, &cd);
-        if (r < 0)
-                return r;
-        if (cd)
-                r = asprintf(&s, "%s/config.ini", cd);
-        else if (xdg_dir_usable(env->xdg_config_home))
-                r = asprintf(&s, "%s/aksspark-tokend/config.ini", env->xdg_config_home);
-        else if (env->home && env->home[0] == '/')
-                r = asprintf(&s, "%s/.config/aksspark-tokend/config.ini", env->home);
-        else
-                return -ENXIO;
-        if (r < 0)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-static const char *process_lookup(const char *name, void *userdata) {
-        return getenv(name);
-}
-
-static const char *getenv_nonempty(const char *name) {
-        const char *v = getenv(name);
-        return v && *v ? v : NULL;
-}
-
-int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
-        _cleanup_free_ char *home = NULL;
-        int r;
-
-        r = get_home_dir(&home);
-        if (r < 0)
-                return r;
-        *env = (ConfigEnv) {
-                .home = home,
-                .xdg_config_home = getenv_nonempty("XDG_CONFIG_HOME"),
-                .xdg_runtime_dir = getenv_nonempty("XDG_RUNTIME_DIR"),
-                .xdg_state_home = getenv_nonempty("XDG_STATE_HOME"),
-                .configuration_directory = getenv_nonempty("CONFIGURATION_DIRECTORY"),
-                .state_directory = getenv_nonempty("STATE_DIRECTORY"),
-                .runtime_directory = getenv_nonempty("RUNTIME_DIRECTORY"),
-                .lookup = process_lookup,
-        };
-        *ret_home_owner = TAKE_PTR(home);
-        return 0;
 }
 
 const ProfileConfig *config_find_profile(const Config *c, const char *name) {

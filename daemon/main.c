@@ -153,7 +153,7 @@ int main(int argc, char *argv[]) {
         umask(0077);
         log_set_max_level(config->log_level);
 
-        r = manager_new(config_path, TAKE_PTR(config), &m);
+        r = manager_new(config_path, TAKE_PTR(config), &env, TAKE_PTR(home), &m);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the daemon: %m");
                 return EXIT_FAILURE;

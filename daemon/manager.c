@@ -58,21 +58,22 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-int manager_new(const char *config_path, Config *config, Manager **ret) {
+int manager_new(const char *config_path, Config *config, const ConfigEnv *env, char *home, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         sigset_t mask;
         int r;
 
         m = calloc(1, sizeof *m);
-        if (!m)
+        if (!m) {
+                free(home);
                 return -ENOMEM;
+        }
         m->lock_fd = -EBADF;
+        m->env = *env;
+        m->home = home;
         m->config_path = strdup(config_path);
         if (!m->config_path)
                 return -ENOMEM;
-        r = config_env_from_process(&m->env, &m->home);
-        if (r < 0)
-                return r;
 
         r = sd_event_default(&m->event);
         if (r < 0)

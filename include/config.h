@@ -69,17 +69,6 @@ void config_errors_clear(ConfigErrors *e);
 int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env,
                  Config **ret, ConfigErrors *errors);
 
-/* Read path and parse it. A file that cannot be read is one entry in errors. */
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors);
-
-/* $CONFIGURATION_DIRECTORY/config.ini, else $XDG_CONFIG_HOME/aksspark-tokend/config.ini,
- * else ~/.config/aksspark-tokend/config.ini. */
-int config_default_path(const ConfigEnv *env, char **ret);
-
-/* Fill env from this process's environment and password entry. Strings point into the
- * environment, except home, which is owned by *ret_home_owner (free it). */
-int config_env_from_process(ConfigEnv *env, char **ret_home_owner);
-
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
@@ -92,3 +81,7 @@ char *profile_config_scope(const ProfileConfig *p);
 
 /* One line for --check-config: name, tenant, outputs. malloc'd. */
 char *profile_config_summary(const ProfileConfig *p);
+
+/* Reading the file and the process, and the default paths: config-env.h (included here so that
+ * every user of the configuration finds them where they always were). */
+#include "config-env.h"

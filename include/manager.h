@@ -31,7 +31,9 @@ struct Manager {
         bool allow_root;
 };
 
-int manager_new(const char *config_path, Config *config, Manager **ret);
+/* env is the process's environment as main() read it once (config_env_from_process()); its home
+ * points into home, which the manager takes over. */
+int manager_new(const char *config_path, Config *config, const ConfigEnv *env, char *home, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 

@@ -1,0 +1,146 @@
+/* Where the configuration comes from: this process's environment (read once, at start), the
+ * default paths it implies, and reading the file. config.c stays pure: it gets a ConfigEnv. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config-env.h"
+#include "macro.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+/* The first component of a systemd *_DIRECTORY variable (several are ':'-separated), if absolute. */
+static int systemd_directory(const char *v, char **ret) {
+        size_t n;
+
+        if (!v || v[0] != '/') {
+                *ret = NULL;
+                return 0;
+        }
+        n = strcspn(v, ":");
+        *ret = strndup(v, n);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static bool xdg_dir_usable(const char *v) {
+        return v && v[0] == '/'; /* the XDG spec: relative values are to be ignored */
+}
+
+int config_default_socket_path(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *rd = NULL;
+        int r;
+
+        if (xdg_dir_usable(env->xdg_runtime_dir))
+                return asprintf(ret, "%s/aksspark-tokend.sock", env->xdg_runtime_dir) < 0 ? -ENOMEM : 0;
+        r = systemd_directory(env->runtime_directory, &rd);
+        if (r < 0)
+                return r;
+        if (rd)
+                return asprintf(ret, "%s/aksspark-tokend.sock", rd) < 0 ? -ENOMEM : 0;
+        *ret = NULL;
+        return 0;
+}
+
+int config_default_state_dir(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *sd = NULL;
+        int r;
+
+        r = systemd_directory(env->state_directory, &sd);
+        if (r < 0)
+                return r;
+        if (sd) {
+                *ret = TAKE_PTR(sd);
+                return 0;
+        }
+        if (xdg_dir_usable(env->xdg_state_home))
+                return asprintf(ret, "%s/aksspark-tokend", env->xdg_state_home) < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "%s/.local/state/aksspark-tokend", env->home) < 0 ? -ENOMEM : 0;
+}
+
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        char *line;
+        int r;
+
+        if (!path || !errors)
+                return -EINVAL;
+        config_errors_clear(errors);
+
+        r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
+        if (r < 0) {
+                if (r == -EFBIG)
+                        r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
+                                     CONFIG_FILE_MAX / 1024) < 0 ? -ENOMEM : -EFBIG;
+                else {
+                        errno = -r;
+                        r = asprintf(&line, "%s: cannot read the configuration: %m", path) < 0 ? -ENOMEM : r;
+                }
+                if (r == -ENOMEM)
+                        return r;
+                errors->lines = calloc(2, sizeof(char *));
+                if (!errors->lines) {
+                        free(line);
+                        return -ENOMEM;
+                }
+                errors->lines[0] = line;
+                errors->n = 1;
+                return r;
+        }
+
+        return config_parse(path, text, len, env, ret, errors);
+}
+
+int config_default_path(const ConfigEnv *env, char **ret) {
+        _cleanup_free_ char *cd = NULL;
+        char *s;
+        int r;
+
+        r = systemd_directory(env->configuration_directory, &cd);
+        if (r < 0)
+                return r;
+        if (cd)
+                r = asprintf(&s, "%s/config.ini", cd);
+        else if (xdg_dir_usable(env->xdg_config_home))
+                r = asprintf(&s, "%s/aksspark-tokend/config.ini", env->xdg_config_home);
+        else if (env->home && env->home[0] == '/')
+                r = asprintf(&s, "%s/.config/aksspark-tokend/config.ini", env->home);
+        else
+                return -ENXIO;
+        if (r < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static const char *process_lookup(const char *name, void *userdata) {
+        return getenv(name);
+}
+
+static const char *getenv_nonempty(const char *name) {
+        const char *v = getenv(name);
+        return v && *v ? v : NULL;
+}
+
+int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
+        _cleanup_free_ char *home = NULL;
+        int r;
+
+        r = get_home_dir(&home);
+        if (r < 0)
+                return r;
+        *env = (ConfigEnv) {
+                .home = home,
+                .xdg_config_home = getenv_nonempty("XDG_CONFIG_HOME"),
+                .xdg_runtime_dir = getenv_nonempty("XDG_RUNTIME_DIR"),
+                .xdg_state_home = getenv_nonempty("XDG_STATE_HOME"),
+                .configuration_directory = getenv_nonempty("CONFIGURATION_DIRECTORY"),
+                .state_directory = getenv_nonempty("STATE_DIRECTORY"),
+                .runtime_directory = getenv_nonempty("RUNTIME_DIRECTORY"),
+                .lookup = process_lookup,
+        };
+        *ret_home_owner = TAKE_PTR(home);
+        return 0;
+}
+
