@@ -171,23 +171,6 @@ static bool file_content_equals(int dfd, const char *base, const void *data, siz
         return equal;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-        const char *p = data;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
 /* Give the temp file the old file's owner where we may (root writing a user's file), then the
  * exact mode (umask cannot widen it, but it could narrow it). */
 static int temp_set_owner_and_mode(int fd, const struct stat *old, mode_t mode) {

@@ -150,8 +150,9 @@ static _printf_(3, 4) void problem(Parser *p, unsigned line, const char *format,
         p->n_problems++;
 }
 
-static bool streq_ptr(const char *a, const char *b) {
-        return a && b && strcmp(a, b) == 0;
+/* Unlike streq_ptr(), two missing values are not the same value. */
+static bool streq_set(const char *a, const char *b) {
+        return a && b && streq(a, b);
 }
 
 static bool is_blank(char c) {
@@ -655,7 +656,7 @@ static bool is_domain(const char *s) {
 }
 
 static bool tenant_is_valid(const char *s) {
-        return streq_ptr(s, "organizations") || is_guid(s) || is_domain(s);
+        return streq_set(s, "organizations") || is_guid(s) || is_domain(s);
 }
 
 /* host[:port], where host may be an [IPv6] literal. */
@@ -904,7 +905,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
 }
 
 static void describe_writer(const Output *o, const Output *other, char *buf, size_t size) {
-        if (streq_ptr(o->profile, other->profile))
+        if (streq_set(o->profile, other->profile))
                 snprintf(buf, size, "this profile's %s (line %u)", o->key, o->line);
         else
                 snprintf(buf, size, "profile '%s' (%s, line %u)", o->profile, o->key, o->line);
@@ -949,7 +950,7 @@ static void check_outputs(Parser *p, Config *c) {
 
         for (size_t j = 1; j < n; j++)
                 for (size_t i = 0; i < j; i++)
-                        if (streq_ptr(outs[i].path, outs[j].path)) {
+                        if (streq_set(outs[i].path, outs[j].path)) {
                                 describe_writer(&outs[i], &outs[j], who, sizeof who);
                                 problem(p, outs[j].line,
                                         "profile '%s' %s %s is also written by %s: give each file one writer",
@@ -960,8 +961,8 @@ static void check_outputs(Parser *p, Config *c) {
         for (size_t j = 0; j < n; j++)
                 for (size_t i = 0; i < c->n_profiles; i++) {
                         const ProfileConfig *pc = c->profiles[i];
-                        const char *what = streq_ptr(pc->kubeconfig, outs[j].path) ? "kubeconfig"
-                                         : streq_ptr(pc->ca_file, outs[j].path)  ? "ca_file"
+                        const char *what = streq_set(pc->kubeconfig, outs[j].path) ? "kubeconfig"
+                                         : streq_set(pc->ca_file, outs[j].path)  ? "ca_file"
                                                                                  : NULL;
                         if (what) {
                                 problem(p, outs[j].line,
@@ -1050,7 +1051,7 @@ static Config *parser_run(Parser *p) {
         }
         for (size_t i = 0; i < p->n_profiles; i++) {
                 const RawProfile *rp = p->profiles[i];
-                bool default_token_file = streq_ptr(rp->name, "default") || p->n_profiles == 1;
+                bool default_token_file = streq_set(rp->name, "default") || p->n_profiles == 1;
                 ProfileConfig *pc = build_profile(p, rp, default_token_file);
 
                 if (!pc)
@@ -1108,6 +1109,28 @@ const ProfileConfig *config_default_profile(const Config *c) {
         if (pc)
                 return pc;
         return c && c->n_profiles == 1 ? c->profiles[0] : NULL;
+}
+
+ProfileIdentity profile_config_identity(const ProfileConfig *p) {
+        return (ProfileIdentity) {
+                .tenant = p->tenant,
+                .client_id = p->client_id,
+                .server_id = p->server_id,
+                .authority_host = p->authority_host,
+        };
+}
+
+bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) {
+        return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
+               streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
+               streq(a->authority_host, b->authority_host) &&
+               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id));
+}
+
+bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {
+        ProfileIdentity x = profile_config_identity(a), y = profile_config_identity(b);
+
+        return profile_identity_equal(&x, &y);
 }
 
 char *profile_config_scope(const ProfileConfig *p) {

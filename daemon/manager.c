@@ -235,10 +235,6 @@ int manager_run(Manager *m) {
         return sd_event_loop(m->event);
 }
 
-static bool streq_ptr(const char *a, const char *b) {
-        return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* Settings that only a restart can change keep their old values; say so. */
 static int keep_restart_only(Manager *m, Config *c) {
         if (!streq_ptr(c->state_dir, m->config->state_dir)) {

@@ -730,9 +730,14 @@ int profile_logout(Profile *p) {
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 static bool stored_matches(const Profile *p, const StoredProfile *s) {
-        return s->tenant && s->client_id && s->authority_host && strcmp(s->tenant, p->cfg->tenant) == 0 &&
-               strcmp(s->client_id, p->cfg->client_id) == 0 &&
-               strcmp(s->authority_host, p->cfg->authority_host) == 0;
+        ProfileIdentity mine = profile_config_identity(p->cfg);
+        ProfileIdentity stored = {
+                .tenant = s->tenant,
+                .client_id = s->client_id,
+                .authority_host = s->authority_host,
+        };
+
+        return profile_identity_equal(&mine, &stored);
 }
 
 static void state_load(Profile *p) {
@@ -820,9 +825,7 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
 void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         bool foreign;
 
-        foreign = strcmp(cfg->tenant, p->cfg->tenant) != 0 || strcmp(cfg->client_id, p->cfg->client_id) != 0 ||
-                  strcmp(cfg->authority_host, p->cfg->authority_host) != 0 ||
-                  strcmp(cfg->server_id, p->cfg->server_id) != 0;
+        foreign = !profile_config_same_identity(cfg, p->cfg);
         outputs_free(p->outputs);
         p->outputs = o;
         p->cfg = cfg;

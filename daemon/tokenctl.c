@@ -103,21 +103,6 @@ static void wiping_free(void *p) {
         free(p);
 }
 
-/* Write all of buf to fd (stdout), then nothing else keeps a copy: no stdio buffer. */
-static int write_all(int fd, const char *buf, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
 static int write_line(int fd, const char *s) {
         int r = write_all(fd, s, strlen(s));
 

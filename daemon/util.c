@@ -295,6 +295,27 @@ char *uuid4_string(char buf[static 37]) {
         return buf;
 }
 
+bool streq_ptr(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int write_all(int fd, const void *data, size_t len) {
+        const char *p = data;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
 bool string_has_prefix(const char *s, const char *prefix) {
         return s && prefix && strncmp(s, prefix, strlen(prefix)) == 0;
 }

@@ -76,6 +76,22 @@ const ProfileConfig *config_find_profile(const Config *c, const char *name);
 /* The profile a request without "profile" means: "default", or the only one. NULL if neither. */
 const ProfileConfig *config_default_profile(const Config *c);
 
+/* Who the tokens are for: a sign-in made for one identity is never used for another. This is the
+ * one place that says what an identity is; extend it here (and in profile_identity_equal()). */
+typedef struct ProfileIdentity {
+        const char *tenant;
+        const char *client_id;
+        const char *server_id;          /* NULL: not known (the state file does not record it) */
+        const char *authority_host;
+} ProfileIdentity;
+
+ProfileIdentity profile_config_identity(const ProfileConfig *p);
+/* The same identity: tenant, client and authority present and equal, and the server the same
+ * where both sides know it. */
+bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b);
+/* Reload keeps a profile's sign-in only for the same identity. */
+bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b);
+
 /* "<server_id>/.default openid profile offline_access" (malloc'd) */
 char *profile_config_scope(const ProfileConfig *p);
 

@@ -1,6 +1,8 @@
 /* Time, durations, path expansion and small file helpers used across modules. */
 #pragma once
 
+#include <string.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +48,14 @@ uint64_t random_u64(void);
 
 /* A v4 UUID string, as sent in client-request-id. buf must hold 37 bytes. */
 char *uuid4_string(char buf[static 37]);
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+/* Equal strings, or both NULL (systemd's streq_ptr). */
+bool streq_ptr(const char *a, const char *b);
+
+/* Write all of len bytes, retrying after EINTR and short writes; -errno. No stdio buffer keeps a
+ * copy, so it is fit for secrets. */
+int write_all(int fd, const void *data, size_t len);
 
 bool string_has_prefix(const char *s, const char *prefix);
 bool profile_name_is_valid(const char *name);
