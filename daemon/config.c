@@ -14,6 +14,7 @@
 
 #include "config-env.h"
 #include "config.h"
+#include "config-values.h"
 #include "log.h"
 #include "macro.h"
 
@@ -171,41 +172,6 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
                 was_space = is_blank(*s);
         }
         return s;
-}
-
-static unsigned edit_distance(const char *a, const char *b) {
-        unsigned row[33];
-        size_t la = strlen(a), lb = strlen(b);
-
-        if (la > 32 || lb > 32)
-                return UINT_MAX;
-        for (size_t j = 0; j <= lb; j++)
-                row[j] = (unsigned) j;
-        for (size_t i = 1; i <= la; i++) {
-                unsigned diag = row[0];
-                row[0] = (unsigned) i;
-                for (size_t j = 1; j <= lb; j++) {
-                        unsigned up = row[j];
-                        unsigned cost = tolower((unsigned char) a[i - 1]) != tolower((unsigned char) b[j - 1]);
-                        row[j] = MIN(MIN(row[j] + 1, row[j - 1] + 1), diag + cost);
-                        diag = up;
-                }
-        }
-        return row[lb];
-}
-
-static const char *closest_key(const char *name, const char *const *keys, size_t n) {
-        const char *best = NULL;
-        unsigned best_d = 3; /* a typo, not a different word */
-
-        for (size_t i = 0; i < n; i++) {
-                unsigned d = edit_distance(name, keys[i]);
-                if (d < best_d) {
-                        best_d = d;
-                        best = keys[i];
-                }
-        }
-        return best;
 }
 
 static int key_index(const char *name, const char *const *keys, size_t n) {
@@ -455,7 +421,7 @@ static void unknown_key(Parser *p, const char *name, bool in_daemon) {
                 problem(p, p->line, "%s belongs in the [daemon] section, not in [profile %s]", name, p->profile->name);
         else if (in_daemon && key_index(name, profile_keys, ELEMENTSOF(profile_keys)) >= 0)
                 problem(p, p->line, "%s belongs in a [profile NAME] section, not in [daemon]", name);
-        else if ((guess = closest_key(name, keys, n)))
+        else if ((guess = config_closest_key(name, keys, n)))
                 problem(p, p->line, "unknown key '%s' in %s: did you mean '%s'?", name, where, guess);
         else {
                 char known[256] = "";
@@ -530,31 +496,6 @@ static const char *first_unset_variable(const ConfigEnv *env, const char *s, cha
 
 /* Collapse "//" and "/./" and a trailing "/" so that one file compares equal to itself. ".."
  * stays: resolving it by text would be wrong across a symlink. */
-static void path_simplify(char *path) {
-        const char *r = path;
-        char *w = path;
-
-        while (*r) {
-                const char *c;
-                size_t n;
-
-                while (*r == '/')
-                        r++;
-                c = r;
-                while (*r && *r != '/')
-                        r++;
-                n = (size_t) (r - c);
-                if (n == 0 || (n == 1 && c[0] == '.'))
-                        continue;
-                *w++ = '/';
-                memmove(w, c, n);
-                w += n;
-        }
-        if (w == path)
-                *w++ = '/';
-        *w = 0;
-}
-
 static bool value_is_quoted(const char *v) {
         size_t n = strlen(v);
         return n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0];
@@ -606,7 +547,7 @@ static int setting_path(Parser *p, const Setting *s, const char *key, bool empty
                         problem(p, s->line, "%s '%s' expands to '%s', which is not an absolute path", key, s->value, x);
                 return -EINVAL;
         }
-        path_simplify(x);
+        config_path_simplify(x);
         *ret = TAKE_PTR(x);
         return 0;
 }
@@ -622,85 +563,6 @@ static int setting_duration(Parser *p, const Setting *s, const char *key, usec_t
         return r;
 }
 
-static bool is_hex_run(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (!isxdigit((unsigned char) s[i]))
-                        return false;
-        return true;
-}
-
-static bool is_guid(const char *s) {
-        return strlen(s) == 36 && is_hex_run(s, 8) && s[8] == '-' && is_hex_run(s + 9, 4) && s[13] == '-' &&
-               is_hex_run(s + 14, 4) && s[18] == '-' && is_hex_run(s + 19, 4) && s[23] == '-' &&
-               is_hex_run(s + 24, 12);
-}
-
-/* A DNS name of two labels or more: it ends up in URL paths, so nothing else may pass. */
-static bool is_domain(const char *s) {
-        size_t labels = 0, total = strlen(s);
-
-        if (total == 0 || total > 253)
-                return false;
-        for (const char *l = s;;) {
-                size_t n = strspn(l, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
-                if (n == 0 || n > 63 || l[0] == '-' || l[n - 1] == '-')
-                        return false;
-                labels++;
-                if (l[n] == 0)
-                        break;
-                if (l[n] != '.')
-                        return false;
-                l += n + 1;
-        }
-        return labels >= 2;
-}
-
-static bool tenant_is_valid(const char *s) {
-        return streq_set(s, "organizations") || is_guid(s) || is_domain(s);
-}
-
-/* host[:port], where host may be an [IPv6] literal. */
-static bool authority_is_valid(const char *a, size_t n) {
-        size_t i = 0;
-
-        if (n == 0)
-                return false;
-        if (a[0] == '[') {
-                const char *close = memchr(a, ']', n);
-                if (!close || close == a + 1)
-                        return false;
-                for (const char *c = a + 1; c < close; c++)
-                        if (!isxdigit((unsigned char) *c) && *c != ':' && *c != '.')
-                                return false;
-                i = (size_t) (close - a) + 1;
-        } else {
-                while (i < n && (isalnum((unsigned char) a[i]) || a[i] == '-' || a[i] == '.'))
-                        i++;
-                if (i == 0)
-                        return false;
-        }
-        if (i == n)
-                return true;
-        if (a[i] != ':' || i + 1 == n || n - i - 1 > 5)
-                return false;
-        for (i++; i < n; i++)
-                if (!isdigit((unsigned char) a[i]))
-                        return false;
-        return true;
-}
-
-static bool authority_is_loopback(const char *a, size_t n) {
-        static const char *const hosts[] = { "127.0.0.1", "localhost", "[::1]" };
-
-        for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
-                size_t l = strlen(hosts[i]);
-                if (n >= l && strncasecmp(a, hosts[i], l) == 0 && (n == l || a[l] == ':'))
-                        return true;
-        }
-        return false;
-}
-
-/* https://host[:port][/path], or http:// to this machine only (tests, local proxies). */
 static int setting_authority_host(Parser *p, const Setting *s, char **ret) {
         _cleanup_free_ char *v = strdup(s->value);
         const char *a, *slash;
@@ -729,26 +591,17 @@ static int setting_authority_host(Parser *p, const Setting *s, char **ret) {
                                 s->value, *c);
                         return -EINVAL;
                 }
-        if (!authority_is_valid(a, alen)) {
+        if (!config_authority_is_valid(a, alen)) {
                 problem(p, s->line, "authority_host '%s' has no valid host name", s->value);
                 return -EINVAL;
         }
-        if (!https && !authority_is_loopback(a, alen)) {
+        if (!https && !config_authority_is_loopback(a, alen)) {
                 problem(p, s->line, "authority_host '%s' must use https:// (plain http:// is only for 127.0.0.1, localhost and [::1])",
                         s->value);
                 return -EINVAL;
         }
         *ret = TAKE_PTR(v);
         return 0;
-}
-
-static bool is_visible_ascii(const char *s) {
-        if (!*s)
-                return false;
-        for (; *s; s++)
-                if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f)
-                        return false;
-        return true;
 }
 
 static int strdup_to(Parser *p, const char *s, char **ret) {
@@ -836,7 +689,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         if (!s->value)
                 problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>",
                         rp->name);
-        else if (!tenant_is_valid(s->value))
+        else if (!config_tenant_is_valid(s->value))
                 problem(p, s->line, "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
                         s->value);
         else
@@ -851,7 +704,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         s = &rp->settings[PROFILE_CLIENT_ID];
         if (!s->value)
                 (void) strdup_to(p, AKS_DEFAULT_CLIENT_ID, &pc->client_id);
-        else if (!is_guid(s->value))
+        else if (!config_is_guid(s->value))
                 problem(p, s->line, "client_id '%s' is not an application ID (a GUID such as %s)", s->value,
                         AKS_DEFAULT_CLIENT_ID);
         else
@@ -860,7 +713,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         s = &rp->settings[PROFILE_SERVER_ID];
         if (!s->value)
                 (void) strdup_to(p, AKS_DEFAULT_SERVER_ID, &pc->server_id);
-        else if (!is_visible_ascii(s->value))
+        else if (!config_is_visible_ascii(s->value))
                 problem(p, s->line, "server_id '%s' must be an application ID or URI without spaces (the AKS server is %s)",
                         s->value, AKS_DEFAULT_SERVER_ID);
         else
@@ -1092,78 +945,4 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
         }
         parser_done(&p);
         return r;
-}
-
-const ProfileConfig *config_find_profile(const Config *c, const char *name) {
-        if (!c || !name)
-                return NULL;
-        for (size_t i = 0; i < c->n_profiles; i++)
-                if (strcmp(c->profiles[i]->name, name) == 0)
-                        return c->profiles[i];
-        return NULL;
-}
-
-const ProfileConfig *config_default_profile(const Config *c) {
-        const ProfileConfig *pc = config_find_profile(c, "default");
-
-        if (pc)
-                return pc;
-        return c && c->n_profiles == 1 ? c->profiles[0] : NULL;
-}
-
-ProfileIdentity profile_config_identity(const ProfileConfig *p) {
-        return (ProfileIdentity) {
-                .tenant = p->tenant,
-                .client_id = p->client_id,
-                .server_id = p->server_id,
-                .authority_host = p->authority_host,
-        };
-}
-
-bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) {
-        return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
-               streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
-               streq(a->authority_host, b->authority_host) &&
-               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id));
-}
-
-bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {
-        ProfileIdentity x = profile_config_identity(a), y = profile_config_identity(b);
-
-        return profile_identity_equal(&x, &y);
-}
-
-char *profile_config_scope(const ProfileConfig *p) {
-        char *s;
-
-        if (asprintf(&s, "%s/.default openid profile offline_access", p->server_id) < 0)
-                return NULL;
-        return s;
-}
-
-char *profile_config_summary(const ProfileConfig *p) {
-        _cleanup_free_ char *files = NULL;
-        size_t size = 0, n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
-        FILE *f;
-        char *s;
-
-        f = open_memstream(&files, &size);
-        if (!f)
-                return NULL;
-        if (total == 0)
-                fputs("writes no files (the token is only served on the socket)", f);
-        else
-                fputs("writes ", f);
-        if (p->token_file) {
-                fputs(p->token_file, f);
-                n++;
-        }
-        for (size_t i = 0; i < p->n_spark_properties; i++, n++)
-                fprintf(f, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
-        if (fclose(f) != 0)
-                return NULL;
-
-        if (asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files) < 0)
-                return NULL;
-        return s;
 }

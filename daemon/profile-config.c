@@ -1,0 +1,82 @@
+/* Questions over a parsed configuration: which profile a request means, whose identity a profile
+ * names, its scope and its --check-config line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "macro.h"
+
+const ProfileConfig *config_find_profile(const Config *c, const char *name) {
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_profiles; i++)
+                if (strcmp(c->profiles[i]->name, name) == 0)
+                        return c->profiles[i];
+        return NULL;
+}
+
+const ProfileConfig *config_default_profile(const Config *c) {
+        const ProfileConfig *pc = config_find_profile(c, "default");
+
+        if (pc)
+                return pc;
+        return c && c->n_profiles == 1 ? c->profiles[0] : NULL;
+}
+
+ProfileIdentity profile_config_identity(const ProfileConfig *p) {
+        return (ProfileIdentity) {
+                .tenant = p->tenant,
+                .client_id = p->client_id,
+                .server_id = p->server_id,
+                .authority_host = p->authority_host,
+        };
+}
+
+bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) {
+        return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
+               streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
+               streq(a->authority_host, b->authority_host) &&
+               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id));
+}
+
+bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {
+        ProfileIdentity x = profile_config_identity(a), y = profile_config_identity(b);
+
+        return profile_identity_equal(&x, &y);
+}
+
+char *profile_config_scope(const ProfileConfig *p) {
+        char *s;
+
+        if (asprintf(&s, "%s/.default openid profile offline_access", p->server_id) < 0)
+                return NULL;
+        return s;
+}
+
+char *profile_config_summary(const ProfileConfig *p) {
+        _cleanup_free_ char *files = NULL;
+        size_t size = 0, n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
+        FILE *f;
+        char *s;
+
+        f = open_memstream(&files, &size);
+        if (!f)
+                return NULL;
+        if (total == 0)
+                fputs("writes no files (the token is only served on the socket)", f);
+        else
+                fputs("writes ", f);
+        if (p->token_file) {
+                fputs(p->token_file, f);
+                n++;
+        }
+        for (size_t i = 0; i < p->n_spark_properties; i++, n++)
+                fprintf(f, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
+        if (fclose(f) != 0)
+                return NULL;
+
+        if (asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files) < 0)
+                return NULL;
+        return s;
+}
