@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aad.h"
+#include "json-wipe.h"
 #include "macro.h"
 
 #define AAD_ANSWER_MAX (1024 * 1024)
@@ -336,24 +337,6 @@ static bool char_is_visible(unsigned char c) {
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-/* jansson frees without wiping: clear the secret values before the document goes. */
-static void json_wipe_string(json_t *o, const char *key) {
-        json_t *v = json_object_get(o, key);
-
-        if (json_is_string(v))
-                explicit_bzero((char *) json_string_value(v), json_string_length(v));
-}
-
-static void json_wipe_and_decref(json_t **j) {
-        static const char *const keys[] = { "access_token", "refresh_token", "id_token", "device_code" };
-
-        if (!*j)
-                return;
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                json_wipe_string(*j, keys[i]);
-        json_decref(*j);
-}
-
 /* Whole seconds from a JSON number or a string of digits ("3599", as AAD sometimes sends).
  * -ENOENT when absent or null, -EINVAL when neither, -ERANGE when negative. */
 static int json_get_seconds(json_t *o, const char *key, uint64_t *ret) {
@@ -498,7 +481,7 @@ static AadOutcome error_classify(const AadError *e) {
 /* The part both endpoints share: is this an answer to use, and if not, what does it mean?
  * On AAD_OK, *ret_json holds the document. */
 static AadOutcome answer_classify(long status, const char *body, size_t len, json_t **ret_json, AadError *e) {
-        _cleanup_(json_wipe_and_decref) json_t *j = NULL;
+        _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
         bool has_error;
 
         if (status <= 0)
@@ -571,7 +554,7 @@ static AadOutcome token_from_json(json_t *j, AadToken *t, AadError *e) {
 
 AadOutcome aad_parse_token_answer(long http_status, const char *body, size_t len, AadToken *ret_token,
                                   AadError *ret_error) {
-        _cleanup_(json_wipe_and_decref) json_t *j = NULL;
+        _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
         _cleanup_(aad_token_clear) AadToken t = {};
         _cleanup_(aad_error_clear) AadError e = {};
         AadOutcome o;
@@ -652,7 +635,7 @@ static AadOutcome device_code_from_json(json_t *j, AadDeviceCode *d, AadError *e
 
 AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size_t len, AadDeviceCode *ret_code,
                                         AadError *ret_error) {
-        _cleanup_(json_wipe_and_decref) json_t *j = NULL;
+        _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
         _cleanup_(aad_device_code_clear) AadDeviceCode d = {};
         _cleanup_(aad_error_clear) AadError e = {};
         AadOutcome o;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "json-wipe.h"
 #include "log.h"
 #include "manager.h"
 #include "version.h"
@@ -22,17 +23,6 @@
 #define EXIT_USAGE 64
 #define EXIT_NOPERM 77
 #define EXIT_CONFIG 78
-
-/* jansson copies every string it parses, tokens included: wipe its blocks before freeing. */
-static void *json_malloc(size_t n) {
-        return malloc(n);
-}
-
-static void json_wiping_free(void *p) {
-        if (p)
-                explicit_bzero(p, malloc_usable_size(p));
-        free(p);
-}
 
 static void help(void) {
         printf("Usage: aksspark-tokend [OPTIONS]\n"
@@ -98,7 +88,7 @@ int main(int argc, char *argv[]) {
         }
 
         log_open();
-        json_set_alloc_funcs(json_malloc, json_wiping_free);
+        json_set_alloc_funcs(malloc, json_wiping_free);
 
         if (geteuid() == 0 && !allow_root && !check_config) {
                 fprintf(stderr, "aksspark-tokend: refusing to run as root: tokens belong to a person and are written "

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "json-wipe.h"
 #include "macro.h"
 #include "store.h"
 
@@ -28,29 +29,6 @@ void stored_profile_clear(StoredProfile *s) {
         secret_free(s->access_token);
         free(s->account);
         *s = (StoredProfile) {};
-}
-
-/* jansson frees its string copies without wiping them: wipe the secret ones in place first. */
-static void json_wipe_strings(json_t *v) {
-        const char *key;
-        json_t *item;
-        size_t i;
-
-        if (json_is_string(v))
-                explicit_bzero((char *) json_string_value(v), json_string_length(v));
-        else if (json_is_object(v))
-                json_object_foreach (v, key, item)
-                        json_wipe_strings(item);
-        else if (json_is_array(v))
-                json_array_foreach (v, i, item)
-                        json_wipe_strings(item);
-}
-
-static void json_wipe_and_decref(json_t *v) {
-        if (!v)
-                return;
-        json_wipe_strings(v);
-        json_decref(v);
 }
 
 static int json_set_string(json_t *o, const char *key, const char *value, size_t len) {

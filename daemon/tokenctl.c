@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-wipe.h"
 #include "macro.h"
 #include "protocol.h"
 #include "secret.h"
@@ -94,14 +95,6 @@ static void help(void) {
 }
 
 /* ---- memory that held a token ------------------------------------------------------------------ */
-
-/* jansson copies every string it parses; with this free() the copies of a token are wiped too. */
-static void wiping_free(void *p) {
-        if (!p)
-                return;
-        explicit_bzero(p, malloc_usable_size(p));
-        free(p);
-}
 
 static int write_line(int fd, const char *s) {
         int r = write_all(fd, s, strlen(s));
@@ -750,7 +743,7 @@ static int cmd_exec_credential(const char *path) {
         if (!s)
                 return fail(EXIT_TRANSIENT, "out of memory");
         r = write_line(STDOUT_FILENO, s);
-        wiping_free(s);
+        json_wiping_free(s);
         if (r < 0)
                 return fail(EXIT_TRANSIENT, "cannot write the credential to standard output: %s", strerror(-r));
         return 0;
@@ -793,7 +786,8 @@ int main(int argc, char *argv[]) {
         bool min_valid_given = false;
         int c, r;
 
-        json_set_alloc_funcs(malloc, wiping_free);
+        /* jansson copies every string it parses; with this free() the copies of a token are wiped too. */
+        json_set_alloc_funcs(malloc, json_wiping_free);
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":s:p:h", options, NULL)) >= 0)
