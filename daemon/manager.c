@@ -38,8 +38,8 @@ static size_t requests_list_profiles(void *userdata, Profile *const **ret) {
         return m->n_profiles;
 }
 
-static int requests_reload(void *userdata, ConfigErrors *ret_errors) {
-        return manager_reload(userdata, ret_errors);
+static int requests_reload(void *userdata, ConfigErrors *reterr_errors) {
+        return manager_reload(userdata, reterr_errors);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -256,102 +256,128 @@ static int keep_restart_only(Manager *m, Config *c) {
         return 0;
 }
 
-int manager_reload(Manager *m, ConfigErrors *ret_errors) {
-        _cleanup_(config_freep) Config *c = NULL;
-        _cleanup_free_ Profile **profiles = NULL;
-        _cleanup_free_ Profile **old = NULL;
-        _cleanup_free_ Outputs **outputs = NULL;
-        _cleanup_free_ Profile **removed = NULL;
-        Config *old_config;
-        size_t n_removed;
+/* Everything a reload needs, built before anything running changes. */
+typedef struct ReloadPlan {
+        Config *config;
+        size_t n;               /* profiles in the new configuration */
+        Profile **profiles;     /* [n]: the new profiles made for it (kept ones are filled in at commit) */
+        Profile **old;          /* [n]: the running profile of the same name, kept, or NULL */
+        Outputs **outputs;      /* [n]: the new outputs of each kept profile */
+} ReloadPlan;
+
+static void reload_plan_clear(ReloadPlan *plan) {
+        for (size_t i = 0; plan->profiles && i < plan->n; i++)
+                profile_free(plan->profiles[i]);
+        for (size_t i = 0; plan->outputs && i < plan->n; i++)
+                outputs_free(plan->outputs[i]);
+        free(plan->profiles);
+        free(plan->old);
+        free(plan->outputs);
+        config_free(plan->config);
+        *plan = (ReloadPlan) {};
+}
+
+/* Everything that can fail, with no effect on the running profiles; logs why it failed. */
+static int manager_reload_prepare(Manager *m, ReloadPlan *plan, ConfigErrors *reterr_errors) {
         ConfigErrors errors = {};
         size_t n;
         int r;
 
-        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading the configuration.",
-                          (unsigned long long) now_monotonic());
-
-        r = config_load(m->config_path, &m->env, &c, &errors);
+        r = config_load(m->config_path, &m->env, &plan->config, &errors);
         if (r < 0) {
                 log_error("The new configuration in %s has %zu problem%s; keeping the running one:", m->config_path,
                           errors.n, errors.n == 1 ? "" : "s");
                 for (size_t i = 0; i < errors.n; i++)
                         log_error("%s", errors.lines[i]);
-                if (ret_errors)
-                        *ret_errors = errors;
+                if (reterr_errors)
+                        *reterr_errors = errors;
                 else
                         config_errors_clear(&errors);
-                manager_notify_status(m, "READY=1\n");
                 return r;
         }
 
-        /* First everything that can fail, with no effect on the running profiles... */
-        n = c->n_profiles;
-        r = keep_restart_only(m, c);
+        n = plan->n = plan->config->n_profiles;
+        r = keep_restart_only(m, plan->config);
         if (r < 0)
                 goto fail;
-        profiles = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
-        old = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
-        outputs = calloc(MAX(n, (size_t) 1), sizeof(Outputs *));
-        if (!profiles || !old || !outputs) {
+        plan->profiles = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
+        plan->old = calloc(MAX(n, (size_t) 1), sizeof(Profile *));
+        plan->outputs = calloc(MAX(n, (size_t) 1), sizeof(Outputs *));
+        if (!plan->profiles || !plan->old || !plan->outputs) {
                 r = -ENOMEM;
                 goto fail;
         }
         for (size_t i = 0; i < n; i++) {
+                const ProfileConfig *pc = plan->config->profiles[i];
+
                 for (size_t j = 0; j < m->n_profiles; j++)
-                        if (strcmp(profile_name(m->profiles[j]), c->profiles[i]->name) == 0)
-                                old[i] = m->profiles[j];
-                r = old[i] ? outputs_new(c->profiles[i], &outputs[i]) : profile_new(&m->profile_ctx, c->profiles[i], &profiles[i]);
+                        if (streq(profile_name(m->profiles[j]), pc->name))
+                                plan->old[i] = m->profiles[j];
+                r = plan->old[i] ? outputs_new(pc, &plan->outputs[i])
+                                 : profile_new(&m->profile_ctx, pc, &plan->profiles[i]);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to set up profile %s: %m", c->profiles[i]->name);
+                        log_error_errno(r, "Failed to set up profile %s: %m", pc->name);
                         goto fail;
                 }
         }
+        return 0;
 
-        /* ...then the switch, which cannot fail. The manager holds the new profile list and
-         * configuration before any profile is freed or changed: their callbacks (answers to
-         * waiters, STATUS=) look at the manager and must find it consistent. The old
-         * configuration lives until every profile has let go of it. */
+fail:
+        return log_error_errno(r, "Failed to apply the new configuration, keeping the running one: %m");
+}
+
+/* The switch, which cannot fail. The manager holds the new profile list and configuration
+ * before any profile is freed or changed: their callbacks (answers to waiters, STATUS=) look at
+ * the manager and must find it consistent. The old configuration lives until every profile has
+ * let go of it. */
+static void manager_reload_commit(Manager *m, ReloadPlan *plan) {
+        _cleanup_free_ Profile **removed = NULL;
+        Config *old_config;
+        size_t n = plan->n, n_removed;
+
         for (size_t i = 0; i < n; i++)
-                if (old[i])
-                        profiles[i] = old[i];
+                if (plan->old[i])
+                        plan->profiles[i] = plan->old[i];
         removed = TAKE_PTR(m->profiles);
         n_removed = m->n_profiles;
-        m->profiles = TAKE_PTR(profiles);
+        m->profiles = TAKE_PTR(plan->profiles);
         m->n_profiles = n;
         old_config = TAKE_PTR(m->config);
-        m->config = TAKE_PTR(c);
+        m->config = TAKE_PTR(plan->config);
         manager_update_profile_context(m);
         log_set_max_level(m->config->log_level);
 
         for (size_t j = 0; j < n_removed; j++) {
                 bool kept = false;
                 for (size_t i = 0; i < n; i++)
-                        kept = kept || old[i] == removed[j];
+                        kept = kept || plan->old[i] == removed[j];
                 if (!kept) {
                         log_info("Profile %s was removed from the configuration.", profile_name(removed[j]));
                         profile_free(removed[j]);
                 }
         }
         for (size_t i = 0; i < n; i++)
-                if (old[i])
-                        profile_reconfigure(old[i], m->config->profiles[i], TAKE_PTR(outputs[i]));
+                if (plan->old[i])
+                        profile_reconfigure(plan->old[i], m->config->profiles[i], TAKE_PTR(plan->outputs[i]));
         config_free(old_config);
 
         for (size_t i = 0; i < n; i++)
-                if (!old[i])
+                if (!plan->old[i])
                         (void) profile_start(m->profiles[i]);
 
         log_info("Configuration reloaded: %zu profile%s.", m->n_profiles, m->n_profiles == 1 ? "" : "s");
-        manager_notify_status(m, "READY=1\n");
-        return 0;
+}
 
-fail:
-        for (size_t i = 0; profiles && i < n; i++)
-                profile_free(profiles[i]);
-        for (size_t i = 0; outputs && i < n; i++)
-                outputs_free(outputs[i]);
-        log_error_errno(r, "Failed to apply the new configuration, keeping the running one: %m");
+int manager_reload(Manager *m, ConfigErrors *reterr_errors) {
+        _cleanup_(reload_plan_clear) ReloadPlan plan = {};
+        int r;
+
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading the configuration.",
+                          (unsigned long long) now_monotonic());
+
+        r = manager_reload_prepare(m, &plan, reterr_errors);
+        if (r >= 0)
+                manager_reload_commit(m, &plan);
         manager_notify_status(m, "READY=1\n");
-        return r;
+        return r < 0 ? r : 0;
 }

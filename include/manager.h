@@ -42,7 +42,8 @@ int manager_start(Manager *m);
 int manager_run(Manager *m);
 
 /* Re-read the configuration; on error keep the old one and log every problem.
- * ret_errors (may be NULL) receives the problems for a `reload` answer. */
-int manager_reload(Manager *m, ConfigErrors *ret_errors);
+ * reterr_errors (may be NULL) receives the problems for a `reload` answer when it fails.
+ * Prepares everything that can fail first, then commits with code that cannot. */
+int manager_reload(Manager *m, ConfigErrors *reterr_errors);
 
 Profile *manager_find_profile(Manager *m, const char *name); /* NULL name = the default */

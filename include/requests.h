@@ -22,8 +22,8 @@ typedef struct RequestContext {
         Profile *(*find_profile)(void *userdata, const char *name);
         /* Every profile, in configuration order; valid until the next reload. */
         size_t (*list_profiles)(void *userdata, Profile *const **ret);
-        /* Re-read the configuration (manager_reload()); ret_errors as there. */
-        int (*reload)(void *userdata, ConfigErrors *ret_errors);
+        /* Re-read the configuration (manager_reload()); reterr_errors as there. */
+        int (*reload)(void *userdata, ConfigErrors *reterr_errors);
         void *userdata;
 } RequestContext;
 
