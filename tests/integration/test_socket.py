@@ -582,7 +582,7 @@ class WaitTest(unittest.TestCase):
             finally:
                 for s in conns:
                     s.close()
-            wait_until(lambda: try_status(d), 10, "a connection slot to free up")
+            wait_until(lambda: try_status(d), 60, "a connection slot to free up")
             d.stop()
 
 
