@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "secret.h"
+#include "tokenctl.h"
 #include "util.h"
 #include "version.h"
 
@@ -46,6 +47,7 @@ static const char *arg_socket = NULL;
 static const char *arg_profile = NULL;
 static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
+static TokenctlSetupArgs arg_setup = {};
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -77,6 +79,9 @@ static void help(void) {
                "  logout                   make the daemon forget the refresh token\n"
                "  profiles                 list the profiles with their state\n"
                "  reload                   make the daemon re-read its configuration (as SIGHUP does)\n"
+               "  init [--kubeconfig PATH] [--context NAME]... [--force]  write the configuration from\n"
+               "                           the kubeconfig of `az aks get-credentials` (no daemon needed)\n"
+               "  doctor                   check configuration, daemon, identity provider, outputs, state\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH    the daemon's socket (default: $AKSSPARK_TOKEND_SOCKET, else\n"
@@ -86,6 +91,7 @@ static void help(void) {
                "  --json               print the daemon's answer as it came (status, profiles,\n"
                "                       refresh, check, logout, reload)\n"
                "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
+               "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  -h, --help           show this help\n"
                "  --version            show the version\n"
                "\n"
@@ -778,18 +784,33 @@ typedef struct Command {
         int (*run)(const char *path);
         bool json;              /* --json allowed */
         bool min_valid;         /* --min-valid allowed */
+        bool setup;             /* init's or doctor's options allowed */
 } Command;
 
+/* path: the default socket. */
+static int cmd_init(const char *path) {
+        return tokenctl_init(&arg_setup);
+}
+
+static int cmd_doctor(const char *path) {
+        arg_setup.socket = arg_socket;
+        arg_setup.default_socket = path;
+        arg_setup.profile = arg_profile;
+        return tokenctl_doctor(&arg_setup);
+}
+
 static const Command commands[] = {
-        { "status", cmd_status, true, false },
-        { "token", cmd_token, false, false },
-        { "refresh", cmd_refresh, true, false },
-        { "login", cmd_login, false, false },
-        { "check", cmd_check, true, true },
-        { "exec-credential", cmd_exec_credential, false, false },
-        { "logout", cmd_logout, true, false },
-        { "profiles", cmd_profiles, true, false },
-        { "reload", cmd_reload, true, false },
+        { "status", cmd_status, true, false, false },
+        { "token", cmd_token, false, false, false },
+        { "refresh", cmd_refresh, true, false, false },
+        { "login", cmd_login, false, false, false },
+        { "check", cmd_check, true, true, false },
+        { "exec-credential", cmd_exec_credential, false, false, false },
+        { "logout", cmd_logout, true, false, false },
+        { "profiles", cmd_profiles, true, false, false },
+        { "reload", cmd_reload, true, false, false },
+        { "init", cmd_init, false, false, true },
+        { "doctor", cmd_doctor, false, false, true },
 };
 
 int main(int argc, char *argv[]) {
@@ -799,19 +820,28 @@ int main(int argc, char *argv[]) {
                 { "profile", required_argument, NULL, 'p' },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "min-valid", required_argument, NULL, ARG_MIN_VALID },
+                { "config", required_argument, NULL, 'c' },
+                /* Long only: 'k', 'x', 'f' are not in the short options. */
+                { "kubeconfig", required_argument, NULL, 'k' },
+                { "context", required_argument, NULL, 'x' },
+                { "force", no_argument, NULL, 'f' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         _cleanup_free_ char *default_path = NULL;
         const Command *command = NULL;
-        bool min_valid_given = false;
+        _cleanup_free_ char **contexts = calloc(argc, sizeof(char *));
+        bool min_valid_given = false, init_given = false;
         int c, r;
 
         json_set_alloc_funcs(malloc, wiping_free);
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":s:p:h", options, NULL)) >= 0)
+        if (!contexts)
+                return fail(EXIT_TRANSIENT, "out of memory");
+        arg_setup.contexts = contexts;
+        while ((c = getopt_long(argc, argv, ":s:p:c:h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         arg_socket = optarg;
@@ -827,6 +857,13 @@ int main(int argc, char *argv[]) {
                         if (r < 0)
                                 return fail(EXIT_USAGE, "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).", optarg);
                         min_valid_given = true;
+                        break;
+                case 'c':
+                case 'k':
+                case 'x':
+                case 'f':
+                        tokenctl_setup_option(&arg_setup, (char) c, optarg);
+                        init_given = true;
                         break;
                 case 'h':
                         help();
@@ -854,6 +891,8 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "--json does not apply to %s.", command->name);
         if (min_valid_given && !command->min_valid)
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
+        if (init_given && (!command->setup || (command->run != cmd_init && !tokenctl_setup_only_config(&arg_setup))))
+                return fail(EXIT_USAGE, "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
                 return fail(EXIT_USAGE, "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
 
