@@ -40,7 +40,12 @@ int doctor_parse_http_date(const char *value, time_t *ret) {
 }
 
 int64_t doctor_clock_offset(usec_t local, time_t server) {
-        return (int64_t) local - (int64_t) server * (int64_t) USEC_PER_SEC;
+        /* The header counts whole seconds, cut off: the server's clock stood half a second
+         * past it on average. Rounded to whole seconds, as it is only that exact. */
+        int64_t d = (int64_t) local - ((int64_t) server * (int64_t) USEC_PER_SEC + (int64_t) USEC_PER_SEC / 2);
+        int64_t s = (d + (d < 0 ? -(int64_t) USEC_PER_SEC / 2 : (int64_t) USEC_PER_SEC / 2)) / (int64_t) USEC_PER_SEC;
+
+        return s * (int64_t) USEC_PER_SEC;
 }
 
 bool doctor_link_refused(uid_t link_owner, uid_t dir_owner, mode_t dir_mode, uid_t follower) {

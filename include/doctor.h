@@ -15,7 +15,8 @@
  * RFC 850 and asctime forms) as unix seconds. -EINVAL when it is none of them. */
 int doctor_parse_http_date(const char *value, time_t *ret);
 
-/* local minus server, in microseconds (negative: the local clock is behind). */
+/* local minus server (a Date header's whole seconds), in microseconds rounded to whole seconds;
+ * negative: the local clock is behind. */
 int64_t doctor_clock_offset(usec_t local, time_t server);
 
 /* Would the kernel's fs.protected_symlinks refuse to let follower follow a symlink owned by

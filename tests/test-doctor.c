@@ -30,11 +30,18 @@ START_TEST(test_http_dates) {
 END_TEST
 
 START_TEST(test_clock_offset) {
-        usec_t local = (usec_t) 1796156130 * USEC_PER_SEC + 500 * USEC_PER_MSEC;
+        const int64_t s = (int64_t) USEC_PER_SEC;
+        usec_t t = (usec_t) 1796156130 * USEC_PER_SEC;
 
-        ck_assert_int_eq(doctor_clock_offset(local, 1796156130), 500 * (int64_t) USEC_PER_MSEC);
-        ck_assert_int_eq(doctor_clock_offset(local, 1796156130 + 600), -(int64_t) (599 * USEC_PER_SEC + 500 * USEC_PER_MSEC));
-        ck_assert_int_eq(doctor_clock_offset(local, 1796156130 - 600), (int64_t) (600 * USEC_PER_SEC + 500 * USEC_PER_MSEC));
+        /* Anywhere within the server's second: no offset. */
+        ck_assert_int_eq(doctor_clock_offset(t + 500 * USEC_PER_MSEC, 1796156130), 0);
+        ck_assert_int_eq(doctor_clock_offset(t + 100 * USEC_PER_MSEC, 1796156130), 0);
+        ck_assert_int_eq(doctor_clock_offset(t + 900 * USEC_PER_MSEC, 1796156130), 0);
+        /* A server 10 minutes ahead, whatever the fraction. */
+        ck_assert_int_eq(doctor_clock_offset(t + 200 * USEC_PER_MSEC, 1796156130 + 600), -600 * s);
+        ck_assert_int_eq(doctor_clock_offset(t + 800 * USEC_PER_MSEC, 1796156130 + 600), -600 * s);
+        ck_assert_int_eq(doctor_clock_offset(t + 800 * USEC_PER_MSEC, 1796156130 - 600), 600 * s);
+        ck_assert_int_eq(doctor_clock_offset(t + 1600 * USEC_PER_MSEC, 1796156130), 1 * s);
 }
 END_TEST
 
