@@ -225,7 +225,9 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
         for (size_t i = 0; i < g.n_profiles; i++)
                 if (g.profiles[i].note)
                         printf("  %s\n", g.profiles[i].note);
-        printf("  systemctl --user enable --now aksspark-tokend.socket   (running already: aksspark-tokenctl reload)\n");
+        /* The service too: it keeps the outputs fresh from login on, not from the first call. */
+        printf("  systemctl --user enable --now aksspark-tokend.socket aksspark-tokend.service   (running already: "
+               "aksspark-tokenctl reload)\n");
         for (size_t i = 0; i < g.n_profiles; i++)
                 if (strcmp(g.profiles[i].auth, "device_code") == 0 || strcmp(g.profiles[i].auth, "browser") == 0) {
                         if (strcmp(g.profiles[i].name, "default") == 0 || g.n_profiles == 1)
