@@ -60,9 +60,11 @@ static int kubeconfig_path(const char *arg, const char *home, char **ret) {
         const char *e = getenv("KUBECONFIG");
         char cwd[PATH_MAX];
 
+        if (e)
+                e += strspn(e, ":"); /* kubectl skips empty entries */
         if (arg)
                 p = strdup(arg);
-        else if (e && *e && *e != ':')
+        else if (e && *e)
                 p = strndup(e, strcspn(e, ":"));
         else if (asprintf(&p, "%s/.kube/config", home) < 0)
                 p = NULL;

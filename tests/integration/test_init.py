@@ -151,7 +151,7 @@ class InitTest(unittest.TestCase):
     def test_kubeconfig_variable_and_option(self):
         first = self.kubeconfig("az-azure-provider.yaml", self.env.path("first.yaml"))
         second = self.kubeconfig("az-kubelogin.yaml", self.env.path("second.yaml"))
-        p = self.init(env=self.environ(KUBECONFIG="%s:%s" % (first, second)))
+        p = self.init(env=self.environ(KUBECONFIG="::%s:%s" % (first, second)))
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(profiles_of(self.written())["default"]["kubeconfig"], first)
         p = self.init("--force", "--kubeconfig", second, env=self.environ(KUBECONFIG=first))
