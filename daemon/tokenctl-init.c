@@ -2,6 +2,7 @@
  * shell around configgen.c: finds and reads the files, checks each profile with the daemon's own
  * parser, writes atomically, and says what it did and what to run next. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,10 +16,60 @@
 #include "configgen.h"
 #include "kubeconfig.h"
 #include "macro.h"
+#include "secret.h"
 #include "tokenctl.h"
 #include "util.h"
 
 #define KUBECONFIG_MAX (4 * 1024 * 1024)
+
+typedef struct KubeconfigText {
+        char *data;
+        size_t len;
+} KubeconfigText;
+
+static void kubeconfig_text_wipe(KubeconfigText *t) {
+        if (t->data)
+                erase_and_free(t->data, t->len);
+}
+
+/* Read the whole file into one buffer of its size: no realloc() leaves a copy behind. */
+static int kubeconfig_text_read(const char *path, KubeconfigText *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        KubeconfigText t = {};
+        struct stat st;
+
+        /* O_NONBLOCK: a FIFO at the path must not stall init (it is refused below). */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if (st.st_size > KUBECONFIG_MAX)
+                return -EFBIG;
+        t.data = malloc((size_t) st.st_size + 1);
+        if (!t.data)
+                return -ENOMEM;
+        while (t.len < (size_t) st.st_size) {
+                ssize_t n = read(fd, t.data + t.len, (size_t) st.st_size - t.len);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+
+                        kubeconfig_text_wipe(&t);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                t.len += (size_t) n;
+        }
+        t.data[t.len] = 0;
+        *ret = t;
+        return 0;
+}
 
 static int init_fail(int status, const char *format, ...) _printf_(2, 3);
 static int init_fail(int status, const char *format, ...) {
@@ -130,8 +181,11 @@ static void print_skipped(FILE *f, const Configgen *g) {
 }
 
 int tokenctl_init(const TokenctlSetupArgs *a) {
-        _cleanup_free_ char *home = NULL, *kpath = NULL, *kshown = NULL, *text = NULL, *config_path = NULL,
-                            *config_shown = NULL, *out = NULL;
+        _cleanup_free_ char *home = NULL, *kpath = NULL, *kshown = NULL, *config_path = NULL, *config_shown = NULL,
+                            *out = NULL;
+        /* A kubeconfig holds secrets too (client keys, static tokens, the azure provider's
+         * cached tokens): its text is wiped, not just freed. */
+        _cleanup_(kubeconfig_text_wipe) KubeconfigText text = {};
         _cleanup_(kubeconfig_contexts_done) KubeconfigContexts contexts = {};
         _cleanup_(configgen_done) Configgen g = {};
         _cleanup_(config_freep) Config *config = NULL;
@@ -139,7 +193,6 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
         ConfigEnv env;
         const char *unknown = NULL;
         struct stat st;
-        size_t len;
         int r;
 
         r = config_env_from_process(&env, &home);
@@ -159,15 +212,17 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
         if (!config_shown)
                 return init_fail(1, "out of memory");
 
-        r = read_file_full(kpath, KUBECONFIG_MAX, &text, &len);
+        r = kubeconfig_text_read(kpath, &text);
         if (r == -ENOENT)
                 return init_fail(1, "there is no kubeconfig at %s: run `az aks get-credentials --resource-group RG --name "
                                     "CLUSTER` first, or pass --kubeconfig PATH.", kshown);
         if (r == -EFBIG)
                 return init_fail(1, "%s is larger than %d MiB, which is no kubeconfig.", kshown, KUBECONFIG_MAX >> 20);
+        if (r == -EINVAL)
+                return init_fail(1, "%s is not a regular file, so no kubeconfig.", kshown);
         if (r < 0)
                 return init_fail(1, "cannot read the kubeconfig %s: %s", kshown, strerror(-r));
-        r = kubeconfig_list_contexts(text, len, &contexts);
+        r = kubeconfig_list_contexts(text.data, text.len, &contexts);
         if (r == -EBADMSG)
                 return init_fail(1, "%s is not a kubeconfig kubectl would read (not YAML, malformed contexts, or a "
                                     "context name listed twice).", kshown);

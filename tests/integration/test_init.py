@@ -233,6 +233,12 @@ class InitTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("is not a kubeconfig", p.stderr)
         self.assertFalse(os.path.exists(self.config))
+        # A FIFO or a directory where the kubeconfig should be: refused, never a stall.
+        os.unlink(os.path.join(self.env.home, ".kube", "config"))
+        os.mkfifo(os.path.join(self.env.home, ".kube", "config"))
+        p = self.init()
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not a regular file", p.stderr)
         # Options of init belong to init.
         p = run([harness.TOKENCTL, "status", "--force"], self.environ())
         self.assertEqual(p.returncode, 64)
