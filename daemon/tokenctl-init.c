@@ -83,7 +83,7 @@ static int init_fail(int status, const char *format, ...) {
         return status;
 }
 
-void tokenctl_setup_option(TokenctlSetupArgs *a, char option, const char *value) {
+int tokenctl_setup_option(TokenctlSetupArgs *a, char option, const char *value) {
         switch (option) {
         case 'c':
                 a->config = value;
@@ -92,12 +92,15 @@ void tokenctl_setup_option(TokenctlSetupArgs *a, char option, const char *value)
                 a->kubeconfig = value;
                 break;
         case 'x':
+                if (a->n_contexts >= TOKENCTL_MAX_CONTEXTS)
+                        return -E2BIG;
                 a->contexts[a->n_contexts++] = (char *) value;
                 break;
         case 'f':
                 a->force = true;
                 break;
         }
+        return 0;
 }
 
 bool tokenctl_setup_only_config(const TokenctlSetupArgs *a) {

@@ -784,10 +784,8 @@ typedef struct Command {
         int (*run)(const char *path);
         bool json;              /* --json allowed */
         bool min_valid;         /* --min-valid allowed */
-        bool setup;             /* init's or doctor's options allowed */
 } Command;
 
-/* path: the default socket. */
 static int cmd_init(const char *path) {
         return tokenctl_init(&arg_setup);
 }
@@ -800,17 +798,17 @@ static int cmd_doctor(const char *path) {
 }
 
 static const Command commands[] = {
-        { "status", cmd_status, true, false, false },
-        { "token", cmd_token, false, false, false },
-        { "refresh", cmd_refresh, true, false, false },
-        { "login", cmd_login, false, false, false },
-        { "check", cmd_check, true, true, false },
-        { "exec-credential", cmd_exec_credential, false, false, false },
-        { "logout", cmd_logout, true, false, false },
-        { "profiles", cmd_profiles, true, false, false },
-        { "reload", cmd_reload, true, false, false },
-        { "init", cmd_init, false, false, true },
-        { "doctor", cmd_doctor, false, false, true },
+        { "status", cmd_status, true, false },
+        { "token", cmd_token, false, false },
+        { "refresh", cmd_refresh, true, false },
+        { "login", cmd_login, false, false },
+        { "check", cmd_check, true, true },
+        { "exec-credential", cmd_exec_credential, false, false },
+        { "logout", cmd_logout, true, false },
+        { "profiles", cmd_profiles, true, false },
+        { "reload", cmd_reload, true, false },
+        { "init", cmd_init, false, false },
+        { "doctor", cmd_doctor, false, false },
 };
 
 int main(int argc, char *argv[]) {
@@ -831,16 +829,12 @@ int main(int argc, char *argv[]) {
         };
         _cleanup_free_ char *default_path = NULL;
         const Command *command = NULL;
-        _cleanup_free_ char **contexts = calloc(argc, sizeof(char *));
         bool min_valid_given = false, init_given = false;
         int c, r;
 
         json_set_alloc_funcs(malloc, wiping_free);
 
         opterr = 0;
-        if (!contexts)
-                return fail(EXIT_TRANSIENT, "out of memory");
-        arg_setup.contexts = contexts;
         while ((c = getopt_long(argc, argv, ":s:p:c:h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
@@ -862,7 +856,8 @@ int main(int argc, char *argv[]) {
                 case 'k':
                 case 'x':
                 case 'f':
-                        tokenctl_setup_option(&arg_setup, (char) c, optarg);
+                        if (tokenctl_setup_option(&arg_setup, (char) c, optarg) < 0)
+                                return fail(EXIT_USAGE, "--context: at most %d of them.", TOKENCTL_MAX_CONTEXTS);
                         init_given = true;
                         break;
                 case 'h':
@@ -891,7 +886,7 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "--json does not apply to %s.", command->name);
         if (min_valid_given && !command->min_valid)
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
-        if (init_given && (!command->setup || (command->run != cmd_init && !tokenctl_setup_only_config(&arg_setup))))
+        if (init_given && command->run != cmd_init && (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
                 return fail(EXIT_USAGE, "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
                 return fail(EXIT_USAGE, "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);

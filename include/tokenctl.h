@@ -5,10 +5,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define TOKENCTL_MAX_CONTEXTS 64
+
 typedef struct TokenctlSetupArgs {
         const char *config;             /* --config; NULL: the daemon's default path */
         const char *kubeconfig;         /* --kubeconfig; NULL: $KUBECONFIG's first file, ~/.kube/config */
-        char **contexts;                /* --context, repeatable */
+        char *contexts[TOKENCTL_MAX_CONTEXTS]; /* --context, repeatable */
         size_t n_contexts;
         bool force;
         const char *socket;             /* --socket; NULL: the configuration's, else the client's default */
@@ -16,9 +18,9 @@ typedef struct TokenctlSetupArgs {
         const char *profile;            /* --profile; NULL: every profile */
 } TokenctlSetupArgs;
 
-/* An option of init or doctor: 'c' --config, 'k' --kubeconfig, 'x' --context (contexts has room
- * for one per argument), 'f' --force (value NULL). */
-void tokenctl_setup_option(TokenctlSetupArgs *a, char option, const char *value);
+/* An option of init or doctor: 'c' --config, 'k' --kubeconfig, 'x' --context, 'f' --force (value
+ * NULL). -E2BIG past TOKENCTL_MAX_CONTEXTS contexts. */
+int tokenctl_setup_option(TokenctlSetupArgs *a, char option, const char *value);
 /* Only --config among them was given (doctor takes no other). */
 bool tokenctl_setup_only_config(const TokenctlSetupArgs *a);
 
