@@ -201,8 +201,10 @@ typedef struct Section {
         size_t size;
 } Section;
 
+/* A key with its value; none without one. */
 static void key_line(Section *s, const char *key, const char *value) {
-        fprintf(s->f, "%-14s = %s\n", key, value);
+        if (value)
+                fprintf(s->f, "%-14s = %s\n", key, value);
 }
 
 /* The profile's lines, or a reason in *ret_why to skip the context. */
@@ -295,7 +297,7 @@ static int plan_context(Configgen *g, const KubeconfigContexts *kc, const Kubeco
         missing = auth_missing_key(auth, o->key_known);
         if (missing)
                 return add_skip(g, c->name, "kubelogin --login %s means auth = %s, which this aksspark-tokend cannot "
-                                            "read yet (no key %s)", c->login, auth, missing);
+                                            "read yet (no key %s)", c->login ?: "devicecode", auth, missing);
 
         if (kc->current && strcmp(kc->current, c->name) == 0)
                 strcpy(base, "default");
