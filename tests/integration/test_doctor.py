@@ -138,6 +138,12 @@ class DoctorTest(unittest.TestCase):
         os.chmod(idp.ca_file, 0o644)
         p = self.doctor(config=config, as_user=user)
         self.assertLine(p, "daemon", "fail", "someone else's socket", "belongs to root (uid 0)", "start your own")
+        # A socket they may connect to: the daemon itself answers forbidden (SO_PEERCRED).
+        os.chmod(self.env.runtime, 0o755)
+        os.chmod(self.env.socket_path, 0o666)
+        p = self.doctor(config=config, as_user=user)
+        self.assertLine(p, "daemon", "fail", "someone else's socket: the daemon on %s (socket of root (uid 0)) does "
+                        "not serve you" % self.env.socket_path)
 
     def test_untrusted_certificate(self):
         self.env.start_idp()
