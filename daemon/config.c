@@ -46,6 +46,7 @@ typedef enum ProfileKey {
         PROFILE_TOKEN_FILE,
         PROFILE_SPARK_PROPERTIES,
         PROFILE_KUBECONFIG,
+        PROFILE_KUBECONFIG_CONTEXT,
         PROFILE_CA_FILE,
         _PROFILE_KEY_MAX,
 } ProfileKey;
@@ -59,6 +60,7 @@ static const char *const profile_keys[_PROFILE_KEY_MAX] = {
         [PROFILE_TOKEN_FILE] = "token_file",
         [PROFILE_SPARK_PROPERTIES] = "spark_properties",
         [PROFILE_KUBECONFIG] = "kubeconfig",
+        [PROFILE_KUBECONFIG_CONTEXT] = "kubeconfig_context",
         [PROFILE_CA_FILE] = "ca_file",
 };
 
@@ -668,6 +670,7 @@ static ProfileConfig *profile_config_free(ProfileConfig *pc) {
                 free(pc->spark_properties[i]);
         free(pc->spark_properties);
         free(pc->kubeconfig);
+        free(pc->kubeconfig_context);
         free(pc->ca_file);
         free(pc);
         return NULL;
@@ -749,6 +752,17 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         s = &rp->settings[PROFILE_KUBECONFIG];
         if (s->value)
                 (void) setting_path(p, s, "kubeconfig", true, &pc->kubeconfig);
+
+        /* Which context of that file the profile means: a kubeconfig lists several clusters,
+         * and `aksspark-tokenctl init` writes one profile per context. */
+        s = &rp->settings[PROFILE_KUBECONFIG_CONTEXT];
+        if (s->value && *s->value) {
+                if (!rp->settings[PROFILE_KUBECONFIG].value)
+                        problem(p, s->line, "kubeconfig_context '%s' needs kubeconfig = <the file that lists it>",
+                                s->value);
+                else
+                        (void) strdup_to(p, s->value, &pc->kubeconfig_context);
+        }
 
         s = &rp->settings[PROFILE_CA_FILE];
         if (s->value)
@@ -945,4 +959,8 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
         }
         parser_done(&p);
         return r;
+}
+
+bool config_profile_key_is_known(const char *key) {
+        return key && key_index(key, profile_keys, ELEMENTSOF(profile_keys)) >= 0;
 }

@@ -1,12 +1,15 @@
-/* The API server of a kubeconfig's current context, for spark.master (libyaml document API). */
+/* A kubeconfig read with libyaml's document API: the API server of a context (for spark.master)
+ * and every context with its Azure AD sign-in (for `aksspark-tokenctl init`). */
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "kubeconfig.h"
 #include "macro.h"
+#include "util.h"
 
 static bool node_is_null(const yaml_node_t *n) {
         static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
@@ -87,7 +90,7 @@ static int named_entry(yaml_document_t *doc, yaml_node_t *root, const char *list
         return 0;
 }
 
-static int document_current_server(yaml_document_t *doc, char **ret_server) {
+static int document_context_server(yaml_document_t *doc, const char *name, char **ret_server) {
         yaml_node_t *root = yaml_document_get_root_node(doc), *context, *cluster;
         const char *current, *cluster_name, *server;
         char *s;
@@ -98,11 +101,15 @@ static int document_current_server(yaml_document_t *doc, char **ret_server) {
         if (root->type != YAML_MAPPING_NODE)
                 return -EBADMSG;
 
-        r = mapping_get_string(doc, root, "current-context", &current);
-        if (r < 0)
-                return r;
-        if (!current)
-                return -ENOENT;
+        if (name)
+                current = name;
+        else {
+                r = mapping_get_string(doc, root, "current-context", &current);
+                if (r < 0)
+                        return r;
+                if (!current)
+                        return -ENOENT;
+        }
 
         r = named_entry(doc, root, "contexts", "context", current, &context);
         if (r < 0)
@@ -129,25 +136,386 @@ static int document_current_server(yaml_document_t *doc, char **ret_server) {
         return 0;
 }
 
-int kubeconfig_current_server(const char *text, size_t len, char **ret_server) {
+/* The first YAML document of text; -EBADMSG when it is not YAML. */
+static int document_load(const char *text, size_t len, yaml_document_t *ret) {
         yaml_parser_t parser;
-        yaml_document_t doc;
-        int r;
+        int r = 0;
 
         if (!text && len > 0)
                 return -EINVAL;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) (text ? text : ""), len);
-        if (!yaml_parser_load(&parser, &doc)) {
+        if (!yaml_parser_load(&parser, ret))
                 r = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : -EBADMSG;
-                yaml_parser_delete(&parser);
+        yaml_parser_delete(&parser);
+        return r;
+}
+
+int kubeconfig_context_server(const char *text, size_t len, const char *context, char **ret_server) {
+        yaml_document_t doc;
+        int r;
+
+        r = document_load(text, len, &doc);
+        if (r < 0)
                 return r;
+        r = document_context_server(&doc, context, ret_server);
+        yaml_document_delete(&doc);
+        return r;
+}
+
+int kubeconfig_current_server(const char *text, size_t len, char **ret_server) {
+        return kubeconfig_context_server(text, len, NULL, ret_server);
+}
+
+/* ---- every context, with what its user signs in with -------------------------------------- */
+
+static int dup_or_null(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void context_done(KubeconfigContext *c) {
+        free(c->name);
+        free(c->cluster);
+        free(c->user);
+        free(c->server);
+        free(c->environment);
+        free(c->server_id);
+        free(c->client_id);
+        free(c->tenant_id);
+        free(c->login);
+        free(c->client_certificate);
+        *c = (KubeconfigContext) {};
+}
+
+void kubeconfig_contexts_done(KubeconfigContexts *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n; i++)
+                context_done(&c->contexts[i]);
+        free(c->contexts);
+        free(c->current);
+        *c = (KubeconfigContexts) {};
+}
+
+typedef struct KubeloginFlag {
+        const char *name;       /* long form, without "--" */
+        char shorthand;         /* kubelogin's one-letter form, 0 when none */
+        size_t field;           /* offsetof the char * in KubeconfigContext; 0: value skipped */
+} KubeloginFlag;
+
+/* The flags of `kubelogin get-token` that take a value. The ones whose value is a secret
+ * (client secret, password) are skipped unread: the value must never be mistaken for a flag,
+ * nor be copied anywhere. */
+static const KubeloginFlag kubelogin_flags[] = {
+        { "environment", 'e', offsetof(KubeconfigContext, environment) },
+        { "server-id", 0, offsetof(KubeconfigContext, server_id) },
+        { "client-id", 0, offsetof(KubeconfigContext, client_id) },
+        { "tenant-id", 't', offsetof(KubeconfigContext, tenant_id) },
+        { "login", 'l', offsetof(KubeconfigContext, login) },
+        { "client-certificate", 0, offsetof(KubeconfigContext, client_certificate) },
+        { "client-secret", 0, 0 },
+        { "client-certificate-password", 0, 0 },
+        { "password", 0, 0 },
+        { "username", 0, 0 },
+        { "authority-host", 0, 0 },
+        { "token-cache-dir", 0, 0 },
+        { "federated-token-file", 0, 0 },
+        { "identity-resource-id", 0, 0 },
+        { "pop-claims", 0, 0 },
+        { "timeout", 0, 0 },
+        { "redirect-url", 0, 0 },
+        { "login-hint", 0, 0 },
+};
+
+static const KubeloginFlag *kubelogin_flag(const char *arg, const char **ret_inline_value) {
+        const char *eq = NULL;
+        size_t n;
+
+        *ret_inline_value = NULL;
+        if (arg[0] == '-' && arg[1] && arg[1] != '-') {
+                for (size_t i = 0; i < ELEMENTSOF(kubelogin_flags); i++)
+                        if (kubelogin_flags[i].shorthand == arg[1]) {
+                                if (arg[2] == '=')
+                                        *ret_inline_value = arg + 3;
+                                else if (arg[2])
+                                        *ret_inline_value = arg + 2;
+                                return &kubelogin_flags[i];
+                        }
+                return NULL;
+        }
+        if (!string_has_prefix(arg, "--"))
+                return NULL;
+        arg += 2;
+        eq = strchr(arg, '=');
+        n = eq ? (size_t) (eq - arg) : strlen(arg);
+        for (size_t i = 0; i < ELEMENTSOF(kubelogin_flags); i++)
+                if (strlen(kubelogin_flags[i].name) == n && memcmp(kubelogin_flags[i].name, arg, n) == 0) {
+                        if (eq)
+                                *ret_inline_value = eq + 1;
+                        return &kubelogin_flags[i];
+                }
+        return NULL;
+}
+
+static bool command_is_kubelogin(const char *command) {
+        const char *base = strrchr(command, '/');
+
+        base = base ? base + 1 : command;
+        return strcmp(base, "kubelogin") == 0 || strcmp(base, "kubelogin.exe") == 0;
+}
+
+/* exec: {command: kubelogin, args: [get-token, --flag, value, ...]}. */
+static int read_kubelogin(yaml_document_t *doc, yaml_node_t *exec, KubeconfigContext *c) {
+        yaml_node_t *args = mapping_get(doc, exec, "args");
+        const char *command = NULL;
+        bool get_token = false;
+        int r;
+
+        if (mapping_get_string(doc, exec, "command", &command) < 0 || !command) {
+                c->why = "its user's exec plugin names no command";
+                return 0;
+        }
+        if (!command_is_kubelogin(command)) {
+                c->why = "its user runs another exec plugin, not kubelogin (not Azure AD)";
+                return 0;
+        }
+        if (!node_is_null(args) && args->type != YAML_SEQUENCE_NODE) {
+                c->why = "its kubelogin args are not a list";
+                return 0;
         }
 
-        r = document_current_server(&doc, ret_server);
+        for (yaml_node_item_t *i = args ? args->data.sequence.items.start : NULL;
+             args && i < args->data.sequence.items.top; i++) {
+                yaml_node_t *item = yaml_document_get_node(doc, *i);
+                const KubeloginFlag *flag;
+                const char *arg, *value;
+                char **field;
 
+                if (!item || item->type != YAML_SCALAR_NODE ||
+                    strlen((const char *) item->data.scalar.value) != item->data.scalar.length) {
+                        c->why = "its kubelogin args are not all strings";
+                        return 0;
+                }
+                arg = (const char *) item->data.scalar.value;
+                flag = kubelogin_flag(arg, &value);
+                if (!flag) {
+                        if (strcmp(arg, "get-token") == 0)
+                                get_token = true;
+                        continue; /* a flag without a value (--legacy), or one this reader does not need */
+                }
+                if (!value) {
+                        yaml_node_t *next;
+
+                        if (i + 1 >= args->data.sequence.items.top)
+                                break;
+                        i++;
+                        next = yaml_document_get_node(doc, *i);
+                        if (!next || next->type != YAML_SCALAR_NODE) {
+                                c->why = "its kubelogin args are not all strings";
+                                return 0;
+                        }
+                        value = (const char *) next->data.scalar.value;
+                }
+                if (flag->field == 0)
+                        continue;
+                field = (char **) ((char *) c + flag->field);
+                free(*field);
+                r = dup_or_null(value, field);
+                if (r < 0)
+                        return r;
+        }
+        if (!get_token) {
+                c->why = "its user runs kubelogin without get-token";
+                return 0;
+        }
+        c->auth = KUBECONFIG_AUTH_KUBELOGIN;
+        return 0;
+}
+
+/* auth-provider: {name: azure, config: {apiserver-id, client-id, tenant-id, environment}}, as
+ * kubectl's azure provider (before kubelogin) and older `az aks get-credentials` wrote it. */
+static int read_azure_provider(yaml_document_t *doc, yaml_node_t *provider, KubeconfigContext *c) {
+        static const struct {
+                const char *key;
+                size_t field;
+        } keys[] = {
+                { "apiserver-id", offsetof(KubeconfigContext, server_id) },
+                { "client-id", offsetof(KubeconfigContext, client_id) },
+                { "tenant-id", offsetof(KubeconfigContext, tenant_id) },
+                { "environment", offsetof(KubeconfigContext, environment) },
+        };
+        yaml_node_t *config;
+        const char *name = NULL;
+        int r;
+
+        if (mapping_get_string(doc, provider, "name", &name) < 0 || !name || strcmp(name, "azure") != 0) {
+                c->why = "its user has an auth-provider other than azure (not Azure AD)";
+                return 0;
+        }
+        config = mapping_get(doc, provider, "config");
+        if (node_is_null(config) || config->type != YAML_MAPPING_NODE) {
+                c->why = "its azure auth-provider has no config";
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                const char *v = NULL;
+                char **field = (char **) ((char *) c + keys[i].field);
+
+                if (mapping_get_string(doc, config, keys[i].key, &v) < 0) {
+                        c->why = "its azure auth-provider config is malformed";
+                        return 0;
+                }
+                r = dup_or_null(v, field);
+                if (r < 0)
+                        return r;
+        }
+        c->auth = KUBECONFIG_AUTH_AZURE_PROVIDER;
+        return 0;
+}
+
+static int read_user(yaml_document_t *doc, yaml_node_t *root, KubeconfigContext *c) {
+        yaml_node_t *user, *exec, *provider;
+        int r;
+
+        if (!c->user) {
+                c->why = "it names no user";
+                return 0;
+        }
+        r = named_entry(doc, root, "users", "user", c->user, &user);
+        if (r == -ENOENT) {
+                c->why = "its user is not in the file";
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        exec = mapping_get(doc, user, "exec");
+        provider = mapping_get(doc, user, "auth-provider");
+        if (!node_is_null(exec)) {
+                if (exec->type != YAML_MAPPING_NODE) {
+                        c->why = "its user's exec entry is malformed";
+                        return 0;
+                }
+                return read_kubelogin(doc, exec, c);
+        }
+        if (!node_is_null(provider)) {
+                if (provider->type != YAML_MAPPING_NODE) {
+                        c->why = "its user's auth-provider entry is malformed";
+                        return 0;
+                }
+                return read_azure_provider(doc, provider, c);
+        }
+        if (!node_is_null(mapping_get(doc, user, "client-certificate-data")) ||
+            !node_is_null(mapping_get(doc, user, "client-certificate")))
+                c->why = "its user signs in with a client certificate, not Azure AD";
+        else if (!node_is_null(mapping_get(doc, user, "token")) || !node_is_null(mapping_get(doc, user, "tokenFile")))
+                c->why = "its user has a static token, not Azure AD";
+        else if (!node_is_null(mapping_get(doc, user, "username")))
+                c->why = "its user signs in with a password, not Azure AD";
+        else
+                c->why = "its user has no Azure AD sign-in (no kubelogin exec, no azure auth-provider)";
+        return 0;
+}
+
+static int read_context(yaml_document_t *doc, yaml_node_t *root, yaml_node_t *item, KubeconfigContext *c) {
+        yaml_node_t *context;
+        const char *name, *cluster = NULL, *user = NULL, *server = NULL;
+        int r;
+
+        if (!item || item->type != YAML_MAPPING_NODE)
+                return -EBADMSG;
+        r = mapping_get_string(doc, item, "name", &name);
+        if (r < 0)
+                return r;
+        if (!name)
+                return -EBADMSG;
+        context = mapping_get(doc, item, "context");
+        if (!node_is_null(context)) {
+                if (context->type != YAML_MAPPING_NODE)
+                        return -EBADMSG;
+                r = mapping_get_string(doc, context, "cluster", &cluster);
+                if (r >= 0)
+                        r = mapping_get_string(doc, context, "user", &user);
+                if (r < 0)
+                        return r;
+        }
+        if (cluster) {
+                yaml_node_t *cl;
+
+                r = named_entry(doc, root, "clusters", "cluster", cluster, &cl);
+                if (r >= 0)
+                        r = mapping_get_string(doc, cl, "server", &server);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+
+        if (dup_or_null(name, &c->name) < 0 || dup_or_null(cluster, &c->cluster) < 0 ||
+            dup_or_null(user, &c->user) < 0 || dup_or_null(server, &c->server) < 0)
+                return -ENOMEM;
+        return read_user(doc, root, c);
+}
+
+static int document_contexts(yaml_document_t *doc, KubeconfigContexts *ret) {
+        _cleanup_(kubeconfig_contexts_done) KubeconfigContexts l = {};
+        yaml_node_t *root = yaml_document_get_root_node(doc), *seq;
+        const char *current = NULL;
+        size_t n;
+        int r;
+
+        if (node_is_null(root)) {
+                *ret = l;
+                l = (KubeconfigContexts) {};
+                return 0;
+        }
+        if (root->type != YAML_MAPPING_NODE)
+                return -EBADMSG;
+        r = mapping_get_string(doc, root, "current-context", &current);
+        if (r < 0)
+                return r;
+        if (current && *current && dup_or_null(current, &l.current) < 0)
+                return -ENOMEM;
+
+        seq = mapping_get(doc, root, "contexts");
+        if (node_is_null(seq)) {
+                *ret = l;
+                l = (KubeconfigContexts) {};
+                return 0;
+        }
+        if (seq->type != YAML_SEQUENCE_NODE)
+                return -EBADMSG;
+        n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
+        l.contexts = calloc(MAX(n, (size_t) 1), sizeof *l.contexts);
+        if (!l.contexts)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = read_context(doc, root, yaml_document_get_node(doc, seq->data.sequence.items.start[i]),
+                                 &l.contexts[l.n]);
+                l.n++; /* partly filled entries are freed with the rest */
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j + 1 < l.n; j++)
+                        if (strcmp(l.contexts[j].name, l.contexts[l.n - 1].name) == 0)
+                                return -EBADMSG; /* kubectl refuses a name listed twice too */
+        }
+        *ret = l;
+        l = (KubeconfigContexts) {};
+        return 0;
+}
+
+int kubeconfig_list_contexts(const char *text, size_t len, KubeconfigContexts *ret) {
+        yaml_document_t doc;
+        int r;
+
+        r = document_load(text, len, &doc);
+        if (r < 0)
+                return r;
+        r = document_contexts(&doc, ret);
         yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
         return r;
 }

@@ -70,6 +70,11 @@ int outputs_new(const ProfileConfig *p, Outputs **ret) {
                 if (!o->kubeconfig)
                         return -ENOMEM;
         }
+        if (p->kubeconfig_context) {
+                o->kubeconfig_context = strdup(p->kubeconfig_context);
+                if (!o->kubeconfig_context)
+                        return -ENOMEM;
+        }
 
         *ret = TAKE_PTR(o);
         return 0;
@@ -84,6 +89,7 @@ Outputs *outputs_free(Outputs *o) {
         }
         free(o->items);
         free(o->kubeconfig);
+        free(o->kubeconfig_context);
         free(o);
         return NULL;
 }
@@ -101,16 +107,18 @@ static char *outputs_k8s_server(const Outputs *o) {
                 return NULL;
         r = read_file_full(o->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
         if (r >= 0)
-                r = kubeconfig_current_server(text, len, &server);
+                r = kubeconfig_context_server(text, len, o->kubeconfig_context, &server);
         if (r >= 0)
                 return server;
 
         switch (r) {
         case -ENOENT:
-                why = text ? "it has no usable current-context" : "it does not exist";
+                why = !text                  ? "it does not exist"
+                      : o->kubeconfig_context ? "it has no such context (kubeconfig_context), or its cluster is missing"
+                                              : "it has no usable current-context";
                 break;
         case -ENODATA:
-                why = "the current context's cluster has no server";
+                why = "the context's cluster has no server";
                 break;
         case -EBADMSG:
                 why = "it is not valid YAML or not a kubeconfig";

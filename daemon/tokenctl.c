@@ -22,6 +22,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "secret.h"
+#include "tokenctl.h"
 #include "util.h"
 #include "version.h"
 
@@ -47,6 +48,7 @@ static const char *arg_socket = NULL;
 static const char *arg_profile = NULL;
 static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
+static TokenctlSetupArgs arg_setup = {};
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -78,6 +80,9 @@ static void help(void) {
                "  logout                   make the daemon forget the refresh token\n"
                "  profiles                 list the profiles with their state\n"
                "  reload                   make the daemon re-read its configuration (as SIGHUP does)\n"
+               "  init [--kubeconfig PATH] [--context NAME]... [--force]  write the configuration from\n"
+               "                           the kubeconfig of `az aks get-credentials` (no daemon needed)\n"
+               "  doctor                   check configuration, daemon, identity provider, outputs, state\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH    the daemon's socket (default: $AKSSPARK_TOKEND_SOCKET, else\n"
@@ -87,6 +92,7 @@ static void help(void) {
                "  --json               print the daemon's answer as it came (status, profiles,\n"
                "                       refresh, check, logout, reload)\n"
                "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
+               "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  -h, --help           show this help\n"
                "  --version            show the version\n"
                "\n"
@@ -758,6 +764,17 @@ typedef struct Command {
         bool min_valid;         /* --min-valid allowed */
 } Command;
 
+static int cmd_init(const char *path) {
+        return tokenctl_init(&arg_setup);
+}
+
+static int cmd_doctor(const char *path) {
+        arg_setup.socket = arg_socket;
+        arg_setup.default_socket = path;
+        arg_setup.profile = arg_profile;
+        return tokenctl_doctor(&arg_setup);
+}
+
 static const Command commands[] = {
         { "status", cmd_status, true, false },
         { "token", cmd_token, false, false },
@@ -768,6 +785,8 @@ static const Command commands[] = {
         { "logout", cmd_logout, true, false },
         { "profiles", cmd_profiles, true, false },
         { "reload", cmd_reload, true, false },
+        { "init", cmd_init, false, false },
+        { "doctor", cmd_doctor, false, false },
 };
 
 int main(int argc, char *argv[]) {
@@ -777,20 +796,25 @@ int main(int argc, char *argv[]) {
                 { "profile", required_argument, NULL, 'p' },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "min-valid", required_argument, NULL, ARG_MIN_VALID },
+                { "config", required_argument, NULL, 'c' },
+                /* Long only: 'k', 'x', 'f' are not in the short options. */
+                { "kubeconfig", required_argument, NULL, 'k' },
+                { "context", required_argument, NULL, 'x' },
+                { "force", no_argument, NULL, 'f' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         _cleanup_free_ char *default_path = NULL;
         const Command *command = NULL;
-        bool min_valid_given = false;
+        bool min_valid_given = false, init_given = false;
         int c, r;
 
         /* jansson copies every string it parses; with this free() the copies of a token are wiped too. */
         json_set_alloc_funcs(malloc, json_wiping_free);
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":s:p:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":s:p:c:h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         arg_socket = optarg;
@@ -806,6 +830,14 @@ int main(int argc, char *argv[]) {
                         if (r < 0)
                                 return fail(EXIT_USAGE, "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).", optarg);
                         min_valid_given = true;
+                        break;
+                case 'c':
+                case 'k':
+                case 'x':
+                case 'f':
+                        if (tokenctl_setup_option(&arg_setup, (char) c, optarg) < 0)
+                                return fail(EXIT_USAGE, "--context: at most %d of them.", TOKENCTL_MAX_CONTEXTS);
+                        init_given = true;
                         break;
                 case 'h':
                         help();
@@ -833,6 +865,8 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "--json does not apply to %s.", command->name);
         if (min_valid_given && !command->min_valid)
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
+        if (init_given && command->run != cmd_init && (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
+                return fail(EXIT_USAGE, "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
                 return fail(EXIT_USAGE, "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
 

@@ -26,6 +26,7 @@ typedef struct ProfileConfig {
         char **spark_properties;   /* expanded paths */
         size_t n_spark_properties;
         char *kubeconfig;       /* expanded; NULL = none */
+        char *kubeconfig_context; /* the context of kubeconfig this profile means; NULL = its current-context */
         char *ca_file;          /* expanded; NULL = system trust only */
 } ProfileConfig;
 
@@ -71,6 +72,9 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* Whether a [profile NAME] section accepts key: what `aksspark-tokenctl init` may write. */
+bool config_profile_key_is_known(const char *key);
 
 const ProfileConfig *config_find_profile(const Config *c, const char *name);
 /* The profile a request without "profile" means: "default", or the only one. NULL if neither. */

@@ -30,6 +30,7 @@ typedef struct Outputs {
         Output *items;
         size_t n;
         char *kubeconfig;       /* for spark.master in new spark.properties; NULL none */
+        char *kubeconfig_context; /* its context for spark.master; NULL: the current one */
 } Outputs;
 
 int outputs_new(const ProfileConfig *p, Outputs **ret);

@@ -449,12 +449,30 @@ START_TEST(test_application_ids) {
 }
 END_TEST
 
+/* Which context of the kubeconfig a profile means (init writes one profile per context). */
+START_TEST(test_kubeconfig_context) {
+        _cleanup_(config_freep) Config *c = parse_ok("[profile a]\ntenant = t.example\nkubeconfig = /k\n"
+                                                     "kubeconfig_context = aks-prod\n"
+                                                     "[profile b]\ntenant = t.example\nkubeconfig = /k\n");
+
+        ck_assert_str_eq(config_find_profile(c, "a")->kubeconfig_context, "aks-prod");
+        ck_assert_ptr_null(config_find_profile(c, "b")->kubeconfig_context);
+        ck_assert(config_profile_key_is_known("kubeconfig_context"));
+        ck_assert(config_profile_key_is_known("tenant"));
+        ck_assert(!config_profile_key_is_known("colour"));
+        ck_assert(!config_profile_key_is_known("socket")); /* a [daemon] key */
+        ck_assert(!config_profile_key_is_known(NULL));
+        EXPECT_ERRORS("[profile a]\ntenant = t.example\nkubeconfig_context = aks-prod\n",
+                      "3: kubeconfig_context 'aks-prod' needs kubeconfig");
+}
+END_TEST
+
 START_TEST(test_keys_and_sections) {
         EXPECT_ERRORS(DEFAULT_PROFILE "tenat = x\n", "3: unknown key 'tenat' in a [profile NAME] section: did you mean 'tenant'?");
         EXPECT_ERRORS(DEFAULT_PROFILE "Token_File = ~/t\n", "3: did you mean 'token_file'?");
         EXPECT_ERRORS(DEFAULT_PROFILE "colour = blue\n",
                       "3: unknown key 'colour' in a [profile NAME] section; the keys there are tenant, authority_host, "
-                      "client_id, server_id, refresh_before, token_file, spark_properties, kubeconfig, ca_file");
+                      "client_id, server_id, refresh_before, token_file, spark_properties, kubeconfig, kubeconfig_context, ca_file");
         EXPECT_ERRORS("[daemon]\nverbosity = 3\n" DEFAULT_PROFILE,
                       "2: unknown key 'verbosity' in [daemon]; the keys there are socket, state_dir, log_level, "
                       "notify_command, http_timeout");
@@ -945,6 +963,7 @@ static Suite *config_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("problems");
+        tcase_add_test(tc, test_kubeconfig_context);
         tcase_add_test(tc, test_keys_and_sections);
         tcase_add_test(tc, test_duplicates);
         tcase_add_test(tc, test_malformed_lines);

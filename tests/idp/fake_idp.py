@@ -180,7 +180,7 @@ class FakeIdp:
                               numbers_as_strings=False, devicecode_expires_in=900,
                               auto_approve_user=None, client_ids=None, enforce_interval=True,
                               keepalive=False, huge_bytes=8 << 20, hang_seconds=3600.0,
-                              awkward_tokens=False)
+                              awkward_tokens=False, date_offset=0)
         self._device_codes = {}   # device_code -> _DeviceCode
         self._refresh = {}        # refresh token -> _RefreshToken
         self._access = {}         # access token -> (user, exp)
@@ -245,7 +245,9 @@ class FakeIdp:
         interval (s), numbers_as_strings, devicecode_expires_in (s), auto_approve_user,
         client_ids (None = any client, else the list that exists), enforce_interval (answer
         slow_down), keepalive, huge_bytes, hang_seconds, awkward_tokens (refresh tokens in
-        standard base64 with '+', '/' and '=', to catch missing URL-encoding)."""
+        standard base64 with '+', '/' and '=', to catch missing URL-encoding), date_offset
+        (seconds added to the Date header of every answer: a provider whose clock, or ours,
+        is off)."""
         with self._lock:
             for k, v in kw.items():
                 if k not in self._settings:
@@ -698,6 +700,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def version_string(self):
         return "fake-idp/1.0"
+
+    def date_time_string(self, timestamp=None):
+        offset = self.idp._settings["date_offset"]
+        return email.utils.formatdate((time.time() if timestamp is None else timestamp) + offset, usegmt=True)
 
     def setup(self):
         super().setup()

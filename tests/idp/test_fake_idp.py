@@ -491,6 +491,15 @@ class IdpTest(unittest.TestCase):
         self.assertIn("authorization_endpoint", doc)
         self.assertEqual(self.call(doc["jwks_uri"][len(self.idp.url):]), (200, {"keys": []}))
 
+    def test_date_offset(self):
+        def date():
+            req = urllib.request.Request(self.idp.url + "/organizations/v2.0/.well-known/openid-configuration")
+            with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
+                return email.utils.parsedate_to_datetime(r.headers["Date"]).timestamp()
+        self.assertLess(abs(date() - time.time()), 5)
+        self.idp.set(date_offset=-600)
+        self.assertLess(abs(date() - (time.time() - 600)), 5)
+
     def test_admin_http(self):
         def admin(op, **args):
             req = urllib.request.Request(self.idp.url + "/_admin/" + op,
