@@ -292,12 +292,14 @@ class Pid1:
         return subprocess.run(prefix + ["env", "-i"] + ["%s=%s" % kv for kv in e.items()] + list(cmd),
                               capture_output=True, text=True, timeout=timeout, input=input)
 
-    def popen(self, *cmd, user=None):
+    def popen(self, *cmd, user, env=None):
+        """Start cmd inside as user, with pipes for stdout and stderr."""
         uid, gid, home = self.user(user)
+        e = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "USER": user}
+        e.update(env or {})
         return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "--", "setpriv",
                                  "--reuid=%d" % uid, "--regid=%d" % gid, "--init-groups", "--",
-                                 "env", "-i", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + home,
-                                 "USER=" + user] + list(cmd),
+                                 "env", "-i"] + ["%s=%s" % kv for kv in e.items()] + list(cmd),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def user(self, name):

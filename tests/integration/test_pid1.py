@@ -196,13 +196,13 @@ class Pid1Test(unittest.TestCase):
     def main_pid(self, name):
         return int(self.show(name, "MainPID")["MainPID"])
 
-    def sign_in(self, name):
+    def sign_in(self, name, env=None):
         before = set(self.idp.pending_device_codes())
-        proc = self.sys.popen("aksspark-tokenctl", "login", user=name)
+        proc = self.sys.popen("aksspark-tokenctl", "login", user=name, env=env)
         try:
             code = wait_until(lambda: [c for c in self.idp.pending_device_codes() if c not in before],
                               30, "a device code at the identity provider")[0]
-            self.idp.approve(code, user=USERS[name])
+            self.idp.approve(code, user=USERS.get(name, name + "@contoso.com"))
             out, err = proc.communicate(timeout=30)
         except BaseException:
             proc.kill()
@@ -529,6 +529,40 @@ class Pid1Test(unittest.TestCase):
             mounts[fields[4]] = fields[5].split(",")
         self.assertIn("ro", mounts["/"])
         self.assertIn("rw", mounts["/home/alice"])
+
+    def test_50_workstation_steps_with_the_installed_user_units(self):
+        """The README's workstation steps after installing the package, under carol's own user
+        manager (user@UID.service of this PID 1)."""
+        name = "carol"
+        self.add_user(name)
+        uid = self.sys.user(name)[0]
+        runtime = {"XDG_RUNTIME_DIR": "/run/user/%d" % uid}
+        self.must("systemctl", "start", "user@%d.service" % uid)
+        try:
+            # 2. the configuration; 3. enable and start the units for the user.
+            self.write_config(name)
+            p = self.sys.run("systemctl", "--user", "daemon-reload", user=name, env=runtime)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = self.sys.run("systemctl", "--user", "enable", "--now", "aksspark-tokend.socket",
+                             "aksspark-tokend.service", user=name, env=runtime)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = self.sys.run("systemctl", "--user", "show", "aksspark-tokend.service", "-p",
+                             "FragmentPath,ActiveState,StatusText", user=name, env=runtime)
+            self.assertIn("FragmentPath=/usr/lib/systemd/user/aksspark-tokend.service", p.stdout)
+            self.assertIn("ActiveState=active", p.stdout)
+            self.assertIn("default: login_required", p.stdout)
+            # 4. sign in; 5. status says valid, and so does the unit's status line.
+            self.sign_in(name, env=runtime)
+            p = self.sys.run("aksspark-tokenctl", "status", user=name, env=runtime)
+            self.env.client_stderr.append(p.stderr)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(p.stdout, r"State:\s+valid")
+            self.assertIn("carol@contoso.com", p.stdout)
+            p = self.sys.run("systemctl", "--user", "status", "--no-pager", "aksspark-tokend", user=name, env=runtime)
+            self.assertIn("default: valid", p.stdout)
+            self.assertTrue(self.idp.token_is_valid(read(self.token_file(name))))
+        finally:
+            self.sys.systemctl("stop", "user@%d.service" % uid)
 
     def test_99_stop_everything_quickly(self):
         for name in USERS:
