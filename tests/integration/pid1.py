@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -134,6 +135,8 @@ class Pid1:
         self.pid = None      # systemd, as the host sees it
         self._work = None
         self._stage = None
+        self._reaper = None
+        self._reaper_pipe = None
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -168,8 +171,17 @@ class Pid1:
             self.proc = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
                  "sh", "-c", BOOT, "sh", self.top, self.marker, self._stage, sabotage] + self.mask,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=join_cgroups, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+        # If this process dies without stop() (SIGTERM from a test runner's timeout, SIGKILL),
+        # the reaper sees its pipe close and does what stop() would have.
+        r, self._reaper_pipe = os.pipe()
+        try:
+            self._reaper = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--reap", self.top, self._work] + self.cgroups,
+                stdin=r, stdout=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(r)
         return self.proc
 
     def start(self, timeout=120):
@@ -237,6 +249,14 @@ class Pid1:
                     errors.append("cannot remove %s: %s" % (d, e))
             if self._work:
                 shutil.rmtree(self._work, ignore_errors=True)
+            if self._reaper_pipe is not None:
+                os.close(self._reaper_pipe)
+                self._reaper_pipe = None
+            if self._reaper is not None:
+                try:
+                    self._reaper.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    errors.append("the reaper did not exit")
         if errors:
             raise AssertionError("; ".join(errors))
 
@@ -247,6 +267,8 @@ class Pid1:
             out.append("process %d (PID 1) still runs" % self.pid)
         if self.proc is not None and self.proc.poll() is None:
             out.append("unshare %d still runs" % self.proc.pid)
+        if self._reaper is not None and self._reaper.poll() is None:
+            out.append("reaper %d still runs" % self._reaper.pid)
         for cg in self.cgroups:
             if os.path.exists(cg):
                 out.append("cgroup %s" % cg)
@@ -372,3 +394,33 @@ def _in_ns(pid, pid1):
         return os.readlink("/proc/%d/ns/pid" % pid) == os.readlink("/proc/%d/ns/pid" % pid1)
     except OSError:
         return False
+
+
+def _reap(top, work, cgroups):
+    """The reaper: wait for the owner's pipe to close, then kill every process of the run's
+    cgroups (unshare, PID 1 and all below: nothing else is in them) and remove what it made."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while os.read(0, 4096):
+        pass
+    for cg in reversed(cgroups):
+        try:
+            _remove_cgroup_tree(cg, timeout=60)
+        except AssertionError:
+            pass
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--reap":
+        _reap(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif sys.argv[1:] == ["--boot"]:
+        # For the test of the reaper: boot, say who, wait to be killed.
+        system = Pid1().start()
+        print(system.pid, system.name, system.top, *system.cgroups, flush=True)
+        while True:
+            time.sleep(3600)

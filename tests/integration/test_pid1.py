@@ -245,6 +245,24 @@ class Pid1Test(unittest.TestCase):
         self.assertEqual(self.must("stat", "-f", "-c", "%T", "/").stdout.strip(), "overlayfs")
         self.assertNotIn(os.path.basename(self.canary.name), self.must("ls", "-A", "/tmp").stdout)
 
+    def test_02_a_killed_test_leaves_nothing_behind(self):
+        """A test runner's timeout may SIGKILL the test: the reaper still ends PID 1 and removes
+        the cgroups and the directory."""
+        owner = subprocess.Popen([sys.executable, pid1.__file__, "--boot"], stdout=subprocess.PIPE, text=True)
+        try:
+            fields = owner.stdout.readline().split()
+            self.assertGreaterEqual(len(fields), 4, "the owner did not boot")
+            pid, name, paths = int(fields[0]), fields[1], fields[2:]
+            self.assertTrue(all(os.path.exists(p) for p in paths))
+            self.assertEqual(pid1.Pid1._comm(pid), "systemd")
+        finally:
+            owner.kill()
+            owner.wait()
+            owner.stdout.close()
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid) and not any(os.path.exists(p) for p in paths),
+                   60, "the reaper to end PID 1 and remove %s" % paths)
+        self.assertNotIn(name, read("/proc/self/mountinfo"))
+
     def test_01_package_installs_everything_where_systemd_looks_and_enables_nothing(self):
         files = set(self.must("dpkg", "-L", "aksspark-tokend").stdout.split())
         for f in ("/usr/bin/aksspark-tokend", "/usr/bin/aksspark-tokenctl",
