@@ -11,7 +11,7 @@ packages=(
         python3 openssl ca-certificates openjdk-17-jdk-headless systemd bash-completion
         util-linux passwd procps libclang-rt-14-dev valgrind strace
         # the Debian package (tests/integration/test_pid1.py builds it with dpkg-buildpackage)
-        dpkg-dev debhelper fakeroot lintian
+        build-essential dpkg-dev debhelper fakeroot lintian
         # benchmarks: the peers they compare against
         oidc-agent-cli curl
 )
