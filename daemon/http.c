@@ -9,30 +9,11 @@
 #include <sys/epoll.h>
 
 #include "http.h"
+#include "list.h"
 #include "macro.h"
 #include "version.h"
 
 #define HTTP_RETRY_AFTER_MAX 128
-
-#define LIST_PREPEND(head, item)                      \
-        do {                                          \
-                (item)->prev = NULL;                  \
-                (item)->next = (head);                \
-                if (head)                             \
-                        (head)->prev = (item);        \
-                (head) = (item);                      \
-        } while (0)
-
-#define LIST_REMOVE(head, item)                           \
-        do {                                              \
-                if ((item)->next)                         \
-                        (item)->next->prev = (item)->prev; \
-                if ((item)->prev)                         \
-                        (item)->prev->next = (item)->next; \
-                else                                      \
-                        (head) = (item)->next;            \
-                (item)->next = (item)->prev = NULL;       \
-        } while (0)
 
 typedef struct HttpIo HttpIo;
 
@@ -40,7 +21,7 @@ typedef struct HttpIo HttpIo;
 struct HttpIo {
         HttpClient *client;
         sd_event_source *source;
-        HttpIo *prev, *next;
+        LIST_FIELDS(HttpIo, ios);
 };
 
 typedef enum RequestState {
@@ -51,7 +32,7 @@ typedef enum RequestState {
 
 struct HttpRequest {
         HttpClient *client;
-        HttpRequest *prev, *next;
+        LIST_FIELDS(HttpRequest, queue); /* on active or completed */
         RequestState state;
 
         CURL *easy;
@@ -76,16 +57,16 @@ struct HttpClient {
         CURLM *multi;
         sd_event_source *timer;
         sd_event_source *defer; /* runs completion callbacks from the loop, one per iteration */
-        HttpIo *ios;
-        HttpRequest *active;
-        HttpRequest *completed; /* oldest first */
+        LIST_HEAD(HttpIo, ios);
+        LIST_HEAD(HttpRequest, active);
+        LIST_HEAD(HttpRequest, completed); /* oldest first */
         size_t n_requests;
 };
 
 static void http_io_free(HttpIo *io) {
         if (!io)
                 return;
-        LIST_REMOVE(io->client->ios, io);
+        LIST_REMOVE(ios, io->client->ios, io);
         sd_event_source_disable_unref(io->source);
         free(io);
 }
@@ -171,7 +152,7 @@ static int http_on_dispatch(sd_event_source *s, void *userdata) {
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
                 return 0;
         }
-        LIST_REMOVE(c->completed, req);
+        LIST_REMOVE(queue, c->completed, req);
         if (!c->completed)
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         c->n_requests--;
@@ -206,7 +187,7 @@ static void http_collect_finished(HttpClient *c) {
         int left;
 
         while ((msg = curl_multi_info_read(c->multi, &left))) {
-                HttpRequest *req = NULL, **tail;
+                HttpRequest *req = NULL;
 
                 if (msg->msg != CURLMSG_DONE)
                         continue;
@@ -215,11 +196,9 @@ static void http_collect_finished(HttpClient *c) {
 
                 req->code = msg->data.result; /* msg is invalid after remove_handle */
                 (void) curl_multi_remove_handle(c->multi, req->easy);
-                LIST_REMOVE(c->active, req);
+                LIST_REMOVE(queue, c->active, req);
                 req->state = REQUEST_COMPLETED;
-                for (tail = &c->completed; *tail; tail = &(*tail)->next)
-                        req->prev = *tail;
-                *tail = req;
+                LIST_APPEND(queue, c->completed, req);
         }
 
         if (c->completed)
@@ -270,7 +249,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
                 return -1;
         }
         (void) sd_event_source_set_description(io->source, "http-io");
-        LIST_PREPEND(c->ios, io);
+        LIST_PREPEND(ios, c->ios, io);
         if (curl_multi_assign(c->multi, fd, io) != CURLM_OK) {
                 http_io_free(io);
                 return -1;
@@ -385,10 +364,10 @@ void http_request_cancel(HttpRequest *req) {
 
         c = req->client;
         if (req->state == REQUEST_ACTIVE) {
-                LIST_REMOVE(c->active, req);
+                LIST_REMOVE(queue, c->active, req);
                 (void) curl_multi_remove_handle(c->multi, req->easy);
         } else {
-                LIST_REMOVE(c->completed, req);
+                LIST_REMOVE(queue, c->completed, req);
                 if (!c->completed)
                         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         }
@@ -580,7 +559,7 @@ int http_post_form(HttpClient *c, const char *url, const Secret *body, const Htt
 
         req->client = c;
         req->state = REQUEST_ACTIVE;
-        LIST_PREPEND(c->active, req);
+        LIST_PREPEND(queue, c->active, req);
         c->n_requests++;
         if (ret)
                 *ret = req;

@@ -18,6 +18,7 @@
 #include "aad.h"
 #include "http.h"
 #include "jwt.h"
+#include "list.h"
 #include "log.h"
 #include "login-device.h"
 #include "notify.h"
@@ -48,7 +49,7 @@ struct ProfileWaiter {
         bool finishing;
         int result;
         sd_event_source *defer;       /* delivers a result decided at once, from the loop */
-        ProfileWaiter *prev, *next;
+        LIST_FIELDS(ProfileWaiter, waiters);
 };
 
 struct Profile {
@@ -83,7 +84,7 @@ struct Profile {
         LoginDeviceCallbacks login_callbacks;
 
         bool expiry_notified;         /* for the current token */
-        ProfileWaiter *waiters;
+        LIST_HEAD(ProfileWaiter, waiters); /* in the order they asked */
         OutputSnapshot *snap_outputs;
 };
 
@@ -144,15 +145,7 @@ static void notify_person(Profile *p, const char *state, const char *message) {
 /* ---- waiters ---------------------------------------------------------------------------- */
 
 static void waiter_unlink(ProfileWaiter *w) {
-        Profile *p = w->profile;
-
-        if (w->prev)
-                w->prev->next = w->next;
-        else if (p->waiters == w)
-                p->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        w->prev = w->next = NULL;
+        LIST_REMOVE(waiters, w->profile->waiters, w);
 }
 
 static void waiter_free(ProfileWaiter *w) {
@@ -177,15 +170,7 @@ static ProfileWaiter *waiter_new(Profile *p, WaiterKind kind, profile_done_fn do
         w->done = done;
         w->userdata = userdata;
         /* Append, so that waiters are answered in the order they asked. */
-        if (!p->waiters)
-                p->waiters = w;
-        else {
-                ProfileWaiter *last = p->waiters;
-                while (last->next)
-                        last = last->next;
-                last->next = w;
-                w->prev = last;
-        }
+        LIST_APPEND(waiters, p->waiters, w);
         return w;
 }
 
@@ -198,7 +183,7 @@ static void waiters_flush(Profile *p) {
                 void *userdata;
                 int result;
 
-                for (w = p->waiters; w && !w->finishing; w = w->next)
+                for (w = p->waiters; w && !w->finishing; w = w->waiters_next)
                         ;
                 if (!w)
                         return;
@@ -229,7 +214,7 @@ static int check_result(Profile *p, usec_t min_valid) {
 
 /* A refresh ended: refresh waiters get result, check waiters their own verdict. */
 static void waiters_finish_refresh(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters; w; w = w->next) {
+        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next) {
                 if (w->kind == WAITER_REFRESH) {
                         w->finishing = true;
                         w->result = result;
@@ -244,7 +229,7 @@ static void waiters_finish_refresh(Profile *p, int result) {
 }
 
 static void waiters_finish_login(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters; w; w = w->next)
+        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next)
                 if (w->kind == WAITER_LOGIN) {
                         w->finishing = true;
                         w->result = result;
@@ -256,7 +241,7 @@ static void waiters_send_device(Profile *p) {
         for (;;) {
                 ProfileWaiter *w;
 
-                for (w = p->waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->next)
+                for (w = p->waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->waiters_next)
                         ;
                 if (!w)
                         return;
@@ -857,7 +842,7 @@ Profile *profile_free(Profile *p) {
         http_request_cancel(p->refresh_req);
         p->refresh_req = NULL;
         p->login = login_device_free(p->login);
-        for (ProfileWaiter *w = p->waiters; w; w = w->next) {
+        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next) {
                 w->finishing = true;
                 w->result = -ECANCELED;
         }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "connection.h"
+#include "list.h"
 #include "log.h"
 #include "protocol.h"
 #include "server.h"
@@ -37,7 +38,7 @@ struct Server {
         ino_t path_ino;
         uid_t uid;
         char *owner;                    /* "alice (uid 1000)" for forbidden answers */
-        Connection *connections;
+        LIST_HEAD(Connection, connections);
         unsigned n_connections;
         unsigned next_id;
         usec_t last_refusal_log;
@@ -87,12 +88,7 @@ static void sweep_arm(Server *s) {
 static void on_connection_closed(Connection *c, void *userdata) {
         Server *s = userdata;
 
-        if (c->server_prev)
-                c->server_prev->server_next = c->server_next;
-        else
-                s->connections = c->server_next;
-        if (c->server_next)
-                c->server_next->server_prev = c->server_prev;
+        LIST_REMOVE(server, s->connections, c);
         s->n_connections--;
 }
 
@@ -134,10 +130,7 @@ static void server_add_connection(Server *s, int fd) {
                 log_warning_errno(r, "Cannot watch a new connection, closing it: %m");
                 return;
         }
-        c->server_next = s->connections;
-        if (c->server_next)
-                c->server_next->server_prev = c;
-        s->connections = c;
+        LIST_PREPEND(server, s->connections, c);
         s->n_connections++;
         log_debug("Connection %u: from uid %u, pid %d.", c->id, (unsigned) cred.uid, (int) cred.pid);
         sweep_arm(s);
@@ -190,10 +183,9 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
         usec_t now = now_monotonic();
-        Connection *next;
+        Connection *c, *next;
 
-        for (Connection *c = s->connections; c; c = next) {
-                next = c->server_next;
+        LIST_FOREACH_SAFE(server, c, next, s->connections) {
                 if (connection_idle(c, now, SERVER_IDLE_TIMEOUT)) {
                         log_debug("Connection %u: idle for %llus, closing.", c->id,
                                   (unsigned long long) ((now - c->last_activity) / USEC_PER_SEC));

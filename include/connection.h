@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "macro.h"
 #include "protocol.h"
 #include "util.h"
@@ -30,9 +31,9 @@ typedef void (*connection_closed_fn)(Connection *c, void *userdata);
 typedef void (*connection_cancel_fn)(void *data);
 
 /* The struct is visible so that the server can keep its connections on a list; every field other
- * than server_prev/server_next belongs to connection.c. */
+ * than the server list's links belongs to connection.c. */
 struct Connection {
-        Connection *server_prev, *server_next;  /* the server's list of connections */
+        LIST_FIELDS(Connection, server); /* the server's list of connections */
         const ConnectionHandler *handler;
         connection_closed_fn closed;
         void *closed_userdata;
