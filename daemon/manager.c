@@ -154,17 +154,14 @@ Manager *manager_free(Manager *m) {
 static void manager_notify_status(Manager *m, const char *prefix) {
         _cleanup_free_ char *status = NULL;
         usec_t now = now_realtime();
-        size_t len = 0;
-        FILE *f;
+        StrBuf b = {};
 
-        f = open_memstream(&status, &len);
-        if (!f)
-                return;
         for (size_t i = 0; i < m->n_profiles; i++) {
                 _cleanup_free_ char *line = profile_status_line(m->profiles[i], now);
-                fprintf(f, "%s%s", i > 0 ? "; " : "", line ? line : m->profiles[i] ? profile_name(m->profiles[i]) : "");
+                strbuf_appendf(&b, "%s%s", i > 0 ? "; " : "", line ? line : m->profiles[i] ? profile_name(m->profiles[i]) : "");
         }
-        if (fclose(f) != 0)
+        status = strbuf_take(&b);
+        if (!status)
                 return;
         (void) sd_notifyf(0, "%sSTATUS=%s", prefix ? prefix : "", status);
 }

@@ -56,24 +56,22 @@ char *profile_config_scope(const ProfileConfig *p) {
 
 char *profile_config_summary(const ProfileConfig *p) {
         _cleanup_free_ char *files = NULL;
-        size_t size = 0, n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
-        FILE *f;
+        size_t n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
+        StrBuf b = {};
         char *s;
 
-        f = open_memstream(&files, &size);
-        if (!f)
-                return NULL;
         if (total == 0)
-                fputs("writes no files (the token is only served on the socket)", f);
+                strbuf_append(&b, "writes no files (the token is only served on the socket)");
         else
-                fputs("writes ", f);
+                strbuf_append(&b, "writes ");
         if (p->token_file) {
-                fputs(p->token_file, f);
+                strbuf_append(&b, p->token_file);
                 n++;
         }
         for (size_t i = 0; i < p->n_spark_properties; i++, n++)
-                fprintf(f, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
-        if (fclose(f) != 0)
+                strbuf_appendf(&b, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
+        files = strbuf_take(&b);
+        if (!files)
                 return NULL;
 
         if (asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files) < 0)

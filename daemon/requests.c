@@ -14,6 +14,9 @@
 #include "secret.h"
 #include "version.h"
 
+/* The profile list an unknown-profile answer shows is cut here. */
+#define PROFILE_LIST_MAX 512
+
 /* ---- answers that need a profile ----------------------------------------------------------- */
 
 static void answer_status(Connection *c, Profile *p) {
@@ -240,27 +243,24 @@ static void request_start_wait(const RequestContext *rc, Connection *c, Profile 
 static void answer_unknown_profile(const RequestContext *rc, Connection *c, const char *name) {
         Profile *const *profiles;
         size_t n_profiles = rc->list_profiles(rc->userdata, &profiles);
-        char list[512] = "";
-        size_t used = 0;
+        _cleanup_free_ char *list = NULL;
+        StrBuf b = {};
 
-        for (size_t i = 0; i < n_profiles && used < sizeof list - 64; i++) {
-                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", profile_name(profiles[i]));
-                if (n < 0)
-                        break;
-                used += (size_t) n;
-        }
-        if (used >= sizeof list)
-                used = sizeof list - 1;
+        /* Names until the list passes 448 bytes, cut at 511: the answer stays one short line. */
+        for (size_t i = 0; i < n_profiles && b.len < PROFILE_LIST_MAX - 64; i++)
+                strbuf_appendf(&b, "%s%s", i ? ", " : "", profile_name(profiles[i]));
+        strbuf_truncate(&b, PROFILE_LIST_MAX - 1);
+        list = strbuf_take(&b);
 
         if (n_profiles == 0)
                 connection_answer_error(c, ERR_UNKNOWN_PROFILE, "no profile is configured");
         else if (name)
                 /* name passed profile_name_is_valid(): safe to show. */
-                connection_answer_errorf(c, ERR_UNKNOWN_PROFILE, "there is no profile named %s (profiles: %s)", name, list);
+                connection_answer_errorf(c, ERR_UNKNOWN_PROFILE, "there is no profile named %s (profiles: %s)", name, list ?: "");
         else
                 connection_answer_errorf(c, ERR_UNKNOWN_PROFILE,
                                          "no profile is named 'default' and there are several: name one with --profile (profiles: %s)",
-                                         list);
+                                         list ?: "");
 }
 
 static void answer_token(Connection *c, Profile *p) {
@@ -304,7 +304,7 @@ static void answer_profiles(const RequestContext *rc, Connection *c) {
 static void answer_reload(const RequestContext *rc, Connection *c) {
         ConfigErrors errors = {};
         _cleanup_free_ char *message = NULL;
-        size_t len = 0;
+        StrBuf b = {};
         int r;
 
         r = rc->reload(rc->userdata, &errors);
@@ -314,17 +314,12 @@ static void answer_reload(const RequestContext *rc, Connection *c) {
                 return;
         }
 
+        strbuf_append(&b, "the configuration was not reloaded: ");
         for (size_t i = 0; i < errors.n; i++)
-                len += strlen(errors.lines[i]) + 2;
-        message = malloc(len + 128);
-        if (message) {
-                char *p = message;
-                p += sprintf(p, "the configuration was not reloaded: ");
-                for (size_t i = 0; i < errors.n; i++)
-                        p += sprintf(p, "%s%s", i ? "; " : "", errors.lines[i]);
-                if (errors.n == 0)
-                        sprintf(p, "%s", strerror(-r));
-        }
+                strbuf_appendf(&b, "%s%s", i ? "; " : "", errors.lines[i]);
+        if (errors.n == 0)
+                strbuf_append(&b, strerror(-r));
+        message = strbuf_take(&b);
         config_errors_clear(&errors);
         connection_answer_error(c, ERR_RELOAD_FAILED, message);
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,82 @@ int write_all(int fd, const void *data, size_t len) {
                 len -= (size_t) n;
         }
         return 0;
+}
+
+static bool strbuf_reserve(StrBuf *b, size_t more) {
+        size_t cap;
+        char *s;
+
+        if (b->oom)
+                return false;
+        if (more < b->cap - b->len)
+                return true;
+        if (more > SIZE_MAX / 2 - b->len) {
+                b->oom = true;
+                return false;
+        }
+        cap = MAX(b->cap * 2, b->len + more + 1);
+        cap = MAX(cap, (size_t) 64);
+        s = realloc(b->s, cap);
+        if (!s) {
+                b->oom = true;
+                return false;
+        }
+        b->s = s;
+        b->cap = cap;
+        return true;
+}
+
+void strbuf_append(StrBuf *b, const char *s) {
+        size_t n = strlen(s);
+
+        if (!strbuf_reserve(b, n))
+                return;
+        memcpy(b->s + b->len, s, n + 1);
+        b->len += n;
+}
+
+void strbuf_appendf(StrBuf *b, const char *format, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(NULL, 0, format, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->oom = true;
+                return;
+        }
+        if (!strbuf_reserve(b, (size_t) n))
+                return;
+        va_start(ap, format);
+        (void) vsnprintf(b->s + b->len, (size_t) n + 1, format, ap);
+        va_end(ap);
+        b->len += (size_t) n;
+}
+
+void strbuf_truncate(StrBuf *b, size_t len) {
+        if (len < b->len) {
+                b->len = len;
+                b->s[len] = 0;
+        }
+}
+
+char *strbuf_take(StrBuf *b) {
+        char *s;
+
+        if (b->oom) {
+                strbuf_done(b);
+                return NULL;
+        }
+        s = b->s ? b->s : strdup("");
+        *b = (StrBuf) {};
+        return s;
+}
+
+void strbuf_done(StrBuf *b) {
+        free(b->s);
+        *b = (StrBuf) {};
 }
 
 bool string_has_prefix(const char *s, const char *prefix) {

@@ -57,6 +57,23 @@ bool streq_ptr(const char *a, const char *b);
  * copy, so it is fit for secrets. */
 int write_all(int fd, const void *data, size_t len);
 
+/* A growable string for joining text that is not secret (names, paths, error lines). A failed
+ * allocation is sticky: later appends do nothing and strbuf_take() returns NULL. */
+typedef struct StrBuf {
+        char *s;
+        size_t len, cap;
+        bool oom;
+} StrBuf;
+
+void strbuf_append(StrBuf *b, const char *s);
+void strbuf_appendf(StrBuf *b, const char *format, ...) _printf_(2, 3);
+/* Cut to at most len bytes. */
+void strbuf_truncate(StrBuf *b, size_t len);
+/* The joined string ("" when nothing was appended), now the caller's; NULL after a failed
+ * allocation. Leaves b empty. */
+char *strbuf_take(StrBuf *b);
+void strbuf_done(StrBuf *b);
+
 bool string_has_prefix(const char *s, const char *prefix);
 bool profile_name_is_valid(const char *name);
 

@@ -187,6 +187,48 @@ START_TEST(test_string_has_prefix) {
 }
 END_TEST
 
+START_TEST(test_strbuf_join) {
+        StrBuf b = {};
+        _cleanup_free_ char *empty = NULL, *joined = NULL, *big = NULL;
+
+        empty = strbuf_take(&b);
+        ck_assert_str_eq(empty, "");
+
+        strbuf_append(&b, "a");
+        strbuf_appendf(&b, "%s%d", ", ", 42);
+        strbuf_append(&b, "");
+        ck_assert_uint_eq(b.len, 5);
+        strbuf_truncate(&b, 10); /* longer than the text: no change */
+        strbuf_truncate(&b, 3);
+        joined = strbuf_take(&b);
+        ck_assert_str_eq(joined, "a, ");
+        ck_assert_ptr_null(b.s);
+        ck_assert_uint_eq(b.len, 0);
+
+        /* Grows past its first allocation and keeps every byte. */
+        for (int i = 0; i < 1000; i++)
+                strbuf_appendf(&b, "%03d", i);
+        ck_assert_uint_eq(b.len, 3000);
+        big = strbuf_take(&b);
+        ck_assert_uint_eq(strlen(big), 3000);
+        ck_assert(strncmp(big, "000001002", 9) == 0);
+        ck_assert_str_eq(big + 2997, "999");
+}
+END_TEST
+
+START_TEST(test_strbuf_oom_is_sticky) {
+        StrBuf b = {};
+
+        strbuf_append(&b, "x");
+        b.oom = true;
+        strbuf_append(&b, "y");
+        ck_assert_uint_eq(b.len, 1);
+        ck_assert_ptr_null(strbuf_take(&b));
+        ck_assert_ptr_null(b.s);
+        ck_assert(!b.oom);
+        strbuf_done(&b);
+}
+END_TEST
 
 START_TEST(test_read_file_full_limits) {
         _cleanup_free_ char *empty = testlib_path(testlib_scratch, "empty"), *exact = testlib_path(testlib_scratch, "exact"), *big = testlib_path(testlib_scratch, "big");
@@ -290,6 +332,8 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_path_expand_long_variable_name);
         tcase_add_test(tc, test_profile_name_is_valid);
         tcase_add_test(tc, test_string_has_prefix);
+        tcase_add_test(tc, test_strbuf_join);
+        tcase_add_test(tc, test_strbuf_oom_is_sticky);
         tcase_add_test(tc, test_uuid_and_random);
         suite_add_tcase(s, tc);
 
