@@ -42,7 +42,14 @@ static void help(void) {
                "78 configuration error. See aksspark-tokend(8).\n");
 }
 
-int main(int argc, char *argv[]) {
+typedef struct Arguments {
+        const char *config_path; /* NULL: the default path */
+        bool check_config;
+        bool allow_root;
+} Arguments;
+
+/* 1: run with *ret; 0: done (help or version printed); -EINVAL: a usage error, already printed. */
+static int parse_argv(int argc, char *argv[], Arguments *ret) {
         enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_ALLOW_ROOT, ARG_VERSION };
         static const struct option options[] = {
                 { "config", required_argument, NULL, ARG_CONFIG },
@@ -52,40 +59,49 @@ int main(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        _cleanup_(config_freep) Config *config = NULL;
-        _cleanup_(manager_freep) Manager *m = NULL;
-        _cleanup_free_ char *home = NULL, *default_path = NULL;
-        const char *config_path = NULL;
-        bool check_config = false, allow_root = false;
-        ConfigErrors errors = {};
-        ConfigEnv env;
-        int c, r;
+        Arguments args = {};
+        int c;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case ARG_CONFIG:
-                        config_path = optarg;
+                        args.config_path = optarg;
                         break;
                 case ARG_CHECK_CONFIG:
-                        check_config = true;
+                        args.check_config = true;
                         break;
                 case ARG_ALLOW_ROOT:
-                        allow_root = true;
+                        args.allow_root = true;
                         break;
                 case 'h':
                         help();
-                        return EXIT_SUCCESS;
+                        return 0;
                 case ARG_VERSION:
                         printf("aksspark-tokend %s\n", PACKAGE_VERSION);
-                        return EXIT_SUCCESS;
+                        return 0;
                 default:
                         fprintf(stderr, "Try 'aksspark-tokend --help'.\n");
-                        return EXIT_USAGE;
+                        return -EINVAL;
                 }
         if (optind < argc) {
-                fprintf(stderr, "aksspark-tokend: unexpected argument '%s'. Try 'aksspark-tokend --help'.\n", argv[optind]);
-                return EXIT_USAGE;
+                fprintf(stderr, "aksspark-tokend: unexpected argument '%s'. Try 'aksspark-tokend --help'.\n",
+                        argv[optind]);
+                return -EINVAL;
         }
+        *ret = args;
+        return 1;
+}
+
+/* Everything after the arguments; returns the exit status. */
+static int run(const Arguments *args) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *home = NULL, *default_path = NULL;
+        const char *config_path = args->config_path;
+        bool check_config = args->check_config, allow_root = args->allow_root;
+        ConfigErrors errors = {};
+        ConfigEnv env;
+        int r;
 
         log_open();
         json_set_alloc_funcs(malloc, json_wiping_free);
@@ -158,4 +174,14 @@ int main(int argc, char *argv[]) {
         }
         log_info("Stopped.");
         return EXIT_SUCCESS;
+}
+
+int main(int argc, char *argv[]) {
+        Arguments args;
+        int r;
+
+        r = parse_argv(argc, argv, &args);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+        return run(&args);
 }
