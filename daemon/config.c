@@ -13,6 +13,7 @@
 #include <syslog.h>
 
 #include "config-env.h"
+#include "config-outputs.h"
 #include "config.h"
 #include "config-values.h"
 #include "log.h"
@@ -111,14 +112,6 @@ typedef struct Parser {
         bool oom;
 } Parser;
 
-/* A file that a profile writes, for finding two writers of one file. */
-typedef struct Output {
-        const char *path;
-        const char *profile;
-        const char *key;
-        unsigned line;
-} Output;
-
 static _printf_(3, 4) void problem(Parser *p, unsigned line, const char *format, ...) {
         _cleanup_free_ char *msg = NULL;
         Problem *t;
@@ -151,11 +144,6 @@ static _printf_(3, 4) void problem(Parser *p, unsigned line, const char *format,
         p->problems = t;
         p->problems[p->n_problems] = (Problem) { .line = line, .seq = p->n_problems, .text = text };
         p->n_problems++;
-}
-
-/* Unlike streq_ptr(), two missing values are not the same value. */
-static bool streq_set(const char *a, const char *b) {
-        return a && b && streq(a, b);
 }
 
 static bool is_blank(char c) {
@@ -771,19 +759,14 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         return pc;
 }
 
-static void describe_writer(const Output *o, const Output *other, char *buf, size_t size) {
-        if (streq_set(o->profile, other->profile))
-                snprintf(buf, size, "this profile's %s (line %u)", o->key, o->line);
-        else
-                snprintf(buf, size, "profile '%s' (%s, line %u)", o->profile, o->key, o->line);
+static void on_output_problem(unsigned line, const char *message, void *userdata) {
+        problem(userdata, line, "%s", message);
 }
 
-/* Two writers of one file would overwrite each other's token: name both. A file that a
- * profile reads (kubeconfig, ca_file) must not be overwritten either. */
+/* The files every profile writes, with the lines that name them; config-outputs.c checks them. */
 static void check_outputs(Parser *p, Config *c) {
-        _cleanup_free_ Output *outs = NULL;
+        _cleanup_free_ ConfigOutput *outs = NULL;
         size_t n = 0, max = 1;
-        char who[256];
 
         for (size_t i = 0; i < c->n_profiles; i++)
                 max += 1 + c->profiles[i]->n_spark_properties;
@@ -799,7 +782,7 @@ static void check_outputs(Parser *p, Config *c) {
                 const Setting *tf = &rp->settings[PROFILE_TOKEN_FILE];
 
                 if (pc->token_file)
-                        outs[n++] = (Output) {
+                        outs[n++] = (ConfigOutput) {
                                 .path = pc->token_file,
                                 .profile = pc->name,
                                 .key = tf->value ? "token_file" : "default token_file",
@@ -807,7 +790,7 @@ static void check_outputs(Parser *p, Config *c) {
                         };
                 for (size_t j = 0; j < pc->n_spark_properties; j++)
                         if (pc->spark_properties[j])
-                                outs[n++] = (Output) {
+                                outs[n++] = (ConfigOutput) {
                                         .path = pc->spark_properties[j],
                                         .profile = pc->name,
                                         .key = "spark_properties",
@@ -815,29 +798,8 @@ static void check_outputs(Parser *p, Config *c) {
                                 };
         }
 
-        for (size_t j = 1; j < n; j++)
-                for (size_t i = 0; i < j; i++)
-                        if (streq_set(outs[i].path, outs[j].path)) {
-                                describe_writer(&outs[i], &outs[j], who, sizeof who);
-                                problem(p, outs[j].line,
-                                        "profile '%s' %s %s is also written by %s: give each file one writer",
-                                        outs[j].profile, outs[j].key, outs[j].path, who);
-                                break;
-                        }
-
-        for (size_t j = 0; j < n; j++)
-                for (size_t i = 0; i < c->n_profiles; i++) {
-                        const ProfileConfig *pc = c->profiles[i];
-                        const char *what = streq_set(pc->kubeconfig, outs[j].path) ? "kubeconfig"
-                                         : streq_set(pc->ca_file, outs[j].path)  ? "ca_file"
-                                                                                 : NULL;
-                        if (what) {
-                                problem(p, outs[j].line,
-                                        "profile '%s' %s %s is also the %s of profile '%s': it would be overwritten",
-                                        outs[j].profile, outs[j].key, outs[j].path, what, pc->name);
-                                break;
-                        }
-                }
+        if (config_check_outputs(outs, n, c, on_output_problem, p) < 0)
+                p->oom = true;
 }
 
 static int problem_compare(const void *a, const void *b) {

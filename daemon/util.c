@@ -300,6 +300,10 @@ bool streq_ptr(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+bool streq_set(const char *a, const char *b) {
+        return a && b && streq(a, b);
+}
+
 int write_all(int fd, const void *data, size_t len) {
         const char *p = data;
 

@@ -52,6 +52,8 @@ char *uuid4_string(char buf[static 37]);
 #define streq(a, b) (strcmp((a), (b)) == 0)
 /* Equal strings, or both NULL (systemd's streq_ptr). */
 bool streq_ptr(const char *a, const char *b);
+/* Equal strings, both set: unlike streq_ptr(), two missing values are not the same value. */
+bool streq_set(const char *a, const char *b);
 
 /* Write all of len bytes, retrying after EINTR and short writes; -errno. No stdio buffer keeps a
  * copy, so it is fit for secrets. */
