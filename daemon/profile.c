@@ -18,11 +18,11 @@
 #include "aad.h"
 #include "http.h"
 #include "jwt.h"
-#include "list.h"
 #include "log.h"
 #include "login-device.h"
 #include "notify.h"
 #include "outputs.h"
+#include "profile-waiters.h"
 #include "profile.h"
 #include "schedule.h"
 #include "store.h"
@@ -31,26 +31,6 @@
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
 #define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
-
-typedef enum WaiterKind {
-        WAITER_REFRESH,
-        WAITER_CHECK,
-        WAITER_LOGIN,
-} WaiterKind;
-
-struct ProfileWaiter {
-        Profile *profile;
-        WaiterKind kind;
-        usec_t min_valid;
-        profile_done_fn done;
-        profile_device_fn device;
-        void *userdata;
-        bool device_sent;
-        bool finishing;
-        int result;
-        sd_event_source *defer;       /* delivers a result decided at once, from the loop */
-        LIST_FIELDS(ProfileWaiter, waiters);
-};
 
 struct Profile {
         const ProfileContext *ctx;
@@ -84,7 +64,7 @@ struct Profile {
         LoginDeviceCallbacks login_callbacks;
 
         bool expiry_notified;         /* for the current token */
-        LIST_HEAD(ProfileWaiter, waiters); /* in the order they asked */
+        ProfileWaiterList waiters;
         OutputSnapshot *snap_outputs;
 };
 
@@ -144,59 +124,6 @@ static void notify_person(Profile *p, const char *state, const char *message) {
 
 /* ---- waiters ---------------------------------------------------------------------------- */
 
-static void waiter_unlink(ProfileWaiter *w) {
-        LIST_REMOVE(waiters, w->profile->waiters, w);
-}
-
-static void waiter_free(ProfileWaiter *w) {
-        sd_event_source_disable_unref(w->defer);
-        free(w);
-}
-
-void profile_waiter_cancel(ProfileWaiter *w) {
-        if (!w)
-                return;
-        waiter_unlink(w);
-        waiter_free(w);
-}
-
-static ProfileWaiter *waiter_new(Profile *p, WaiterKind kind, profile_done_fn done, void *userdata) {
-        ProfileWaiter *w = calloc(1, sizeof *w);
-
-        if (!w)
-                return NULL;
-        w->profile = p;
-        w->kind = kind;
-        w->done = done;
-        w->userdata = userdata;
-        /* Append, so that waiters are answered in the order they asked. */
-        LIST_APPEND(waiters, p->waiters, w);
-        return w;
-}
-
-/* Answer every waiter marked finishing. Callbacks may add or cancel waiters, so we restart
- * the scan after each one instead of holding a pointer into the list. */
-static void waiters_flush(Profile *p) {
-        for (;;) {
-                ProfileWaiter *w;
-                profile_done_fn done;
-                void *userdata;
-                int result;
-
-                for (w = p->waiters; w && !w->finishing; w = w->waiters_next)
-                        ;
-                if (!w)
-                        return;
-                waiter_unlink(w);
-                done = w->done;
-                userdata = w->userdata;
-                result = w->result;
-                waiter_free(w);
-                if (done)
-                        done(p, result, userdata);
-        }
-}
-
 static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
@@ -214,7 +141,7 @@ static int check_result(Profile *p, usec_t min_valid) {
 
 /* A refresh ended: refresh waiters get result, check waiters their own verdict. */
 static void waiters_finish_refresh(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next) {
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
                 if (w->kind == WAITER_REFRESH) {
                         w->finishing = true;
                         w->result = result;
@@ -225,23 +152,23 @@ static void waiters_finish_refresh(Profile *p, int result) {
                         w->result = r == -EIO && result < 0 ? result : r;
                 }
         }
-        waiters_flush(p);
+        profile_waiters_flush(&p->waiters);
 }
 
 static void waiters_finish_login(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next)
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
                 if (w->kind == WAITER_LOGIN) {
                         w->finishing = true;
                         w->result = result;
                 }
-        waiters_flush(p);
+        profile_waiters_flush(&p->waiters);
 }
 
 static void waiters_send_device(Profile *p) {
         for (;;) {
                 ProfileWaiter *w;
 
-                for (w = p->waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->waiters_next)
+                for (w = p->waiters.waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->waiters_next)
                         ;
                 if (!w)
                         return;
@@ -249,25 +176,6 @@ static void waiters_send_device(Profile *p) {
                 if (w->device)
                         w->device(p, login_device_code(p->login), w->userdata);
         }
-}
-
-static int on_waiter_defer(sd_event_source *s, void *userdata) {
-        ProfileWaiter *w = userdata;
-
-        w->finishing = true;
-        waiters_flush(w->profile);
-        return 0;
-}
-
-/* Answer w with result from the loop, so callers never see their callback run inside the call. */
-static int waiter_defer_result(ProfileWaiter *w, int result) {
-        int r;
-
-        w->result = result;
-        r = sd_event_add_defer(w->profile->ctx->event, &w->defer, on_waiter_defer, w);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
@@ -583,13 +491,13 @@ static void refresh_start(Profile *p) {
 }
 
 int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
-        ProfileWaiter *w = waiter_new(p, WAITER_REFRESH, done, userdata);
+        ProfileWaiter *w = profile_waiter_new(&p->waiters, WAITER_REFRESH, done, userdata);
         int r = 0;
 
         if (!w)
                 return -ENOMEM;
         if (!p->refresh_token)
-                r = waiter_defer_result(w, -ENOKEY);
+                r = profile_waiter_defer_result(w, -ENOKEY);
         else {
                 p->config_error = false; /* a forced refresh is a person's explicit retry */
                 refresh_start(p);
@@ -612,7 +520,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
                 outputs_write(p);
 
         verdict = check_result(p, min_valid);
-        w = waiter_new(p, WAITER_CHECK, done, userdata);
+        w = profile_waiter_new(&p->waiters, WAITER_CHECK, done, userdata);
         if (!w)
                 return -ENOMEM;
         w->min_valid = min_valid;
@@ -623,7 +531,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
                 refresh_start(p);
                 r = 0;
         } else
-                r = waiter_defer_result(w, verdict);
+                r = profile_waiter_defer_result(w, verdict);
         if (r < 0) {
                 profile_waiter_cancel(w);
                 return r;
@@ -667,7 +575,7 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
         ProfileWaiter *w;
         int r;
 
-        w = waiter_new(p, WAITER_LOGIN, done, userdata);
+        w = profile_waiter_new(&p->waiters, WAITER_LOGIN, done, userdata);
         if (!w)
                 return -ENOMEM;
         w->device = device;
@@ -797,6 +705,7 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
                 return -ENOMEM;
         p->ctx = ctx;
         p->cfg = cfg;
+        p->waiters = (ProfileWaiterList) { .profile = p, .event = ctx->event };
         p->name = strdup(cfg->name);
         if (!p->name)
                 return -ENOMEM;
@@ -842,11 +751,11 @@ Profile *profile_free(Profile *p) {
         http_request_cancel(p->refresh_req);
         p->refresh_req = NULL;
         p->login = login_device_free(p->login);
-        for (ProfileWaiter *w = p->waiters; w; w = w->waiters_next) {
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
                 w->finishing = true;
                 w->result = -ECANCELED;
         }
-        waiters_flush(p);
+        profile_waiters_flush(&p->waiters);
 
         sd_event_source_disable_unref(p->refresh_timer);
         sd_event_source_disable_unref(p->expiry_timer);
