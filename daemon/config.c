@@ -146,7 +146,8 @@ static _printf_(3, 4) void problem(Parser *p, unsigned line, const char *format,
         p->n_problems++;
 }
 
-static bool is_blank(char c) {
+/* What inih trims: C isspace() (SP, HT, LF, VT, FF, CR). */
+static bool is_ini_space(char c) {
         return isspace((unsigned char) c);
 }
 
@@ -159,7 +160,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
                         break;
                 if (was_space && *s == ';')
                         break;
-                was_space = is_blank(*s);
+                was_space = is_ini_space(*s);
         }
         return s;
 }
@@ -211,11 +212,11 @@ static void section_begin(Parser *p, const char *name, size_t n) {
         p->section = SECTION_IGNORED;
         p->profile = NULL;
 
-        while (n > 0 && is_blank(*name)) {
+        while (n > 0 && is_ini_space(*name)) {
                 name++;
                 n--;
         }
-        while (n > 0 && is_blank(name[n - 1]))
+        while (n > 0 && is_ini_space(name[n - 1]))
                 n--;
         s = strndup(name, n);
         if (!s) {
@@ -228,7 +229,7 @@ static void section_begin(Parser *p, const char *name, size_t n) {
                 return;
         }
         p->saw_other_header = true;
-        if (!string_has_prefix(s, "profile") || (s[7] != 0 && !is_blank(s[7]))) {
+        if (!string_has_prefix(s, "profile") || (s[7] != 0 && !is_ini_space(s[7]))) {
                 if (strcasecmp(s, "daemon") == 0 || string_has_prefix(s, "Profile") ||
                     string_has_prefix(s, "PROFILE"))
                         problem(p, p->line, "unknown section [%s]: section names are lower case, [daemon] and [profile NAME]", s);
@@ -241,7 +242,7 @@ static void section_begin(Parser *p, const char *name, size_t n) {
         }
 
         profile = s + 7;
-        while (is_blank(*profile))
+        while (is_ini_space(*profile))
                 profile++;
         if (!*profile) {
                 problem(p, p->line, "[profile] needs a name, e.g. [profile default]");
@@ -299,7 +300,7 @@ static bool reader_classify(Parser *p, const char *line) {
                         return false;
                 }
                 section_begin(p, line + 1, (size_t) (end - line - 1));
-                for (end++; is_blank(*end); end++)
+                for (end++; is_ini_space(*end); end++)
                         ;
                 if (*end && *end != ';' && *end != '#')
                         problem(p, p->line, "unexpected text after ']': '%s'", end);
@@ -352,7 +353,7 @@ static char *config_reader(char *buf, int num, void *userdata) {
                 goto replace;
         }
 
-        while (start < end && is_blank(*start))
+        while (start < end && is_ini_space(*start))
                 start++;
         n = (size_t) (end - start);
         memcpy(buf, start, n);

@@ -405,7 +405,8 @@ static size_t http_on_write(char *ptr, size_t size, size_t nmemb, void *userdata
         return n;
 }
 
-static bool is_blank(char ch) {
+/* Around a header value: HTTP's optional whitespace (SP, HT) and the line's own CR LF. */
+static bool is_http_ows_or_eol(char ch) {
         return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
@@ -422,11 +423,11 @@ static size_t http_on_header(char *buf, size_t size, size_t nitems, void *userda
                 const char *p = buf + sizeof name - 1;
                 size_t len = n - (sizeof name - 1);
 
-                while (len > 0 && is_blank(*p)) {
+                while (len > 0 && is_http_ows_or_eol(*p)) {
                         p++;
                         len--;
                 }
-                while (len > 0 && is_blank(p[len - 1]))
+                while (len > 0 && is_http_ows_or_eol(p[len - 1]))
                         len--;
                 if (len > 0 && len < HTTP_RETRY_AFTER_MAX && !memchr(p, 0, len)) {
                         free(req->retry_after);

@@ -69,7 +69,8 @@ static bool is_eol(char c) {
         return c == '\n' || c == '\r';
 }
 
-static bool is_blank(char c) {
+/* Java's Properties whitespace: SP, HT, FF (not line ends, which end the line). */
+static bool is_props_space(char c) {
         return c == ' ' || c == '\t' || c == '\f';
 }
 
@@ -104,7 +105,7 @@ static int line_reader_next(LineReader *r) {
                 c = r->in[r->off++];
 
                 if (skip_ws) {
-                        if (is_blank(c))
+                        if (is_props_space(c))
                                 continue;
                         if (!appended && is_eol(c))
                                 continue;
@@ -225,7 +226,7 @@ static size_t line_value_start(const char *chars, size_t n, size_t *ret_key_len,
                         no_sep = false;
                         break;
                 }
-                if (is_blank(c) && !backslash) {
+                if (is_props_space(c) && !backslash) {
                         value_start = key_len + 1;
                         no_sep = false;
                         break;
@@ -236,7 +237,7 @@ static size_t line_value_start(const char *chars, size_t n, size_t *ret_key_len,
         while (value_start < n) {
                 char c = chars[value_start];
 
-                if (!is_blank(c)) {
+                if (!is_props_space(c)) {
                         if (!has_sep && (c == '=' || c == ':'))
                                 has_sep = true;
                         else
