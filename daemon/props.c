@@ -426,24 +426,29 @@ typedef struct Edit {
         bool add_sep;
 } Edit;
 
-int props_replace_token(const char *in, size_t len, const Secret *token, Secret **ret) {
+/* Where the token goes: every line of ours rewritten in place, or, when there is none, a new
+ * line appended after prefix (what ends an open last line), ended by eol. */
+typedef struct EditPlan {
+        Edit *edits;
+        size_t n_edits;
+        char prefix[8];
+        const char *eol;
+} EditPlan;
+
+static void edit_plan_done(EditPlan *plan) {
+        free(plan->edits);
+        plan->edits = NULL;
+}
+
+/* Pure: locate every line to rewrite (or how to append). The token plays no part. */
+static int props_find_edits(const char *in, size_t len, EditPlan *ret) {
         _cleanup_free_ Edit *edits = NULL;
         size_t n_edits = 0, cap_edits = 0;
-        char *esc = NULL, *out = NULL;
-        size_t esc_len = 0, out_len = 0, o = 0, prev = 0;
-        const char *eol = NULL, *sep = " ";
-        char prefix[8] = "";
         LineReader lr = { .in = in, .len = len };
-        int k;
+        EditPlan plan = {};
+        int r;
 
-        if (!token || (!in && len > 0))
-                return -EINVAL;
-
-        k = props_escape_value(secret_reveal(token), secret_len(token), &esc, &esc_len);
-        if (k < 0)
-                return k;
-
-        while ((k = line_reader_next(&lr)) > 0) {
+        while ((r = line_reader_next(&lr)) > 0) {
                 size_t key_len, value_start;
                 bool no_sep;
 
@@ -455,7 +460,7 @@ int props_replace_token(const char *in, size_t len, const Secret *token, Secret 
                         size_t cap = MAX(cap_edits * 2, (size_t) 4);
                         Edit *e = reallocarray(edits, cap, sizeof(Edit));
                         if (!e) {
-                                k = -ENOMEM;
+                                r = -ENOMEM;
                                 break;
                         }
                         edits = e;
@@ -470,84 +475,107 @@ int props_replace_token(const char *in, size_t len, const Secret *token, Secret 
                 };
         }
         line_reader_done(&lr);
-        if (k < 0)
-                goto finish;
-
-        out_len = len;
-        for (size_t i = 0; i < n_edits; i++)
-                out_len = out_len - (edits[i].to - edits[i].from) + esc_len + edits[i].add_sep;
+        if (r < 0)
+                return r;
 
         if (n_edits == 0) {
                 bool fresh;
 
                 /* Append; first end an unterminated last line, then, if that left a continuation
                  * open, end it with an empty line (at most two: a CR continuation swallows one LF). */
-                eol = file_line_end(in, len);
+                plan.eol = file_line_end(in, len);
                 for (unsigned i = 0; i < 3; i++) {
                         _cleanup_free_ char *probe = NULL;
-                        size_t plen = strlen(prefix);
+                        size_t plen = strlen(plan.prefix);
 
                         probe = malloc(len + plen + 1);
-                        if (!probe) {
-                                k = -ENOMEM;
-                                goto finish;
-                        }
+                        if (!probe)
+                                return -ENOMEM;
                         if (len > 0)
                                 memcpy(probe, in, len);
-                        memcpy(probe + len, prefix, plen);
-                        k = ends_fresh(probe, len + plen, &fresh);
-                        if (k < 0)
-                                goto finish;
+                        memcpy(probe + len, plan.prefix, plen);
+                        r = ends_fresh(probe, len + plen, &fresh);
+                        if (r < 0)
+                                return r;
                         if (fresh)
                                 break;
-                        strcat(prefix, eol);
+                        strcat(plan.prefix, plan.eol);
                 }
-                out_len += strlen(prefix) + strlen(PROPS_TOKEN_KEY) + strlen(sep) + esc_len + strlen(eol);
         }
 
+        plan.edits = TAKE_PTR(edits);
+        plan.n_edits = n_edits;
+        *ret = plan;
+        return 0;
+}
+
+static size_t put(char *out, size_t o, const char *s, size_t n) {
+        memcpy(out + o, s, n);
+        return o + n;
+}
+
+/* Pure: the input with the plan applied to the escaped value esc, as a Secret. */
+static int props_splice(const char *in, size_t len, const EditPlan *plan, const char *esc, size_t esc_len,
+                        Secret **ret) {
+        const char *sep = " ";
+        size_t out_len = len, o = 0, prev = 0;
+        Secret *s;
+        char *out;
+
+        for (size_t i = 0; i < plan->n_edits; i++)
+                out_len = out_len - (plan->edits[i].to - plan->edits[i].from) + esc_len + plan->edits[i].add_sep;
+        if (plan->n_edits == 0)
+                out_len += strlen(plan->prefix) + strlen(PROPS_TOKEN_KEY) + strlen(sep) + esc_len + strlen(plan->eol);
+
         out = malloc(out_len + 1);
-        if (!out) {
-                k = -ENOMEM;
-                goto finish;
-        }
-        for (size_t i = 0; i < n_edits; i++) {
-                memcpy(out + o, in + prev, edits[i].from - prev);
-                o += edits[i].from - prev;
-                if (edits[i].add_sep)
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < plan->n_edits; i++) {
+                const Edit *e = &plan->edits[i];
+
+                o = put(out, o, in + prev, e->from - prev);
+                if (e->add_sep)
                         out[o++] = '=';
-                memcpy(out + o, esc, esc_len);
-                o += esc_len;
-                prev = edits[i].to;
+                o = put(out, o, esc, esc_len);
+                prev = e->to;
         }
         if (len > prev)
                 memcpy(out + o, in + prev, len - prev);
         o += len - prev;
-        if (n_edits == 0) {
-                size_t n;
-
-                n = strlen(prefix);
-                memcpy(out + o, prefix, n);
-                o += n;
-                n = strlen(PROPS_TOKEN_KEY);
-                memcpy(out + o, PROPS_TOKEN_KEY, n);
-                o += n;
-                n = strlen(sep);
-                memcpy(out + o, sep, n);
-                o += n;
-                memcpy(out + o, esc, esc_len);
-                o += esc_len;
-                n = strlen(eol);
-                memcpy(out + o, eol, n);
-                o += n;
+        if (plan->n_edits == 0) {
+                o = put(out, o, plan->prefix, strlen(plan->prefix));
+                o = put(out, o, PROPS_TOKEN_KEY, strlen(PROPS_TOKEN_KEY));
+                o = put(out, o, sep, strlen(sep));
+                o = put(out, o, esc, esc_len);
+                o = put(out, o, plan->eol, strlen(plan->eol));
         }
         out[o] = 0;
 
-        *ret = secret_adopt(TAKE_PTR(out), o);
-        k = *ret ? 0 : -ENOMEM;
-finish:
+        s = secret_adopt(out, o); /* frees out when it fails */
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int props_replace_token(const char *in, size_t len, const Secret *token, Secret **ret) {
+        _cleanup_(edit_plan_done) EditPlan plan = {};
+        char *esc = NULL;
+        size_t esc_len = 0;
+        int r;
+
+        if (!token || (!in && len > 0))
+                return -EINVAL;
+
+        r = props_escape_value(secret_reveal(token), secret_len(token), &esc, &esc_len);
+        if (r < 0)
+                return r;
+
+        r = props_find_edits(in, len, &plan);
+        if (r >= 0)
+                r = props_splice(in, len, &plan, esc, esc_len, ret);
         erase_and_free(esc, esc_len);
-        erase_and_free(out, out_len);
-        return k;
+        return r;
 }
 
 int props_new_file(const Secret *token, const char *k8s_server, Secret **ret) {
