@@ -553,7 +553,7 @@ static AadOutcome token_from_json(json_t *j, AadToken *t, AadError *e) {
 }
 
 AadOutcome aad_parse_token_answer(long http_status, const char *body, size_t len, AadToken *ret_token,
-                                  AadError *ret_error) {
+                                  AadError *reterr_error) {
         _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
         _cleanup_(aad_token_clear) AadToken t = {};
         _cleanup_(aad_error_clear) AadError e = {};
@@ -568,8 +568,8 @@ AadOutcome aad_parse_token_answer(long http_status, const char *body, size_t len
                         *ret_token = t;
                         t = (AadToken) {};
                 }
-        } else if (ret_error) {
-                *ret_error = e;
+        } else if (reterr_error) {
+                *reterr_error = e;
                 e = (AadError) {};
         }
         return o;
@@ -634,7 +634,7 @@ static AadOutcome device_code_from_json(json_t *j, AadDeviceCode *d, AadError *e
 }
 
 AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size_t len, AadDeviceCode *ret_code,
-                                        AadError *ret_error) {
+                                        AadError *reterr_error) {
         _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
         _cleanup_(aad_device_code_clear) AadDeviceCode d = {};
         _cleanup_(aad_error_clear) AadError e = {};
@@ -649,8 +649,8 @@ AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size
                         *ret_code = d;
                         d = (AadDeviceCode) {};
                 }
-        } else if (ret_error) {
-                *ret_error = e;
+        } else if (reterr_error) {
+                *reterr_error = e;
                 e = (AadError) {};
         }
         return o;

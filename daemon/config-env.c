@@ -58,15 +58,15 @@ int config_default_state_dir(const ConfigEnv *env, char **ret) {
         return asprintf(ret, "%s/.local/state/aksspark-tokend", env->home) < 0 ? -ENOMEM : 0;
 }
 
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors) {
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors) {
         _cleanup_free_ char *text = NULL;
         size_t len;
         char *line;
         int r;
 
-        if (!path || !errors)
+        if (!path || !reterr_errors)
                 return -EINVAL;
-        config_errors_clear(errors);
+        config_errors_clear(reterr_errors);
 
         r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
         if (r < 0) {
@@ -79,17 +79,17 @@ int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErro
                 }
                 if (r == -ENOMEM)
                         return r;
-                errors->lines = calloc(2, sizeof(char *));
-                if (!errors->lines) {
+                reterr_errors->lines = calloc(2, sizeof(char *));
+                if (!reterr_errors->lines) {
                         free(line);
                         return -ENOMEM;
                 }
-                errors->lines[0] = line;
-                errors->n = 1;
+                reterr_errors->lines[0] = line;
+                reterr_errors->n = 1;
                 return r;
         }
 
-        return config_parse(path, text, len, env, ret, errors);
+        return config_parse(path, text, len, env, ret, reterr_errors);
 }
 
 int config_default_path(const ConfigEnv *env, char **ret) {

@@ -893,7 +893,7 @@ static Config *parser_run(Parser *p) {
 }
 
 int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env, Config **ret,
-                 ConfigErrors *errors) {
+                 ConfigErrors *reterr_errors) {
         _cleanup_(config_freep) Config *c = NULL;
         Parser p = {
                 .path = path ?: "(config)",
@@ -903,9 +903,9 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
         };
         int r;
 
-        if (!env || !ret || !errors)
+        if (!env || !ret || !reterr_errors)
                 return -EINVAL;
-        config_errors_clear(errors);
+        config_errors_clear(reterr_errors);
 
         if (env->home && env->home[0] == '/')
                 c = parser_run(&p);
@@ -915,7 +915,7 @@ int config_parse(const char *path, const char *text, size_t len, const ConfigEnv
         if (p.oom)
                 r = -ENOMEM;
         else if (p.n_problems > 0)
-                r = problems_take(&p, errors) ?: -EINVAL;
+                r = problems_take(&p, reterr_errors) ?: -EINVAL;
         else {
                 *ret = TAKE_PTR(c);
                 r = 0;

@@ -75,34 +75,34 @@ static bool is_props_space(char c) {
 }
 
 /* Returns 1 with the next logical line, 0 at the end of input, or -ENOMEM. */
-static int line_reader_next(LineReader *r) {
+static int line_reader_next(LineReader *lr) {
         size_t len = 0, last_cont_eol = SIZE_MAX;
         bool skip_ws = true, appended = false, backslash = false;
-        int k;
+        int r;
 
-        if (r->off >= r->len) /* keep pending_at_end from the call that reached the end */
+        if (lr->off >= lr->len) /* keep pending_at_end from the call that reached the end */
                 return 0;
 
         for (;;) {
                 size_t at;
                 char c;
 
-                if (r->off >= r->len) {
-                        r->pending_at_end = appended;
+                if (lr->off >= lr->len) {
+                        lr->pending_at_end = appended;
                         if (len == 0)
                                 return 0;
-                        r->n = backslash ? len - 1 : len;
+                        lr->n = backslash ? len - 1 : len;
                         /* The unterminated last physical line after a continuation held only
                          * blanks: the content ended at the continuation's line end. */
-                        if (last_cont_eol != SIZE_MAX && r->pos[len - 1] < last_cont_eol)
-                                r->end = last_cont_eol;
+                        if (last_cont_eol != SIZE_MAX && lr->pos[len - 1] < last_cont_eol)
+                                lr->end = last_cont_eol;
                         else
-                                r->end = r->len;
+                                lr->end = lr->len;
                         return 1;
                 }
 
-                at = r->off;
-                c = r->in[r->off++];
+                at = lr->off;
+                c = lr->in[lr->off++];
 
                 if (skip_ws) {
                         if (is_props_space(c))
@@ -115,21 +115,21 @@ static int line_reader_next(LineReader *r) {
 
                 if (len == 0 && (c == '#' || c == '!')) {
                         /* A comment runs to the end of its physical line and is never continued. */
-                        while (r->off < r->len && !is_eol(r->in[r->off]))
-                                r->off++;
-                        if (r->off >= r->len) {
-                                r->pending_at_end = false;
+                        while (lr->off < lr->len && !is_eol(lr->in[lr->off]))
+                                lr->off++;
+                        if (lr->off >= lr->len) {
+                                lr->pending_at_end = false;
                                 return 0;
                         }
-                        r->off++;
+                        lr->off++;
                         skip_ws = true;
                         continue;
                 }
 
                 if (!is_eol(c)) {
-                        k = line_reader_push(r, len, c, at);
-                        if (k < 0)
-                                return k;
+                        r = line_reader_push(lr, len, c, at);
+                        if (r < 0)
+                                return r;
                         len++;
                         backslash = c == '\\' ? !backslash : false;
                         continue;
@@ -139,15 +139,15 @@ static int line_reader_next(LineReader *r) {
                         skip_ws = true;
                         continue;
                 }
-                if (r->off >= r->len) {
-                        r->pending_at_end = backslash;
-                        r->n = backslash ? len - 1 : len;
-                        r->end = at;
+                if (lr->off >= lr->len) {
+                        lr->pending_at_end = backslash;
+                        lr->n = backslash ? len - 1 : len;
+                        lr->end = at;
                         return 1;
                 }
                 if (!backslash) {
-                        r->n = len;
-                        r->end = at;
+                        lr->n = len;
+                        lr->end = at;
                         return 1;
                 }
                 /* An odd number of backslashes continues the logical line on the next one. */
@@ -156,8 +156,8 @@ static int line_reader_next(LineReader *r) {
                 appended = true;
                 backslash = false;
                 last_cont_eol = at;
-                if (c == '\r' && r->in[r->off] == '\n')
-                        r->off++;
+                if (c == '\r' && lr->in[lr->off] == '\n')
+                        lr->off++;
         }
 }
 
@@ -409,15 +409,15 @@ static const char *file_line_end(const char *in, size_t len) {
 /* Would bytes appended to in start a new logical line? False after an unterminated last
  * line, a trailing continuation or a comment without its line end. */
 static int ends_fresh(const char *in, size_t len, bool *ret) {
-        LineReader r = { .in = in, .len = len };
-        int k;
+        LineReader lr = { .in = in, .len = len };
+        int r;
 
-        while ((k = line_reader_next(&r)) > 0)
+        while ((r = line_reader_next(&lr)) > 0)
                 ;
-        line_reader_done(&r);
-        if (k < 0)
-                return k;
-        *ret = !r.pending_at_end && (len == 0 || is_eol(in[len - 1]));
+        line_reader_done(&lr);
+        if (r < 0)
+                return r;
+        *ret = !lr.pending_at_end && (len == 0 || is_eol(in[len - 1]));
         return 0;
 }
 

@@ -135,16 +135,16 @@ void request_clear(Request *r) {
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
-static int bad(ErrorCode code, const char *message, int r, ErrorCode *ret_code, const char **ret_message) {
-        if (ret_code)
-                *ret_code = code;
-        if (ret_message)
-                *ret_message = message;
+static int bad(ErrorCode code, const char *message, int r, ErrorCode *reterr_code, const char **reterr_message) {
+        if (reterr_code)
+                *reterr_code = code;
+        if (reterr_message)
+                *reterr_message = message;
         return r;
 }
 
-int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode *ret_code,
-                           const char **ret_message) {
+int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode *reterr_code,
+                           const char **reterr_message) {
         _cleanup_json_ json_t *root = NULL;
         _cleanup_free_ char *profile = NULL;
         json_t *op, *prof, *min;
@@ -156,21 +156,21 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
         root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
         if (!root)
                 return bad(ERR_BAD_REQUEST, "the request is not valid JSON (one UTF-8 object per line)",
-                           -EBADMSG, ret_code, ret_message);
+                           -EBADMSG, reterr_code, reterr_message);
         if (!json_is_object(root))
-                return bad(ERR_BAD_REQUEST, "the request must be a JSON object", -EBADMSG, ret_code,
-                           ret_message);
+                return bad(ERR_BAD_REQUEST, "the request must be a JSON object", -EBADMSG, reterr_code,
+                           reterr_message);
 
         op = json_object_get(root, "op");
         if (!op || !json_is_string(op))
-                return bad(ERR_BAD_REQUEST, "the request needs \"op\", a string", -EBADMSG, ret_code,
-                           ret_message);
+                return bad(ERR_BAD_REQUEST, "the request needs \"op\", a string", -EBADMSG, reterr_code,
+                           reterr_message);
         o = request_op_from_string(json_string_value(op));
         if (o < 0)
                 return bad(ERR_UNKNOWN_OP,
                            "unknown op; known ops: status, profiles, token, refresh, check, login, "
                            "logout, reload, version",
-                           -EOPNOTSUPP, ret_code, ret_message);
+                           -EOPNOTSUPP, reterr_code, reterr_message);
 
         prof = json_object_get(root, "profile");
         if (prof && !json_is_null(prof)) {
@@ -181,10 +181,10 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
                         return bad(ERR_BAD_REQUEST,
                                    "\"profile\" must be a profile name: 1 to 255 letters, digits, '_', "
                                    "'.' or '-'",
-                                   -EBADMSG, ret_code, ret_message);
+                                   -EBADMSG, reterr_code, reterr_message);
                 profile = strdup(name);
                 if (!profile)
-                        return bad(ERR_INTERNAL, "out of memory", -ENOMEM, ret_code, ret_message);
+                        return bad(ERR_INTERNAL, "out of memory", -ENOMEM, reterr_code, reterr_message);
         }
 
         min = json_object_get(root, "min_valid");
@@ -194,7 +194,7 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
                 if (v < 0 || v > PROTOCOL_MAX_MIN_VALID)
                         return bad(ERR_BAD_REQUEST,
                                    "\"min_valid\" must be a whole number of seconds from 0 to 31622400",
-                                   -EBADMSG, ret_code, ret_message);
+                                   -EBADMSG, reterr_code, reterr_message);
                 min_valid = (usec_t) v * USEC_PER_SEC;
         }
 

@@ -67,19 +67,19 @@ int aad_device_token_body(const ProfileConfig *p, const Secret *device_code, Sec
 int aad_refresh_body(const ProfileConfig *p, const Secret *refresh_token, Secret **ret);
 
 /* Classify and parse an answer of the token endpoint. ret_token is filled only for AAD_OK,
- * ret_error for everything else (both may be NULL; both are overwritten, not freed, so pass
+ * reterr_error for everything else (both may be NULL; both are overwritten, not freed, so pass
  * them zeroed). Anything that is not a usable AAD answer (no status, HTML, cut-off or
- * oversized JSON, a missing access_token or expires_in) is AAD_TRANSIENT, with ret_error->error
+ * oversized JSON, a missing access_token or expires_in) is AAD_TRANSIENT, with reterr_error->error
  * saying what was wrong. Numbers may be JSON numbers or strings; expires_in is capped at 48 h,
  * refresh_in at expires_in. */
 AadOutcome aad_parse_token_answer(long http_status, const char *body, size_t len,
-                                  AadToken *ret_token, AadError *ret_error);
+                                  AadToken *ret_token, AadError *reterr_error);
 
 /* Same for the devicecode endpoint. expires_in defaults to 15 min (capped at 1 h), interval to
  * 5 s (capped at 5 min); a missing message, or one that would show the device code, is made
  * from verification_uri and user_code. */
 AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size_t len,
-                                        AadDeviceCode *ret_code, AadError *ret_error);
+                                        AadDeviceCode *ret_code, AadError *reterr_error);
 
 /* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850 or asctime; relative to now,
  * unix seconds). -EINVAL when it is neither. A date in the past gives 0; capped at 366 days. */

@@ -5,8 +5,8 @@
 
 #include "config.h"
 
-/* Read path and parse it. A file that cannot be read is one entry in errors. */
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *errors);
+/* Read path and parse it. A file that cannot be read is one entry in reterr_errors. */
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors);
 
 /* $CONFIGURATION_DIRECTORY/config.ini, else $XDG_CONFIG_HOME/aksspark-tokend/config.ini,
  * else ~/.config/aksspark-tokend/config.ini. */

@@ -63,12 +63,13 @@ typedef struct ConfigErrors {
 void config_errors_clear(ConfigErrors *e);
 
 /* Parse text (len bytes, need not be NUL-terminated). On success (*ret set) returns 0 and
- * errors is empty. On bad configuration returns -EINVAL with every problem in errors, sorted by
- * line; -ENOMEM. errors is cleared first. A line holds at most 198 bytes (inih's 200-byte buffer
- * less "\n\0"); a longer one is a problem, never cut. Leading whitespace is ignored, so there
- * are no continuation lines: a repeated key (spark_properties) is given once per line. */
+ * reterr_errors is empty. On bad configuration returns -EINVAL with every problem in
+ * reterr_errors, sorted by line; -ENOMEM. reterr_errors is cleared first. A line holds at most
+ * 198 bytes (inih's 200-byte buffer less "\n\0"); a longer one is a problem, never cut.
+ * Leading whitespace is ignored, so there are no continuation lines: a repeated key
+ * (spark_properties) is given once per line. */
 int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env,
-                 Config **ret, ConfigErrors *errors);
+                 Config **ret, ConfigErrors *reterr_errors);
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);

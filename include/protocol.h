@@ -74,15 +74,15 @@ typedef struct Request {
 void request_clear(Request *r);
 
 /* Parse one line (without its '\n'). On a bad request returns a negative errno and sets
- * *ret_code and *ret_message (static text, no echo of the input).
+ * *reterr_code and *reterr_message (static text, no echo of the input).
  *
  * Strict: the line must be one JSON object (UTF-8, no duplicate keys) with "op" a string;
  * "profile", when present and not null, a string matching [A-Za-z0-9_.-]{1,255};
  * "min_valid", when present, an integer of seconds in [0, PROTOCOL_MAX_MIN_VALID] (no
  * fractions, no strings such as "15m": the client converts durations). Other keys are
  * ignored, so newer clients can add optional fields. */
-int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode *ret_code,
-                           const char **ret_message);
+int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode *reterr_code,
+                           const char **reterr_message);
 
 typedef enum ProfileState {
         PROFILE_VALID,
