@@ -114,6 +114,17 @@ int atomic_resolve_target(const char *path, char **ret) {
         return 0;
 }
 
+/* The directory and name of the file path finally names, through its symlinks. */
+static int target_split(const char *path, char **ret_dir, char **ret_base) {
+        _cleanup_free_ char *target = NULL;
+        int r;
+
+        r = atomic_resolve_target(path, &target);
+        if (r < 0)
+                return r;
+        return path_split(target, ret_dir, ret_base);
+}
+
 /* The longest part of the target's name that fits into a temp name. */
 static size_t temp_base_room(void) {
         return NAME_MAX - strlen(ATOMIC_TEMP_PREFIX) - ATOMIC_TEMP_RANDOM_LEN - 1;
@@ -190,7 +201,7 @@ static int temp_set_owner_and_mode(int fd, const struct stat *old, mode_t mode) 
 
 int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags,
                    AtomicResult *ret) {
-        _cleanup_free_ char *target = NULL, *dir = NULL, *base = NULL, *tmp = NULL;
+        _cleanup_free_ char *dir = NULL, *base = NULL, *tmp = NULL;
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         AtomicResult res = {};
         struct stat st;
@@ -201,10 +212,7 @@ int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, 
                 return -EINVAL;
         mode &= 07777;
 
-        r = atomic_resolve_target(path, &target);
-        if (r < 0)
-                return r;
-        r = path_split(target, &dir, &base);
+        r = target_split(path, &dir, &base);
         if (r < 0)
                 return r;
 
@@ -278,15 +286,12 @@ int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, 
 }
 
 int atomic_remove_stale_temps(const char *path) {
-        _cleanup_free_ char *target = NULL, *dir = NULL, *base = NULL;
+        _cleanup_free_ char *dir = NULL, *base = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         int r, removed = 0;
 
-        r = atomic_resolve_target(path, &target);
-        if (r < 0)
-                return r;
-        r = path_split(target, &dir, &base);
+        r = target_split(path, &dir, &base);
         if (r < 0)
                 return r;
 

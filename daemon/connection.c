@@ -20,16 +20,10 @@
 static int connection_queue(Connection *c, const char *data, size_t len) {
         if (c->out_cap - c->out_len < len) {
                 size_t cap = MAX(MAX(c->out_cap * 2, c->out_len + len), (size_t) 4096);
-                char *n = malloc(cap);
 
                 /* Not realloc: the old buffer may hold a token, and must be wiped. */
-                if (!n)
+                if (erase_realloc(&c->out, &c->out_cap, c->out_len, cap) < 0)
                         return -ENOMEM;
-                if (c->out_len > 0)
-                        memcpy(n, c->out, c->out_len);
-                erase_and_free(c->out, c->out_cap);
-                c->out = n;
-                c->out_cap = cap;
         }
         memcpy(c->out + c->out_len, data, len);
         c->out_len += len;

@@ -386,17 +386,10 @@ static size_t http_on_write(char *ptr, size_t size, size_t nmemb, void *userdata
 
         if (req->data_len + n + 1 > req->data_cap) {
                 size_t cap = MAX(req->data_cap * 2, MAX(req->data_len + n + 1, (size_t) 4096));
-                char *p;
 
                 cap = MIN(cap, req->max_body + 1);
-                p = malloc(cap);
-                if (!p)
+                if (erase_realloc(&req->data, &req->data_cap, req->data_len, cap) < 0)
                         return 0;
-                if (req->data_len > 0)
-                        memcpy(p, req->data, req->data_len);
-                erase_and_free(req->data, req->data_cap);
-                req->data = p;
-                req->data_cap = cap;
         }
 
         memcpy(req->data + req->data_len, ptr, n);

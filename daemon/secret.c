@@ -1,4 +1,5 @@
 /* The secret type: bytes that are wiped when freed and that only their owners reveal. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +82,17 @@ void erase_and_free(void *p, size_t len) {
                 return;
         explicit_bzero(p, len);
         free(p);
+}
+
+int erase_realloc(char **buf, size_t *buf_cap, size_t used, size_t cap) {
+        char *n = malloc(cap);
+
+        if (!n)
+                return -ENOMEM;
+        if (used > 0)
+                memcpy(n, *buf, used);
+        erase_and_free(*buf, *buf_cap);
+        *buf = n;
+        *buf_cap = cap;
+        return 0;
 }

@@ -22,5 +22,9 @@ bool secret_equal(const Secret *a, const Secret *b);       /* constant time for 
 /* Wipe and free a plain buffer that held secret bytes. */
 void erase_and_free(void *p, size_t len);
 
+/* Grow a buffer that may hold secret bytes to cap: copy its first used bytes into a new one and
+ * wipe the old (realloc could leave a copy behind). -ENOMEM leaves *buf and *buf_cap as they were. */
+int erase_realloc(char **buf, size_t *buf_cap, size_t used, size_t cap);
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(Secret *, secret_free);
 #define _cleanup_secret_ _cleanup_(secret_freep)

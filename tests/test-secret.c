@@ -179,6 +179,29 @@ START_TEST(test_erase_and_free) {
 }
 END_TEST
 
+START_TEST(test_erase_realloc_keeps_bytes) {
+        size_t cap = 4;
+        char *buf = malloc(cap);
+
+        ck_assert_ptr_nonnull(buf);
+        memcpy(buf, "abc", 3);
+        ck_assert_int_eq(erase_realloc(&buf, &cap, 3, 64), 0);
+        ck_assert_uint_eq(cap, 64);
+        ck_assert(memcmp(buf, "abc", 3) == 0);
+        memcpy(buf + 3, "defgh", 6);
+        ck_assert_str_eq(buf, "abcdefgh");
+        erase_and_free(buf, cap);
+
+        /* Nothing used yet: a NULL buffer grows too. */
+        buf = NULL;
+        cap = 0;
+        ck_assert_int_eq(erase_realloc(&buf, &cap, 0, 16), 0);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_uint_eq(cap, 16);
+        erase_and_free(buf, cap);
+}
+END_TEST
+
 START_TEST(test_large_secret) {
         size_t n = 1 << 20;
         char *big = malloc(n);
@@ -201,6 +224,7 @@ static Suite *secret_suite(void) {
         TCase *tc = tcase_create("secret");
 
         tcase_add_test(tc, test_new_copies);
+        tcase_add_test(tc, test_erase_realloc_keeps_bytes);
         tcase_add_test(tc, test_dup_and_equal);
         tcase_add_test(tc, test_free_wipes);
         tcase_add_test(tc, test_adopt);
