@@ -144,3 +144,30 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
         return 0;
 }
 
+const char *config_env_lookup(const char *name, void *userdata) {
+        const ConfigEnv *env = userdata;
+        const char *v = env->lookup ? env->lookup(name, env->userdata) : NULL;
+
+        /* ${HOME} means the same home as "~", also where the environment lacks it. */
+        if (!v && strcmp(name, "HOME") == 0)
+                v = env->home;
+        return v;
+}
+
+const char *config_env_first_unset(const ConfigEnv *env, const char *s, char *buf, size_t size) {
+        for (const char *d = strstr(s, "${"); d; d = strstr(d + 2, "${")) {
+                const char *e = strchr(d + 2, '}');
+                size_t n;
+
+                if (!e)
+                        break;
+                n = (size_t) (e - d - 2);
+                if (n == 0 || n >= size)
+                        continue;
+                memcpy(buf, d + 2, n);
+                buf[n] = 0;
+                if (!config_env_lookup(buf, (void *) env))
+                        return buf;
+        }
+        return NULL;
+}

@@ -456,35 +456,6 @@ static int config_handler(void *userdata, const char *section, const char *name,
         return 1; /* problems are collected, not reported through inih's single error line */
 }
 
-static const char *config_lookup(const char *name, void *userdata) {
-        const ConfigEnv *env = userdata;
-        const char *v = env->lookup ? env->lookup(name, env->userdata) : NULL;
-
-        /* ${HOME} means the same home as "~", also where the environment lacks it. */
-        if (!v && strcmp(name, "HOME") == 0)
-                v = env->home;
-        return v;
-}
-
-/* The first ${NAME} in s that the environment does not set, copied into buf. */
-static const char *first_unset_variable(const ConfigEnv *env, const char *s, char *buf, size_t size) {
-        for (const char *d = strstr(s, "${"); d; d = strstr(d + 2, "${")) {
-                const char *e = strchr(d + 2, '}');
-                size_t n;
-
-                if (!e)
-                        break;
-                n = (size_t) (e - d - 2);
-                if (n == 0 || n >= size)
-                        continue;
-                memcpy(buf, d + 2, n);
-                buf[n] = 0;
-                if (!config_lookup(buf, (void *) env))
-                        return buf;
-        }
-        return NULL;
-}
-
 /* Collapse "//" and "/./" and a trailing "/" so that one file compares equal to itself. ".."
  * stays: resolving it by text would be wrong across a symlink. */
 static bool value_is_quoted(const char *v) {
@@ -511,13 +482,13 @@ static int setting_path(Parser *p, const Setting *s, const char *key, bool empty
                 return -EINVAL;
         }
 
-        r = path_expand(s->value, p->env->home, config_lookup, (void *) p->env, &x);
+        r = path_expand(s->value, p->env->home, config_env_lookup, (void *) p->env, &x);
         if (r == -ENOMEM) {
                 p->oom = true;
                 return r;
         }
         if (r == -ENXIO) {
-                const char *name = first_unset_variable(p->env, s->value, var, sizeof var);
+                const char *name = config_env_first_unset(p->env, s->value, var, sizeof var);
                 if (name)
                         problem(p, s->line, "%s: ${%s} is not set in the daemon's environment: set it or write the path out",
                                 key, name);

@@ -5,6 +5,13 @@
 
 #include "config.h"
 
+/* Look name up in env (an env_lookup_fn for path_expand(); userdata is the ConfigEnv). ${HOME}
+ * falls back to env->home. Pure. */
+const char *config_env_lookup(const char *name, void *userdata);
+/* The first ${NAME} in s that env does not set, copied into buf (of size bytes); NULL when
+ * every one is set. Pure. */
+const char *config_env_first_unset(const ConfigEnv *env, const char *s, char *buf, size_t size);
+
 /* Read path and parse it. A file that cannot be read is one entry in reterr_errors. */
 int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors);
 
