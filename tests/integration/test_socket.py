@@ -586,6 +586,17 @@ class WaitTest(unittest.TestCase):
             d.stop()
 
 
+def socket_accepts(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+    finally:
+        s.close()
+
+
 class FdLimitTest(unittest.TestCase):
     def test_out_of_file_descriptors(self):
         # A daemon held to 64 descriptors (it cannot raise the limit itself) stops accepting for
@@ -745,7 +756,8 @@ class SocketFileTest(unittest.TestCase):
                 proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=e)
             d = harness.Daemon(env, proc, notify, log_path, sock)
             env.daemons.append(d)
-            wait_until(lambda: os.path.exists(sock), 10, "the activation socket")
+            # The file exists from bind() on, but connections are refused until listen().
+            wait_until(lambda: socket_accepts(sock), 10, "the activation socket to listen")
             # The first connection starts the daemon, like socket activation does.
             a = d.request({"op": "status"}, timeout=20)
             self.assertEqual(a["state"], "login_required")
