@@ -1,8 +1,10 @@
-/* A kubeconfig read with libyaml's document API: the API server of a context (for spark.master)
- * and every context with its Azure AD sign-in (for `aksspark-tokenctl init`). */
+/* Kubeconfigs. Read with libyaml's document API: the API server of a context (for spark.master),
+ * its whole cluster entry (for the kubeconfig output) and every context with its Azure AD
+ * sign-in (for `aksspark-tokenctl init`). Written with its emitter: the kubeconfig output. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -90,10 +92,11 @@ static int named_entry(yaml_document_t *doc, yaml_node_t *root, const char *list
         return 0;
 }
 
-static int document_context_server(yaml_document_t *doc, const char *name, char **ret_server) {
+/* The context and the cluster mappings of the context named name (NULL: the current one). */
+static int document_context(yaml_document_t *doc, const char *name, yaml_node_t **ret_context,
+                            yaml_node_t **ret_cluster) {
         yaml_node_t *root = yaml_document_get_root_node(doc), *context, *cluster;
-        const char *current, *cluster_name, *server;
-        char *s;
+        const char *current, *cluster_name;
         int r;
 
         if (node_is_null(root)) /* an empty file: a kubeconfig with nothing in it */
@@ -121,6 +124,20 @@ static int document_context_server(yaml_document_t *doc, const char *name, char 
                 return -ENOENT;
 
         r = named_entry(doc, root, "clusters", "cluster", cluster_name, &cluster);
+        if (r < 0)
+                return r;
+        *ret_context = context;
+        *ret_cluster = cluster;
+        return 0;
+}
+
+static int document_context_server(yaml_document_t *doc, const char *name, char **ret_server) {
+        yaml_node_t *context, *cluster;
+        const char *server;
+        char *s;
+        int r;
+
+        r = document_context(doc, name, &context, &cluster);
         if (r < 0)
                 return r;
         r = mapping_get_string(doc, cluster, "server", &server);
@@ -518,4 +535,272 @@ int kubeconfig_list_contexts(const char *text, size_t len, KubeconfigContexts *r
         r = document_contexts(&doc, ret);
         yaml_document_delete(&doc);
         return r;
+}
+
+/* ---- the whole cluster entry of a context, for the kubeconfig output ------------------------ */
+
+void kubeconfig_cluster_done(KubeconfigCluster *c) {
+        if (!c)
+                return;
+        free(c->server);
+        free(c->certificate_authority_data);
+        free(c->certificate_authority);
+        free(c->tls_server_name);
+        free(c->proxy_url);
+        free(c->namespace);
+        *c = (KubeconfigCluster) {};
+}
+
+/* A YAML 1.1 boolean as the Go YAML reader that kubectl uses takes it; absent is false. */
+static int mapping_get_bool(yaml_document_t *doc, yaml_node_t *map, const char *key, bool *ret) {
+        static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y" };
+        static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N" };
+        const char *v;
+        int r;
+
+        r = mapping_get_string(doc, map, key, &v);
+        if (r < 0)
+                return r;
+        *ret = false;
+        if (!v)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcmp(v, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcmp(v, no[i]) == 0)
+                        return 0;
+        return -EBADMSG;
+}
+
+static int document_context_cluster(yaml_document_t *doc, const char *name, const char *source_dir,
+                                    KubeconfigCluster *ret) {
+        _cleanup_(kubeconfig_cluster_done) KubeconfigCluster c = {};
+        const char *server, *ca_data, *ca, *tls_server_name, *proxy_url, *namespace;
+        yaml_node_t *context, *cluster;
+        int r;
+
+        r = document_context(doc, name, &context, &cluster);
+        if (r < 0)
+                return r;
+        r = mapping_get_string(doc, cluster, "server", &server);
+        if (r >= 0)
+                r = mapping_get_string(doc, cluster, "certificate-authority-data", &ca_data);
+        if (r >= 0)
+                r = mapping_get_string(doc, cluster, "certificate-authority", &ca);
+        if (r >= 0)
+                r = mapping_get_string(doc, cluster, "tls-server-name", &tls_server_name);
+        if (r >= 0)
+                r = mapping_get_string(doc, cluster, "proxy-url", &proxy_url);
+        if (r >= 0)
+                r = mapping_get_bool(doc, cluster, "insecure-skip-tls-verify", &c.insecure_skip_tls_verify);
+        if (r >= 0)
+                r = mapping_get_string(doc, context, "namespace", &namespace);
+        if (r < 0)
+                return r;
+        if (!server)
+                return -ENODATA;
+
+        if (ca && *ca && ca[0] != '/' && source_dir) {
+                if (asprintf(&c.certificate_authority, "%s/%s", source_dir, ca) < 0) {
+                        c.certificate_authority = NULL;
+                        return -ENOMEM;
+                }
+        } else if (ca && *ca && dup_or_null(ca, &c.certificate_authority) < 0)
+                return -ENOMEM;
+        if (dup_or_null(server, &c.server) < 0 ||
+            dup_or_null(ca_data && *ca_data ? ca_data : NULL, &c.certificate_authority_data) < 0 ||
+            dup_or_null(tls_server_name && *tls_server_name ? tls_server_name : NULL, &c.tls_server_name) < 0 ||
+            dup_or_null(proxy_url && *proxy_url ? proxy_url : NULL, &c.proxy_url) < 0 ||
+            dup_or_null(namespace && *namespace ? namespace : NULL, &c.namespace) < 0)
+                return -ENOMEM;
+
+        *ret = c;
+        c = (KubeconfigCluster) {};
+        return 0;
+}
+
+int kubeconfig_context_cluster(const char *text, size_t len, const char *context, const char *source_dir,
+                               KubeconfigCluster *ret) {
+        yaml_document_t doc;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = document_load(text, len, &doc);
+        if (r < 0)
+                return r;
+        r = document_context_cluster(&doc, context, source_dir, ret);
+        yaml_document_delete(&doc);
+        return r;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+typedef struct Buffer {
+        char *data;
+        size_t len, cap;
+        bool oom;
+} Buffer;
+
+static int buffer_write(void *userdata, unsigned char *bytes, size_t size) {
+        Buffer *b = userdata;
+
+        if (b->len + size + 1 > b->cap) {
+                size_t cap = MAX(b->cap * 2, b->len + size + 1);
+                char *d = realloc(b->data, MAX(cap, (size_t) 1024));
+
+                if (!d) {
+                        b->oom = true;
+                        return 0;
+                }
+                b->data = d;
+                b->cap = MAX(cap, (size_t) 1024);
+        }
+        memcpy(b->data + b->len, bytes, size);
+        b->len += size;
+        b->data[b->len] = 0;
+        return 1;
+}
+
+/* One emitter call; false once libyaml refused (the emitter then keeps its error). */
+static bool emit(yaml_emitter_t *e, yaml_event_t *ev) {
+        return yaml_emitter_emit(e, ev);
+}
+
+/* A constant of ours: plain. */
+static bool emit_plain(yaml_emitter_t *e, const char *s) {
+        yaml_event_t ev;
+
+        return yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *) s, (int) strlen(s), 1, 1,
+                                            YAML_PLAIN_SCALAR_STYLE) &&
+               emit(e, &ev);
+}
+
+/* A value from outside (a name, a path, a URL): always a string. */
+static bool emit_quoted(yaml_emitter_t *e, const char *s) {
+        yaml_event_t ev;
+
+        return yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *) s, (int) strlen(s), 1, 1,
+                                            YAML_DOUBLE_QUOTED_SCALAR_STYLE) &&
+               emit(e, &ev);
+}
+
+static bool emit_pair(yaml_emitter_t *e, const char *key, const char *value) {
+        return !value || (emit_plain(e, key) && emit_quoted(e, value));
+}
+
+static bool emit_mapping_start(yaml_emitter_t *e) {
+        yaml_event_t ev;
+
+        return yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE) && emit(e, &ev);
+}
+
+static bool emit_mapping_end(yaml_emitter_t *e) {
+        yaml_event_t ev;
+
+        return yaml_mapping_end_event_initialize(&ev) && emit(e, &ev);
+}
+
+static bool emit_sequence_start(yaml_emitter_t *e, yaml_sequence_style_t style) {
+        yaml_event_t ev;
+
+        return yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, style) && emit(e, &ev);
+}
+
+static bool emit_sequence_end(yaml_emitter_t *e) {
+        yaml_event_t ev;
+
+        return yaml_sequence_end_event_initialize(&ev) && emit(e, &ev);
+}
+
+/* "- name: NAME\n  KEY: {...}" opened: the caller fills the inner mapping and calls
+ * emit_named_end(). */
+static bool emit_named_start(yaml_emitter_t *e, const char *name, const char *key) {
+        return emit_mapping_start(e) && emit_pair(e, "name", name) && emit_plain(e, key) && emit_mapping_start(e);
+}
+
+static bool emit_named_end(yaml_emitter_t *e) {
+        return emit_mapping_end(e) && emit_mapping_end(e);
+}
+
+static bool emit_kubeconfig(yaml_emitter_t *e, const KubeconfigCluster *c, const KubeconfigExec *x) {
+        const char *args[] = { "--socket", x->socket_path, "--profile", x->name, "exec-credential",
+                               "--api-version", x->api_version };
+        yaml_event_t ev;
+        bool ok;
+
+        ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) && emit(e, &ev) &&
+             yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) && emit(e, &ev) &&
+             emit_mapping_start(e) && emit_plain(e, "apiVersion") && emit_plain(e, "v1") &&
+             emit_plain(e, "kind") && emit_plain(e, "Config");
+        if (!ok)
+                return false;
+
+        ok = emit_plain(e, "clusters") && emit_sequence_start(e, YAML_BLOCK_SEQUENCE_STYLE) &&
+             emit_named_start(e, x->name, "cluster") && emit_pair(e, "server", c->server) &&
+             emit_pair(e, "certificate-authority-data", c->certificate_authority_data) &&
+             emit_pair(e, "certificate-authority", c->certificate_authority) &&
+             (!c->insecure_skip_tls_verify ||
+              (emit_plain(e, "insecure-skip-tls-verify") && emit_plain(e, "true"))) &&
+             emit_pair(e, "tls-server-name", c->tls_server_name) && emit_pair(e, "proxy-url", c->proxy_url) &&
+             emit_named_end(e) && emit_sequence_end(e);
+        if (!ok)
+                return false;
+
+        ok = emit_plain(e, "contexts") && emit_sequence_start(e, YAML_BLOCK_SEQUENCE_STYLE) &&
+             emit_named_start(e, x->name, "context") && emit_pair(e, "cluster", x->name) &&
+             emit_pair(e, "user", x->name) && emit_pair(e, "namespace", c->namespace) && emit_named_end(e) &&
+             emit_sequence_end(e) && emit_plain(e, "current-context") && emit_quoted(e, x->name);
+        if (!ok)
+                return false;
+
+        ok = emit_plain(e, "users") && emit_sequence_start(e, YAML_BLOCK_SEQUENCE_STYLE) &&
+             emit_named_start(e, x->name, "user") && emit_plain(e, "exec") && emit_mapping_start(e) &&
+             emit_pair(e, "apiVersion", x->api_version) && emit_pair(e, "command", x->tokenctl_path) &&
+             emit_plain(e, "args") && emit_sequence_start(e, YAML_BLOCK_SEQUENCE_STYLE);
+        for (size_t i = 0; ok && i < ELEMENTSOF(args); i++)
+                ok = emit_quoted(e, args[i]);
+        ok = ok && emit_sequence_end(e) && emit_plain(e, "interactiveMode") && emit_plain(e, "Never") &&
+             emit_plain(e, "provideClusterInfo") && emit_plain(e, "false") && emit_mapping_end(e) &&
+             emit_named_end(e) && emit_sequence_end(e);
+        if (!ok)
+                return false;
+
+        return emit_mapping_end(e) && yaml_document_end_event_initialize(&ev, 1) && emit(e, &ev) &&
+               yaml_stream_end_event_initialize(&ev) && emit(e, &ev);
+}
+
+int kubeconfig_render(const KubeconfigCluster *c, const KubeconfigExec *exec, char **ret, size_t *ret_len) {
+        /* Says what the file is to a person who opens it; libyaml's emitter writes no comments. */
+        static const char header[] = "# Written by aksspark-tokend (kubeconfig_output): rewritten when the source "
+                                     "kubeconfig or the profile changes; do not edit.\n";
+        Buffer b = {};
+        yaml_emitter_t e;
+        bool ok, oom;
+
+        if (!c || !exec || !ret || !ret_len || !c->server || !exec->name || !exec->socket_path ||
+            !exec->tokenctl_path || !exec->api_version)
+                return -EINVAL;
+        if (strcmp(exec->api_version, KUBECONFIG_EXEC_V1) != 0 && strcmp(exec->api_version, KUBECONFIG_EXEC_V1BETA1) != 0)
+                return -EINVAL;
+
+        if (!yaml_emitter_initialize(&e))
+                return -ENOMEM;
+        yaml_emitter_set_output(&e, buffer_write, &b);
+        yaml_emitter_set_unicode(&e, 1);
+        yaml_emitter_set_width(&e, -1); /* no folding of long values (CA data) */
+        ok = buffer_write(&b, (unsigned char *) header, sizeof header - 1) && emit_kubeconfig(&e, c, exec) &&
+             yaml_emitter_flush(&e);
+        oom = b.oom || e.error == YAML_MEMORY_ERROR;
+        yaml_emitter_delete(&e);
+        if (!ok) {
+                free(b.data);
+                return oom ? -ENOMEM : -EINVAL;
+        }
+        *ret = b.data;
+        *ret_len = b.len;
+        return 0;
 }

@@ -1,6 +1,6 @@
-/* Tests for kubeconfig_current_server(), kubeconfig_context_server() and
- * kubeconfig_list_contexts(): the kubeconfigs in tests/data/kubeconfig and inline
- * edge cases. */
+/* Tests for kubeconfig_current_server(), kubeconfig_context_server(), kubeconfig_list_contexts()
+ * and kubeconfig_context_cluster(): the kubeconfigs in tests/data/kubeconfig and inline edge
+ * cases; and for kubeconfig_render(), whose output is read back through the same reader. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,6 +272,202 @@ START_TEST(test_context_server) {
 }
 END_TEST
 
+static const KubeconfigExec test_exec = {
+        .name = "default",
+        .socket_path = "/run/user/1000/aksspark-tokend.sock",
+        .tokenctl_path = "/usr/bin/aksspark-tokenctl",
+        .api_version = KUBECONFIG_EXEC_V1,
+};
+
+static int cluster_of(const char *text, KubeconfigCluster *ret) {
+        return kubeconfig_context_cluster(text, strlen(text), NULL, "/home/alice/.kube", ret);
+}
+
+START_TEST(test_cluster) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_(kubeconfig_cluster_done) KubeconfigCluster c = {};
+        size_t len;
+
+        ck_assert_int_ge(asprintf(&path, "%s/tests/data/kubeconfig/aks.yaml", getenv("AKSSPARK_SOURCE_DIR")), 0);
+        ck_assert_int_eq(read_file_full(path, 1 << 20, &text, &len), 0);
+        ck_assert_int_eq(kubeconfig_context_cluster(text, len, NULL, NULL, &c), 0);
+        ck_assert_str_eq(c.server, "https://spark-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443");
+        ck_assert_str_eq(c.certificate_authority_data, "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUU2RENDQXRDZ0F3SUJBZ0lRQ2VkL1V3PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=");
+        ck_assert_ptr_null(c.certificate_authority);
+        ck_assert(!c.insecure_skip_tls_verify);
+        ck_assert_ptr_null(c.namespace);
+        kubeconfig_cluster_done(&c);
+
+        /* Every field, a relative CA file made absolute against the source's directory. */
+        ck_assert_int_eq(cluster_of("current-context: a\n"
+                                    "contexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
+                                    "clusters: [{name: b, cluster: {server: 'https://b:1', certificate-authority: ca/ca.crt,\n"
+                                    "  insecure-skip-tls-verify: yes, tls-server-name: b.internal, proxy-url: 'http://proxy:3128'}}]\n",
+                                    &c),
+                         0);
+        ck_assert_str_eq(c.server, "https://b:1");
+        ck_assert_str_eq(c.certificate_authority, "/home/alice/.kube/ca/ca.crt");
+        ck_assert_ptr_null(c.certificate_authority_data);
+        ck_assert(c.insecure_skip_tls_verify);
+        ck_assert_str_eq(c.tls_server_name, "b.internal");
+        ck_assert_str_eq(c.proxy_url, "http://proxy:3128");
+        ck_assert_str_eq(c.namespace, "spark-alice");
+        kubeconfig_cluster_done(&c);
+
+        /* An absolute CA file stays; insecure-skip-tls-verify false is the default. */
+        ck_assert_int_eq(cluster_of("current-context: a\ncontexts: [{name: a, context: {cluster: b}}]\n"
+                                    "clusters: [{name: b, cluster: {server: s, certificate-authority: /etc/ca.pem,\n"
+                                    "  insecure-skip-tls-verify: false}}]\n",
+                                    &c),
+                         0);
+        ck_assert_str_eq(c.certificate_authority, "/etc/ca.pem");
+        ck_assert(!c.insecure_skip_tls_verify);
+        kubeconfig_cluster_done(&c);
+
+        /* A named context instead of the current one (kubeconfig_context). */
+        {
+                const char *two = "current-context: a\ncontexts: [{name: a, context: {cluster: b}}, {name: c, context: {cluster: d, namespace: n}}]\n"
+                                  "clusters: [{name: b, cluster: {server: 'https://b:1'}}, {name: d, cluster: {server: 'https://d:2'}}]\n";
+                ck_assert_int_eq(kubeconfig_context_cluster(two, strlen(two), "c", NULL, &c), 0);
+                ck_assert_str_eq(c.server, "https://d:2");
+                ck_assert_str_eq(c.namespace, "n");
+                kubeconfig_cluster_done(&c);
+                ck_assert_int_eq(kubeconfig_context_cluster(two, strlen(two), "nope", NULL, &c), -ENOENT);
+        }
+
+        /* Refusals. */
+        ck_assert_int_eq(cluster_of("current-context: a\ncontexts: [{name: a, context: {cluster: b}}]\n"
+                                    "clusters: [{name: b, cluster: {server: s, insecure-skip-tls-verify: maybe}}]\n",
+                                    &c),
+                         -EBADMSG);
+        ck_assert_int_eq(cluster_of("current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: [x]}}]\n"
+                                    "clusters: [{name: b, cluster: {server: s}}]\n",
+                                    &c),
+                         -EBADMSG);
+        ck_assert_int_eq(cluster_of("current-context: a\ncontexts: [{name: a, context: {cluster: b}}]\n"
+                                    "clusters: [{name: b, cluster: {certificate-authority-data: x}}]\n",
+                                    &c),
+                         -ENODATA);
+        ck_assert_int_eq(cluster_of("current-context: a\n", &c), -ENOENT);
+        ck_assert_int_eq(cluster_of("[1, 2]\n", &c), -EBADMSG);
+        ck_assert_ptr_null(c.server);
+}
+END_TEST
+
+static void render(const KubeconfigCluster *c, const KubeconfigExec *x, char **ret) {
+        size_t len;
+
+        ck_assert_int_eq(kubeconfig_render(c, x, ret, &len), 0);
+        ck_assert_uint_eq(strlen(*ret), len);
+}
+
+START_TEST(test_render) {
+        _cleanup_free_ char *out = NULL, *server = NULL;
+        _cleanup_(kubeconfig_cluster_done) KubeconfigCluster back = {};
+        KubeconfigCluster c = {
+                .server = (char *) "https://spark-dns.hcp.westeurope.azmk8s.io:443",
+                .certificate_authority_data = (char *) "TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0Q2c9PQ==",
+                .namespace = (char *) "spark-alice",
+        };
+
+        render(&c, &test_exec, &out);
+        /* The exact file: a person reads it, and every client parses it. */
+        ck_assert_str_eq(out,
+                "# Written by aksspark-tokend (kubeconfig_output): rewritten when the source kubeconfig or the profile changes; do not edit.\n"
+                "apiVersion: v1\n"
+                "kind: Config\n"
+                "clusters:\n"
+                "- name: \"default\"\n"
+                "  cluster:\n"
+                "    server: \"https://spark-dns.hcp.westeurope.azmk8s.io:443\"\n"
+                "    certificate-authority-data: \"TFMwdExTMUNSVWRKVGlCRFJWSlVTVVpKUTBGVVJTMHRMUzB0Q2c9PQ==\"\n"
+                "contexts:\n"
+                "- name: \"default\"\n"
+                "  context:\n"
+                "    cluster: \"default\"\n"
+                "    user: \"default\"\n"
+                "    namespace: \"spark-alice\"\n"
+                "current-context: \"default\"\n"
+                "users:\n"
+                "- name: \"default\"\n"
+                "  user:\n"
+                "    exec:\n"
+                "      apiVersion: \"client.authentication.k8s.io/v1\"\n"
+                "      command: \"/usr/bin/aksspark-tokenctl\"\n"
+                "      args:\n"
+                "      - \"--socket\"\n"
+                "      - \"/run/user/1000/aksspark-tokend.sock\"\n"
+                "      - \"--profile\"\n"
+                "      - \"default\"\n"
+                "      - \"exec-credential\"\n"
+                "      - \"--api-version\"\n"
+                "      - \"client.authentication.k8s.io/v1\"\n"
+                "      interactiveMode: Never\n"
+                "      provideClusterInfo: false\n");
+
+        /* It reads back as what went in. */
+        ck_assert_int_eq(kubeconfig_context_cluster(out, strlen(out), NULL, NULL, &back), 0);
+        ck_assert_str_eq(back.server, c.server);
+        ck_assert_str_eq(back.certificate_authority_data, c.certificate_authority_data);
+        ck_assert_str_eq(back.namespace, "spark-alice");
+        ck_assert_ptr_null(back.certificate_authority);
+        ck_assert(!back.insecure_skip_tls_verify);
+}
+END_TEST
+
+START_TEST(test_render_hostile_values) {
+        _cleanup_(kubeconfig_cluster_done) KubeconfigCluster back = {};
+        _cleanup_free_ char *out = NULL;
+        KubeconfigCluster c = {
+                .server = (char *) "https://x:1\nusers: [{name: evil}]",
+                .certificate_authority = (char *) "/ca dir/\"quoted\" #not a comment: {x}",
+                .insecure_skip_tls_verify = true,
+                .tls_server_name = (char *) "true",
+                .proxy_url = (char *) "null",
+                .namespace = (char *) "123",
+        };
+        KubeconfigExec x = test_exec;
+
+        x.name = "1.0";
+        x.api_version = KUBECONFIG_EXEC_V1BETA1;
+        x.socket_path = "/run/user/1000/a b: c.sock";
+        render(&c, &x, &out);
+        ck_assert_ptr_null(strstr(out, "\nusers: [")); /* no injected key */
+        ck_assert_ptr_nonnull(strstr(out, "current-context: \"1.0\"\n"));
+        ck_assert_ptr_nonnull(strstr(out, "      - \"client.authentication.k8s.io/v1beta1\"\n"));
+        ck_assert_ptr_nonnull(strstr(out, "    insecure-skip-tls-verify: true\n"));
+
+        ck_assert_int_eq(kubeconfig_context_cluster(out, strlen(out), NULL, NULL, &back), 0);
+        ck_assert_str_eq(back.server, c.server);
+        ck_assert_str_eq(back.certificate_authority, c.certificate_authority);
+        ck_assert(back.insecure_skip_tls_verify);
+        ck_assert_str_eq(back.tls_server_name, "true");
+        ck_assert_str_eq(back.proxy_url, "null");
+        ck_assert_str_eq(back.namespace, "123");
+}
+END_TEST
+
+START_TEST(test_render_refusals) {
+        KubeconfigCluster c = { .server = (char *) "https://x:1" };
+        KubeconfigExec x = test_exec;
+        char *out = NULL;
+        size_t len = 0;
+
+        x.api_version = "client.authentication.k8s.io/v1alpha1";
+        ck_assert_int_eq(kubeconfig_render(&c, &x, &out, &len), -EINVAL);
+        x = test_exec;
+        x.socket_path = NULL;
+        ck_assert_int_eq(kubeconfig_render(&c, &x, &out, &len), -EINVAL);
+        x = test_exec;
+        x.tokenctl_path = "/opt/\xff\xfe/aksspark-tokenctl"; /* not UTF-8: libyaml will not emit it */
+        ck_assert_int_eq(kubeconfig_render(&c, &x, &out, &len), -EINVAL);
+        c.server = NULL;
+        ck_assert_int_eq(kubeconfig_render(&c, &test_exec, &out, &len), -EINVAL);
+        ck_assert_ptr_null(out);
+}
+END_TEST
+
+
 static Suite *kubeconfig_suite(void) {
         Suite *s = suite_create("kubeconfig");
         TCase *tc = tcase_create("core");
@@ -282,6 +478,10 @@ static Suite *kubeconfig_suite(void) {
         tcase_add_test(tc, test_list_logins);
         tcase_add_test(tc, test_list_inline);
         tcase_add_test(tc, test_context_server);
+        tcase_add_test(tc, test_cluster);
+        tcase_add_test(tc, test_render);
+        tcase_add_test(tc, test_render_hostile_values);
+        tcase_add_test(tc, test_render_refusals);
         suite_add_tcase(s, tc);
         return s;
 }
