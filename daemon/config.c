@@ -16,6 +16,7 @@
 #include "config-outputs.h"
 #include "config.h"
 #include "config-values.h"
+#include "kubeconfig.h"
 #include "log.h"
 #include "macro.h"
 
@@ -49,6 +50,8 @@ typedef enum ProfileKey {
         PROFILE_KUBECONFIG,
         PROFILE_KUBECONFIG_CONTEXT,
         PROFILE_CA_FILE,
+        PROFILE_KUBECONFIG_OUTPUT,
+        PROFILE_KUBECONFIG_EXEC_API_VERSION,
         _PROFILE_KEY_MAX,
 } ProfileKey;
 
@@ -63,6 +66,8 @@ static const char *const profile_keys[_PROFILE_KEY_MAX] = {
         [PROFILE_KUBECONFIG] = "kubeconfig",
         [PROFILE_KUBECONFIG_CONTEXT] = "kubeconfig_context",
         [PROFILE_CA_FILE] = "ca_file",
+        [PROFILE_KUBECONFIG_OUTPUT] = "kubeconfig_output",
+        [PROFILE_KUBECONFIG_EXEC_API_VERSION] = "kubeconfig_exec_api_version",
 };
 
 /* One key's value as written, and where. */
@@ -631,9 +636,34 @@ static ProfileConfig *profile_config_free(ProfileConfig *pc) {
         free(pc->spark_properties);
         free(pc->kubeconfig);
         free(pc->kubeconfig_context);
+        free(pc->kubeconfig_output);
         free(pc->ca_file);
         free(pc);
         return NULL;
+}
+
+/* kubeconfig_output takes its cluster from kubeconfig, and names the exec API version. */
+static void build_kubeconfig_output(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
+        const Setting *out = &rp->settings[PROFILE_KUBECONFIG_OUTPUT];
+        const Setting *v = &rp->settings[PROFILE_KUBECONFIG_EXEC_API_VERSION];
+
+        pc->kubeconfig_exec_api_version = KUBECONFIG_EXEC_V1;
+        if (v->value) {
+                if (streq_ptr(v->value, KUBECONFIG_EXEC_V1) || streq_ptr(v->value, KUBECONFIG_EXEC_V1BETA1))
+                        pc->kubeconfig_exec_api_version =
+                                streq_ptr(v->value, KUBECONFIG_EXEC_V1) ? KUBECONFIG_EXEC_V1 : KUBECONFIG_EXEC_V1BETA1;
+                else
+                        problem(p, v->line, "kubeconfig_exec_api_version '%s' is not %s or %s (Spark 3.4 and older need v1beta1)",
+                                v->value, KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
+                if (!out->value)
+                        problem(p, v->line, "kubeconfig_exec_api_version applies to kubeconfig_output, which profile '%s' does not set",
+                                rp->name);
+        }
+        if (!out->value)
+                return;
+        (void) setting_path(p, out, "kubeconfig_output", false, &pc->kubeconfig_output);
+        if (!rp->settings[PROFILE_KUBECONFIG].value || !*rp->settings[PROFILE_KUBECONFIG].value)
+                problem(p, out->line, "kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>, e.g. ~/.kube/config");
 }
 
 static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool default_token_file) {
@@ -728,6 +758,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         if (s->value)
                 (void) setting_path(p, s, "ca_file", true, &pc->ca_file);
 
+        build_kubeconfig_output(p, rp, pc);
         return pc;
 }
 
@@ -741,7 +772,7 @@ static void check_outputs(Parser *p, Config *c) {
         size_t n = 0, max = 1;
 
         for (size_t i = 0; i < c->n_profiles; i++)
-                max += 1 + c->profiles[i]->n_spark_properties;
+                max += 2 + c->profiles[i]->n_spark_properties;
         outs = calloc(max, sizeof *outs);
         if (!outs) {
                 p->oom = true;
@@ -768,6 +799,13 @@ static void check_outputs(Parser *p, Config *c) {
                                         .key = "spark_properties",
                                         .line = rp->spark_properties[j].line,
                                 };
+                if (pc->kubeconfig_output)
+                        outs[n++] = (ConfigOutput) {
+                                .path = pc->kubeconfig_output,
+                                .profile = pc->name,
+                                .key = "kubeconfig_output",
+                                .line = rp->settings[PROFILE_KUBECONFIG_OUTPUT].line,
+                        };
         }
 
         if (config_check_outputs(outs, n, c, on_output_problem, p) < 0)

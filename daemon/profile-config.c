@@ -56,7 +56,7 @@ char *profile_config_scope(const ProfileConfig *p) {
 
 char *profile_config_summary(const ProfileConfig *p) {
         _cleanup_free_ char *files = NULL;
-        size_t n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties;
+        size_t n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties + (p->kubeconfig_output ? 1 : 0);
         StrBuf b = {};
         char *s;
 
@@ -70,6 +70,8 @@ char *profile_config_summary(const ProfileConfig *p) {
         }
         for (size_t i = 0; i < p->n_spark_properties; i++, n++)
                 strbuf_appendf(&b, "%s%s", n == 0 ? "" : n + 1 == total ? " and " : ", ", p->spark_properties[i]);
+        if (p->kubeconfig_output)
+                strbuf_appendf(&b, "%s%s (kubeconfig)", n == 0 ? "" : " and ", p->kubeconfig_output);
         files = strbuf_take(&b);
         if (!files)
                 return NULL;

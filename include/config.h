@@ -27,6 +27,8 @@ typedef struct ProfileConfig {
         size_t n_spark_properties;
         char *kubeconfig;       /* expanded; NULL = none */
         char *kubeconfig_context; /* the context of kubeconfig this profile means; NULL = its current-context */
+        char *kubeconfig_output; /* expanded; NULL = none (needs kubeconfig) */
+        const char *kubeconfig_exec_api_version; /* KUBECONFIG_EXEC_V1 (default) or _V1BETA1 */
         char *ca_file;          /* expanded; NULL = system trust only */
 } ProfileConfig;
 

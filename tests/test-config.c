@@ -584,6 +584,39 @@ START_TEST(test_same_file_twice) {
 }
 END_TEST
 
+
+START_TEST(test_kubeconfig_output) {
+        Config *c;
+
+        c = parse_ok(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n");
+        ck_assert_str_eq(c->profiles[0]->kubeconfig_output, "/home/u/.kube/aksspark");
+        ck_assert_str_eq(c->profiles[0]->kubeconfig_exec_api_version, "client.authentication.k8s.io/v1");
+        config_free(c);
+        c = parse_ok(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n"
+                     "kubeconfig_exec_api_version = client.authentication.k8s.io/v1beta1\n");
+        ck_assert_str_eq(c->profiles[0]->kubeconfig_exec_api_version, "client.authentication.k8s.io/v1beta1");
+        config_free(c);
+
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig_output = ~/.kube/aksspark\n",
+                      "3: kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>");
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n"
+                      "kubeconfig_exec_api_version = v1\n",
+                      "5: kubeconfig_exec_api_version 'v1' is not client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1");
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_exec_api_version = client.authentication.k8s.io/v1\n",
+                      "4: kubeconfig_exec_api_version applies to kubeconfig_output, which profile 'default' does not set");
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = kube\n",
+                      "4: kubeconfig_output 'kube' is not an absolute path");
+        /* One writer per file, and never the kubeconfig it reads. */
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n"
+                      "[profile b]\ntenant = " TENANT "\nkubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n",
+                      "8: profile 'b' kubeconfig_output /home/u/.kube/k is also written by profile 'default' (kubeconfig_output, line 4)");
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/oauthToken\n",
+                      "4: profile 'default' kubeconfig_output /home/u/.kube/oauthToken is also written by this profile's default token_file");
+        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/config\n",
+                      "4: is also the kubeconfig of profile 'default': it would be overwritten");
+}
+END_TEST
+
 START_TEST(test_default_token_file_rule) {
         Config *c;
 
@@ -971,6 +1004,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_no_profile);
         tcase_add_test(tc, test_every_problem_sorted);
         tcase_add_test(tc, test_same_file_twice);
+        tcase_add_test(tc, test_kubeconfig_output);
         tcase_add_test(tc, test_no_home);
         tcase_add_test(tc, test_errors_replaced_not_appended);
         suite_add_tcase(s, tc);
