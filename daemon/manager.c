@@ -1,11 +1,13 @@
 /* The daemon as a whole: configuration, profiles, HTTP client, socket server, signals and
  * sd_notify, all on one sd-event loop. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "manager.h"
@@ -145,6 +147,7 @@ Manager *manager_free(Manager *m) {
         sd_event_unref(m->event);
         safe_close(m->lock_fd);
         config_free(m->config);
+        free(m->tokenctl_path);
         free(m->config_path);
         free(m->home);
         free(m);
@@ -198,6 +201,36 @@ static int manager_start_profiles(Manager *m) {
         return 0;
 }
 
+/* The aksspark-tokenctl that kubeconfig outputs run: the one beside this daemon's own
+ * executable when there is one (an installed pair in the same bindir, or a build tree, whose
+ * daemon must not send clients to an older installed client), else BINDIR's. An upgraded
+ * daemon's /proc/self/exe ends in " (deleted)"; its directory still holds the new client. */
+static int manager_find_tokenctl(char **ret) {
+        char exe[PATH_MAX], *slash, *path;
+        ssize_t n;
+
+        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+                exe[n] = 0;
+                slash = strrchr(exe, '/');
+                if (slash && slash > exe) {
+                        *slash = 0;
+                        if (asprintf(&path, "%s/aksspark-tokenctl", exe) < 0)
+                                return -ENOMEM;
+                        if (access(path, X_OK) >= 0) {
+                                *ret = path;
+                                return 0;
+                        }
+                        free(path);
+                }
+        }
+        path = strdup(BINDIR "/aksspark-tokenctl");
+        if (!path)
+                return -ENOMEM;
+        *ret = path;
+        return 0;
+}
+
 int manager_start(Manager *m) {
         pid_t holder = 0;
         int r;
@@ -217,6 +250,15 @@ int manager_start(Manager *m) {
         r = server_new(m->event, m->config->socket_path, &m->handler, &m->server);
         if (r < 0)
                 return r; /* server_new says why */
+
+        r = manager_find_tokenctl(&m->tokenctl_path);
+        if (r < 0)
+                return log_oom();
+        m->profile_ctx.outputs_exec = (OutputsExec) {
+                .socket_path = server_path(m->server),
+                .tokenctl_path = m->tokenctl_path,
+        };
+        log_debug("Kubeconfig outputs run %s --socket %s.", m->tokenctl_path, server_path(m->server));
 
         r = manager_start_profiles(m);
         if (r < 0)
@@ -310,7 +352,7 @@ static int manager_reload_prepare(Manager *m, ReloadPlan *plan, ConfigErrors *re
                 for (size_t j = 0; j < m->n_profiles; j++)
                         if (streq(profile_name(m->profiles[j]), pc->name))
                                 plan->old[i] = m->profiles[j];
-                r = plan->old[i] ? outputs_new(pc, &plan->outputs[i])
+                r = plan->old[i] ? outputs_new(pc, &m->profile_ctx.outputs_exec, &plan->outputs[i])
                                  : profile_new(&m->profile_ctx, pc, &plan->profiles[i]);
                 if (r < 0) {
                         log_error_errno(r, "Failed to set up profile %s: %m", pc->name);

@@ -1,5 +1,5 @@
-/* The files a profile writes (token file, spark.properties): write each through atomic.c and
- * keep the last result of each for status. Logs failures; never a token. */
+/* The files a profile writes (token file, spark.properties, kubeconfig): write each through
+ * atomic.c and keep the last result of each for status. Logs failures; never a token. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,8 @@ const char *output_kind_to_string(OutputKind k) {
                 return "token_file";
         case OUTPUT_SPARK_PROPERTIES:
                 return "spark_properties";
+        case OUTPUT_KUBECONFIG:
+                return "kubeconfig_output";
         }
         return NULL;
 }
@@ -45,7 +47,7 @@ static int outputs_add(Outputs *o, OutputKind kind, const char *path) {
         return 0;
 }
 
-int outputs_new(const ProfileConfig *p, Outputs **ret) {
+int outputs_new(const ProfileConfig *p, const OutputsExec *exec, Outputs **ret) {
         _cleanup_(outputs_freep) Outputs *o = NULL;
         int r;
 
@@ -75,6 +77,19 @@ int outputs_new(const ProfileConfig *p, Outputs **ret) {
                 if (!o->kubeconfig_context)
                         return -ENOMEM;
         }
+        if (p->kubeconfig_output) {
+                if (!exec || !exec->socket_path || !exec->tokenctl_path || !p->kubeconfig)
+                        return -EINVAL;
+                r = outputs_add(o, OUTPUT_KUBECONFIG, p->kubeconfig_output);
+                if (r < 0)
+                        return r;
+                o->profile = strdup(p->name);
+                o->socket_path = strdup(exec->socket_path);
+                o->tokenctl_path = strdup(exec->tokenctl_path);
+                if (!o->profile || !o->socket_path || !o->tokenctl_path)
+                        return -ENOMEM;
+                o->exec_api_version = p->kubeconfig_exec_api_version ?: KUBECONFIG_EXEC_V1;
+        }
 
         *ret = TAKE_PTR(o);
         return 0;
@@ -90,6 +105,9 @@ Outputs *outputs_free(Outputs *o) {
         free(o->items);
         free(o->kubeconfig);
         free(o->kubeconfig_context);
+        free(o->profile);
+        free(o->socket_path);
+        free(o->tokenctl_path);
         free(o);
         return NULL;
 }
@@ -135,6 +153,56 @@ static char *outputs_k8s_server(const Outputs *o) {
         return NULL;
 }
 
+/* The kubeconfig output's bytes, from the source kubeconfig as it is now. */
+static int kubeconfig_output_content(const Outputs *o, Secret **ret, const char **ret_what) {
+        _cleanup_(kubeconfig_cluster_done) KubeconfigCluster cluster = {};
+        _cleanup_free_ char *text = NULL, *dir = NULL, *out = NULL;
+        const KubeconfigExec exec = {
+                .name = o->profile,
+                .socket_path = o->socket_path,
+                .tokenctl_path = o->tokenctl_path,
+                .api_version = o->exec_api_version,
+        };
+        const char *slash;
+        Secret *s;
+        size_t len;
+        int r;
+
+        r = read_file_full(o->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                *ret_what = r == -ENOENT ? "the kubeconfig to take the cluster from does not exist"
+                                         : "cannot read the kubeconfig to take the cluster from";
+                return r;
+        }
+        slash = strrchr(o->kubeconfig, '/');
+        dir = slash ? strndup(o->kubeconfig, MAX((size_t) (slash - o->kubeconfig), (size_t) 1)) : NULL;
+        if (slash && !dir) {
+                *ret_what = "out of memory";
+                return -ENOMEM;
+        }
+        r = kubeconfig_context_cluster(text, len, o->kubeconfig_context, dir, &cluster);
+        if (r < 0) {
+                *ret_what = r == -ENOENT    ? (o->kubeconfig_context ? "the kubeconfig has no such context (kubeconfig_context), or its cluster is missing"
+                                                                     : "the kubeconfig has no usable current-context")
+                            : r == -ENODATA ? "the kubeconfig's current cluster has no server"
+                            : r == -EBADMSG ? "the kubeconfig is not valid YAML or not a kubeconfig"
+                                            : "cannot read the kubeconfig";
+                return r;
+        }
+        r = kubeconfig_render(&cluster, &exec, &out, &len);
+        if (r < 0) {
+                *ret_what = "cannot build the kubeconfig (a path that is not UTF-8?)";
+                return r;
+        }
+        s = secret_adopt(TAKE_PTR(out), len);
+        if (!s) {
+                *ret_what = "out of memory";
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
 /* The bytes for one output; *ret_what says which step failed, for the status message. */
 static int output_content(const Outputs *o, const Output *out, const Secret *token, Secret **ret,
                           const char **ret_what) {
@@ -143,6 +211,8 @@ static int output_content(const Outputs *o, const Output *out, const Secret *tok
         size_t len = 0;
         int r;
 
+        if (out->kind == OUTPUT_KUBECONFIG)
+                return kubeconfig_output_content(o, ret, ret_what);
         if (out->kind == OUTPUT_TOKEN_FILE) {
                 Secret *s = secret_dup(token);
                 if (!s) {
@@ -200,8 +270,9 @@ static int output_write(Outputs *o, Output *out, const Secret *token, usec_t now
         }
 
         if (res.mode_narrowed && !out->narrowed_logged) {
-                log_notice("Narrowed the mode of %s from %04o to %04o: it holds a token.", out->path,
-                           (unsigned) res.old_mode, (unsigned) OUTPUT_MODE);
+                log_notice("Narrowed the mode of %s from %04o to %04o: %s.", out->path, (unsigned) res.old_mode,
+                           (unsigned) OUTPUT_MODE,
+                           out->kind == OUTPUT_KUBECONFIG ? "outputs are private to their owner" : "it holds a token");
                 out->narrowed_logged = true;
         }
         if (res.unchanged)
@@ -217,10 +288,14 @@ static int output_write(Outputs *o, Output *out, const Secret *token, usec_t now
 int outputs_write_all(Outputs *o, const Secret *token, usec_t now) {
         int first = 0;
 
-        if (!o || !token)
+        if (!o)
                 return -EINVAL;
         for (size_t i = 0; i < o->n; i++) {
-                int r = output_write(o, &o->items[i], token, now);
+                int r;
+
+                if (!token && o->items[i].kind != OUTPUT_KUBECONFIG)
+                        continue;
+                r = output_write(o, &o->items[i], token, now);
                 if (r < 0 && first == 0)
                         first = r;
         }

@@ -675,6 +675,9 @@ int profile_start(Profile *p) {
 
         outputs_remove_stale_temps(p->outputs);
         state_load(p);
+        /* A kubeconfig output holds no token: it can be there before the first sign-in. */
+        if (!token_valid_at(p, now))
+                (void) outputs_write_all(p->outputs, NULL, now);
 
         if (!p->refresh_token) {
                 profile_changed(p);
@@ -709,7 +712,7 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         p->name = strdup(cfg->name);
         if (!p->name)
                 return -ENOMEM;
-        r = outputs_new(cfg, &p->outputs);
+        r = outputs_new(cfg, &ctx->outputs_exec, &p->outputs);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
@@ -741,6 +744,8 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 if (!p->refresh_req && p->refresh_token)
                         refresh_arm_next(p);
         }
+        if (!p->access_token)
+                (void) outputs_write_all(p->outputs, NULL, now_realtime());
         profile_changed(p);
 }
 

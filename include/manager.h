@@ -29,6 +29,7 @@ struct Manager {
         size_t n_profiles;
         int lock_fd;
         bool allow_root;
+        char *tokenctl_path;    /* owned storage behind profile_ctx.outputs_exec */
 };
 
 /* env is the process's environment as main() read it once (config_env_from_process()); its home

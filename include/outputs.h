@@ -1,4 +1,5 @@
-/* The files one profile writes (token file, spark.properties) and the last result of each. */
+/* The files one profile writes (token file, spark.properties, kubeconfig) and the last result
+ * of each. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,9 +12,18 @@
 typedef enum OutputKind {
         OUTPUT_TOKEN_FILE,
         OUTPUT_SPARK_PROPERTIES,
+        OUTPUT_KUBECONFIG,      /* holds no token: an exec entry that asks the daemon */
 } OutputKind;
 
-const char *output_kind_to_string(OutputKind k); /* "token_file", "spark_properties" */
+/* "token_file", "spark_properties", "kubeconfig_output" */
+const char *output_kind_to_string(OutputKind k);
+
+/* What a kubeconfig output's exec entry runs: this daemon's client against this daemon's
+ * socket. Both as the manager found them at start (see manager.c). */
+typedef struct OutputsExec {
+        const char *socket_path;
+        const char *tokenctl_path;
+} OutputsExec;
 
 typedef struct Output {
         OutputKind kind;
@@ -31,9 +41,15 @@ typedef struct Outputs {
         size_t n;
         char *kubeconfig;       /* for spark.master in new spark.properties; NULL none */
         char *kubeconfig_context; /* its context for spark.master; NULL: the current one */
+        /* for the kubeconfig output */
+        char *profile;
+        char *socket_path;
+        char *tokenctl_path;
+        const char *exec_api_version;
 } Outputs;
 
-int outputs_new(const ProfileConfig *p, Outputs **ret);
+/* exec may be NULL when p has no kubeconfig_output; with one, -EINVAL. */
+int outputs_new(const ProfileConfig *p, const OutputsExec *exec, Outputs **ret);
 Outputs *outputs_free(Outputs *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outputs *, outputs_free);
 
@@ -41,8 +57,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Outputs *, outputs_free);
  * files are not rewritten). A token file gets the raw token; a spark.properties is edited by
  * props_replace_token() (an existing file over 1 MiB: -EFBIG), or, when missing, made by
  * props_new_file() with spark.master from the kubeconfig (a kubeconfig that gives no server is
- * a warning, not a failure). Logs each failure and each narrowed mode once. last_message is
- * "<step>: <strerror>", never a token. Returns 0 when all succeeded, else the first failure's
+ * a warning, not a failure). A kubeconfig output is rendered by kubeconfig_render() from the
+ * kubeconfig, read again on every write, so a changed source is followed at the next refresh
+ * or reload (a source that gives no cluster fails this output, keeping the old file). Logs
+ * each failure and each narrowed mode once. last_message is "<step>: <strerror>", never a
+ * token. token NULL writes only the outputs that hold no token (the kubeconfig output: it is
+ * useful before the first sign-in). Returns 0 when all succeeded, else the first failure's
  * negative errno (the others are still attempted). */
 int outputs_write_all(Outputs *o, const Secret *token, usec_t now);
 

@@ -26,6 +26,7 @@ typedef struct ProfileContext {
         usec_t http_timeout;
         const char *state_dir;
         const char *notify_command;          /* NULL: none */
+        OutputsExec outputs_exec;            /* what kubeconfig outputs run (manager_start()) */
         /* The profile's state (or what `status` shows of it) changed. May be NULL. */
         void (*on_changed)(Profile *p, void *userdata);
         void *userdata;

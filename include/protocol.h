@@ -97,7 +97,7 @@ const char *profile_state_to_string(ProfileState s);
 
 typedef struct OutputSnapshot {
         const char *path;
-        const char *kind;       /* "token_file" | "spark_properties" */
+        const char *kind;       /* "token_file" | "spark_properties" | "kubeconfig_output" */
         bool attempted;
         bool ok;
         const char *error;      /* NULL when ok */

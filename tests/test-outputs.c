@@ -23,6 +23,13 @@ static char *at(const char *name) {
         return testlib_path(testlib_scratch, name);
 }
 
+static char *at_dir(void) {
+        static char buf[4096];
+
+        snprintf(buf, sizeof buf, "%s/kube", testlib_scratch);
+        return buf;
+}
+
 static char *read_all(const char *path) {
         char *text = NULL;
         size_t len;
@@ -52,7 +59,7 @@ START_TEST(test_new_from_profile) {
         ProfileConfig none = { .name = (char *) "other" };
         _cleanup_(outputs_freep) Outputs *o = NULL, *empty = NULL;
 
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         ck_assert_uint_eq(o->n, 3);
         ck_assert_int_eq(o->items[0].kind, OUTPUT_TOKEN_FILE);
         ck_assert_str_eq(o->items[0].path, "/home/alice/.kube/oauthToken");
@@ -68,7 +75,7 @@ START_TEST(test_new_from_profile) {
         ck_assert_str_eq(output_kind_to_string(OUTPUT_TOKEN_FILE), "token_file");
         ck_assert_str_eq(output_kind_to_string(OUTPUT_SPARK_PROPERTIES), "spark_properties");
 
-        ck_assert_int_eq(outputs_new(&none, &empty), 0);
+        ck_assert_int_eq(outputs_new(&none, NULL, &empty), 0);
         ck_assert_uint_eq(empty->n, 0);
         ck_assert_ptr_null(empty->kubeconfig);
         ck_assert(outputs_all_ok(empty));
@@ -93,7 +100,7 @@ START_TEST(test_write_all) {
         struct stat st;
 
         testlib_write_file(old_props, old, strlen(old));
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         ck_assert_int_eq(outputs_write_all(o, token, 1234 * USEC_PER_SEC), 0);
         ck_assert(outputs_all_ok(o));
 
@@ -134,7 +141,7 @@ static void check_new_props_without_master(const char *kubeconfig_name, bool mis
         kubeconfig = missing ? at(kubeconfig_name) : kubeconfig_data(kubeconfig_name);
         p.kubeconfig = kubeconfig;
         (void) unlink(props);
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         ck_assert_int_eq(outputs_write_all(o, token, 1), 0);
         text = read_all(props);
         ck_assert_str_eq(text, KEY " " TOKEN "\n");
@@ -168,7 +175,7 @@ START_TEST(test_failure_recorded_and_recovered) {
         memset(content, '#', big_len);
         testlib_write_file(big, content, big_len);
 
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         ck_assert_int_eq(outputs_write_all(o, token, 10 * USEC_PER_SEC), -ENOTDIR); /* the first failure */
         ck_assert(!outputs_all_ok(o));
 
@@ -215,7 +222,7 @@ START_TEST(test_narrowed_logged_once) {
 
         testlib_write_file(token_file, "old", 3);
         ck_assert_int_eq(chmod(token_file, 0644), 0);
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         ck_assert(!o->items[0].narrowed_logged);
         ck_assert_int_eq(outputs_write_all(o, t1, 1), 0);
         ck_assert(o->items[0].narrowed_logged);
@@ -238,11 +245,87 @@ START_TEST(test_remove_stale_temps) {
         testlib_write_file(t1, "x", 1);
         testlib_write_file(t2, "x", 1);
         testlib_write_file(keep, "x", 1);
-        ck_assert_int_eq(outputs_new(&p, &o), 0);
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), 0);
         outputs_remove_stale_temps(o);
         ck_assert_int_eq(access(t1, F_OK), -1);
         ck_assert_int_eq(access(t2, F_OK), -1);
         ck_assert_int_eq(access(keep, F_OK), 0);
+}
+END_TEST
+
+
+START_TEST(test_kubeconfig_output) {
+        _cleanup_free_ char *source = at("kube/config"), *output = at("out/aksspark.kubeconfig"), *text = NULL;
+        const char *src1 = "current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
+                           "clusters: [{name: b, cluster: {server: 'https://one:443', certificate-authority: ca.crt}}]\n"
+                           "users: [{name: u, user: {token: source-secret}}]\n";
+        const char *src2 = "current-context: a\ncontexts: [{name: a, context: {cluster: b}}]\n"
+                           "clusters: [{name: b, cluster: {server: 'https://two:443'}}]\n";
+        ProfileConfig p = {
+                .name = (char *) "default",
+                .kubeconfig = source,
+                .kubeconfig_output = output,
+                .kubeconfig_exec_api_version = "client.authentication.k8s.io/v1beta1",
+        };
+        const OutputsExec exec = { .socket_path = "/run/user/1/aksspark-tokend.sock", .tokenctl_path = "/usr/bin/aksspark-tokenctl" };
+        _cleanup_(outputs_freep) Outputs *o = NULL;
+        _cleanup_secret_ Secret *token = secret_new_string(TOKEN);
+        struct stat st, st2;
+        _cleanup_free_ char *ca = NULL;
+
+        /* Without the daemon's socket and client there is nothing to write. */
+        ck_assert_int_eq(outputs_new(&p, NULL, &o), -EINVAL);
+        ck_assert_int_eq(outputs_new(&p, &exec, &o), 0);
+        ck_assert_uint_eq(o->n, 1);
+        ck_assert_int_eq(o->items[0].kind, OUTPUT_KUBECONFIG);
+        ck_assert_str_eq(output_kind_to_string(OUTPUT_KUBECONFIG), "kubeconfig_output");
+
+        /* No source yet: a failure that says why. */
+        ck_assert_int_eq(outputs_write_all(o, NULL, 1 * USEC_PER_SEC), -ENOENT);
+        ck_assert(!outputs_all_ok(o));
+        ck_assert_ptr_nonnull(strstr(o->items[0].last_message, "does not exist"));
+
+        /* Written without a token, and with one: the same bytes, never the token. */
+        ck_assert_int_eq(mkdir(at_dir(), 0700), 0);
+        testlib_write_file(source, src1, strlen(src1));
+        ck_assert_int_eq(outputs_write_all(o, NULL, 2 * USEC_PER_SEC), 0);
+        ck_assert(outputs_all_ok(o));
+        text = read_all(output);
+        ck_assert_ptr_nonnull(strstr(text, "server: \"https://one:443\"\n"));
+        ck_assert_int_ge(asprintf(&ca, "certificate-authority: \"%s/kube/ca.crt\"\n", testlib_scratch), 0);
+        ck_assert_ptr_nonnull(strstr(text, ca));
+        ck_assert_ptr_nonnull(strstr(text, "namespace: \"spark-alice\"\n"));
+        ck_assert_ptr_nonnull(strstr(text, "apiVersion: \"client.authentication.k8s.io/v1beta1\"\n"));
+        ck_assert_ptr_nonnull(strstr(text, "command: \"/usr/bin/aksspark-tokenctl\"\n"));
+        ck_assert_ptr_nonnull(strstr(text, "- \"/run/user/1/aksspark-tokend.sock\"\n"));
+        ck_assert_ptr_null(strstr(text, "source-secret"));
+        ck_assert_ptr_null(strstr(text, TOKEN));
+        ck_assert_int_eq(stat(output, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0600);
+
+        /* Unchanged: not rewritten, whatever the token. */
+        ck_assert_int_eq(outputs_write_all(o, token, 3 * USEC_PER_SEC), 0);
+        ck_assert_int_eq(stat(output, &st2), 0);
+        ck_assert_uint_eq(st.st_ino, st2.st_ino);
+        free(text);
+        text = read_all(output);
+        ck_assert_ptr_null(strstr(text, TOKEN));
+
+        /* A changed source is followed at the next write. */
+        testlib_write_file(source, src2, strlen(src2));
+        ck_assert_int_eq(outputs_write_all(o, token, 4 * USEC_PER_SEC), 0);
+        free(text);
+        text = read_all(output);
+        ck_assert_ptr_nonnull(strstr(text, "server: \"https://two:443\"\n"));
+        ck_assert_ptr_null(strstr(text, "namespace:"));
+
+        /* A source that gives no cluster keeps the old file and says so. */
+        testlib_write_file(source, "current-context: gone\n", 22);
+        ck_assert_int_eq(outputs_write_all(o, token, 5 * USEC_PER_SEC), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(o->items[0].last_message, "no usable current-context"));
+        free(text);
+        text = read_all(output);
+        ck_assert_ptr_nonnull(strstr(text, "server: \"https://two:443\"\n"));
 }
 END_TEST
 
@@ -253,6 +336,7 @@ static Suite *outputs_suite(void) {
         tcase_add_checked_fixture(tc, setup, testlib_scratch_teardown);
         tcase_add_test(tc, test_new_from_profile);
         tcase_add_test(tc, test_write_all);
+        tcase_add_test(tc, test_kubeconfig_output);
         tcase_add_test(tc, test_unusable_kubeconfig);
         tcase_add_test(tc, test_failure_recorded_and_recovered);
         tcase_add_test(tc, test_narrowed_logged_once);

@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
                 return do_replace(argc, argv);
 
         i = parse_outputs_opts(argc, argv, 2, &p);
-        r = outputs_new(&p, &o);
+        r = outputs_new(&p, NULL, &o);
         free(p.spark_properties);
         if (r < 0)
                 return 1;
