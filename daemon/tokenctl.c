@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "json-wipe.h"
+#include "kubeconfig.h"
 #include "macro.h"
 #include "protocol.h"
 #include "secret.h"
@@ -41,14 +42,13 @@
 #define LOGIN_START_TIMEOUT (90 * USEC_PER_SEC)
 #define MAX_ANSWER (1024 * 1024)
 
-#define EXEC_V1 "client.authentication.k8s.io/v1"
-#define EXEC_V1BETA1 "client.authentication.k8s.io/v1beta1"
 
 static const char *arg_socket = NULL;
 static const char *arg_profile = NULL;
 static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
 static TokenctlSetupArgs arg_setup = {};
+static const char *arg_api_version = NULL;
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -76,7 +76,8 @@ static void help(void) {
                "  login                    sign in with a device code (prints where and what to enter)\n"
                "  check [--min-valid DUR]  succeed if the token stays valid DUR (default 5m) and every\n"
                "                           output is written; refresh first if needed\n"
-               "  exec-credential          print a Kubernetes ExecCredential (kubectl exec plugin)\n"
+               "  exec-credential [--api-version V]\n"
+               "                           print a Kubernetes ExecCredential (a kubeconfig exec plugin)\n"
                "  logout                   make the daemon forget the refresh token\n"
                "  profiles                 list the profiles with their state\n"
                "  reload                   make the daemon re-read its configuration (as SIGHUP does)\n"
@@ -93,6 +94,8 @@ static void help(void) {
                "                       refresh, check, logout, reload)\n"
                "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
                "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
+               "  --api-version V      for exec-credential: client.authentication.k8s.io/v1 or\n"
+               "                       .../v1beta1 (default: KUBERNETES_EXEC_INFO's, else v1beta1)\n"
                "  -h, --help           show this help\n"
                "  --version            show the version\n"
                "\n"
@@ -700,26 +703,39 @@ static int cmd_token(const char *path) {
         return 0;
 }
 
+static const char *exec_api_version_known(const char *v) {
+        if (strcmp(v, KUBECONFIG_EXEC_V1) == 0)
+                return KUBECONFIG_EXEC_V1;
+        if (strcmp(v, KUBECONFIG_EXEC_V1BETA1) == 0)
+                return KUBECONFIG_EXEC_V1BETA1;
+        return NULL;
+}
+
+/* --api-version, else what client-go says in KUBERNETES_EXEC_INFO, else v1beta1 as kubelogin
+ * answers: the clients that send no KUBERNETES_EXEC_INFO (fabric8, so Spark) are the older
+ * ones, and fabric8 refuses an answer whose apiVersion is not its kubeconfig's. */
 static int exec_api_version(const char **ret) {
         const char *info = getenv("KUBERNETES_EXEC_INFO");
         json_t *j, *v;
         int r = 0;
 
-        *ret = EXEC_V1;
+        if (arg_api_version) {
+                *ret = exec_api_version_known(arg_api_version);
+                return *ret ? 0 : fail(EXIT_USAGE, "--api-version: '%s' is not %s or %s.", arg_api_version,
+                                       KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
+        }
+        *ret = KUBECONFIG_EXEC_V1BETA1;
         if (!info || !*info)
                 return 0;
         j = json_loads(info, 0, NULL);
         v = json_object_get(j, "apiVersion");
         if (json_is_string(v)) {
-                if (strcmp(json_string_value(v), EXEC_V1) == 0)
-                        *ret = EXEC_V1;
-                else if (strcmp(json_string_value(v), EXEC_V1BETA1) == 0)
-                        *ret = EXEC_V1BETA1;
-                else
+                *ret = exec_api_version_known(json_string_value(v));
+                if (!*ret)
                         r = fail(EXIT_USAGE,
                                  "kubectl asks for ExecCredential %s, which this client does not speak; set apiVersion: "
                                  "%s in the kubeconfig's exec section.",
-                                 json_string_value(v), EXEC_V1);
+                                 json_string_value(v), KUBECONFIG_EXEC_V1);
         }
         json_decref(j);
         return r;
@@ -790,7 +806,7 @@ static const Command commands[] = {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_MIN_VALID };
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_MIN_VALID, ARG_API_VERSION };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "profile", required_argument, NULL, 'p' },
@@ -801,6 +817,7 @@ int main(int argc, char *argv[]) {
                 { "kubeconfig", required_argument, NULL, 'k' },
                 { "context", required_argument, NULL, 'x' },
                 { "force", no_argument, NULL, 'f' },
+                { "api-version", required_argument, NULL, ARG_API_VERSION },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -839,6 +856,9 @@ int main(int argc, char *argv[]) {
                                 return fail(EXIT_USAGE, "--context: at most %d of them.", TOKENCTL_MAX_CONTEXTS);
                         init_given = true;
                         break;
+                case ARG_API_VERSION:
+                        arg_api_version = optarg;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -867,6 +887,8 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
         if (init_given && command->run != cmd_init && (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
                 return fail(EXIT_USAGE, "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
+        if (arg_api_version && command->run != cmd_exec_credential)
+                return fail(EXIT_USAGE, "--api-version applies to exec-credential only.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
                 return fail(EXIT_USAGE, "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
 

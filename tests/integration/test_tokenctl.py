@@ -244,19 +244,26 @@ class TokenctlTest(unittest.TestCase):
             d.stop()
 
     def test_exec_credential(self):
+        v1, v1beta1 = "client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"
+        info = '{"kind":"ExecCredential","apiVersion":"%s","spec":{"interactive":false}}'
         with Env() as env:
             idp, d = signed_in(env)
             expires_on = d.status()["expires_on"]
-            for info, version in ((None, "client.authentication.k8s.io/v1"),
-                                  ('{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1",'
-                                   '"spec":{"interactive":false}}', "client.authentication.k8s.io/v1"),
-                                  ('{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1",'
-                                   '"spec":{"interactive":false}}', "client.authentication.k8s.io/v1beta1")):
-                p = d.ctl("exec-credential", env={"KUBERNETES_EXEC_INFO": info} if info else None)
+            # The answer's apiVersion: --api-version, else KUBERNETES_EXEC_INFO's (client-go
+            # always sends it), else v1beta1 (fabric8, so Spark, never does, and wants its
+            # kubeconfig's version back).
+            for args, exec_info, version in (([], None, v1beta1),
+                                             ([], info % v1, v1),
+                                             ([], info % v1beta1, v1beta1),
+                                             (["--api-version", v1beta1], None, v1beta1),
+                                             (["--api-version", v1], None, v1),
+                                             (["--api-version", v1], info % v1beta1, v1)):
+                p = d.ctl("exec-credential", *args, env={"KUBERNETES_EXEC_INFO": exec_info} if exec_info else None)
                 self.assertExit(p, 0)
+                self.assertEqual(p.stderr, "", "fabric8 parses stderr and stdout as one")
                 cred = json.loads(p.stdout)
                 self.assertEqual(cred["kind"], "ExecCredential")
-                self.assertEqual(cred["apiVersion"], version)
+                self.assertEqual(cred["apiVersion"], version, (args, exec_info))
                 self.assertTrue(idp.token_is_valid(cred["status"]["token"]))
                 ts = datetime.datetime.strptime(cred["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
                 self.assertEqual(int(ts.replace(tzinfo=datetime.timezone.utc).timestamp()), expires_on)
@@ -264,6 +271,12 @@ class TokenctlTest(unittest.TestCase):
                                               '{"apiVersion":"client.authentication.k8s.io/v1alpha1"}'})
             self.assertExit(p, 64, "v1alpha1")
             self.assertEqual(p.stdout, "")
+            p = d.ctl("exec-credential", "--api-version", "client.authentication.k8s.io/v1alpha1")
+            self.assertExit(p, 64, "--api-version")
+            self.assertEqual(p.stdout, "")
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+            p = d.ctl("status", "--api-version", v1)
+            self.assertExit(p, 64, "exec-credential only")
             d.stop()
 
     def test_messages_never_carry_a_token(self):
