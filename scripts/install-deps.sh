@@ -12,6 +12,8 @@ packages=(
         util-linux passwd procps libclang-rt-14-dev valgrind strace
         # the Debian package (tests/integration/test_pid1.py builds it with dpkg-buildpackage)
         build-essential dpkg-dev debhelper fakeroot lintian
+        # long-running Kubernetes clients through the kubeconfig output
+        python3-kubernetes
         # benchmarks: the peers they compare against
         oidc-agent-cli curl
 )
@@ -28,10 +30,21 @@ for p in "${packages[@]}"; do
 done
 # kubectl: the machines carry one; Debian 12 ships it as kubernetes-client.
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Node and npm for @kubernetes/client-node: the machines carry Node 20; Debian 12 ships npm.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
         echo "install-deps: installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# @kubernetes/client-node, pinned by tests/node/package-lock.json, into tests/node/node_modules
+# (gitignored); again only when the lock file is newer than the last install.
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
+   [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+        echo "install-deps: npm ci in tests/node"
+        (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -55,6 +55,7 @@ Python 3 standard library only.
 import argparse
 import base64
 import email.utils
+import hashlib
 import http.server
 import json
 import os
@@ -180,7 +181,7 @@ class FakeIdp:
                               numbers_as_strings=False, devicecode_expires_in=900,
                               auto_approve_user=None, client_ids=None, enforce_interval=True,
                               keepalive=False, huge_bytes=8 << 20, hang_seconds=3600.0,
-                              awkward_tokens=False, date_offset=0)
+                              awkward_tokens=False, date_offset=0, api_expiry_leeway=0.0)
         self._device_codes = {}   # device_code -> _DeviceCode
         self._refresh = {}        # refresh token -> _RefreshToken
         self._access = {}         # access token -> (user, exp)
@@ -247,7 +248,9 @@ class FakeIdp:
         slow_down), keepalive, huge_bytes, hang_seconds, awkward_tokens (refresh tokens in
         standard base64 with '+', '/' and '=', to catch missing URL-encoding), date_offset
         (seconds added to the Date header of every answer: a provider whose clock, or ours,
-        is off)."""
+        is off), api_expiry_leeway (s the API stand-in still accepts a token after its expiry:
+        a request sent just before the expiry, or a real API server's token cache; 0 by
+        default)."""
         with self._lock:
             for k, v in kw.items():
                 if k not in self._settings:
@@ -609,8 +612,11 @@ class FakeIdp:
     def _kube(self, path, bearer, rec):
         with self._lock:
             user = self._access.get(bearer, (None, 0))
-            ok = bearer is not None and user[1] > time.time()
+            ok = bearer is not None and user[1] + self._settings["api_expiry_leeway"] > rec["t"]
             rec["user"] = user[0]
+            # Which token, without the token: the tests count the tokens a client went through.
+            rec["token_id"] = hashlib.sha256(bearer.encode()).hexdigest()[:12] if bearer else None
+            rec["token_exp"] = user[1] if user[0] else None
         if not ok:
             return 401, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Failure", "message": "Unauthorized",
@@ -864,7 +870,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec = {"t": time.time(), "endpoint": endpoint, "grant_type": None, "status": None,
                "fault": None, "client_request_id": crid, "user": None, "error": None,
                "client_id": None, "tenant": tenant if endpoint != "api" else None,
-               "path": path, "scope": None, "client_info": None}
+               "path": path, "scope": None, "client_info": None,
+               "user_agent": self.headers.get("User-Agent")}
         with idp._lock:
             idp._log.append(rec)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
