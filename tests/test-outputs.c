@@ -23,13 +23,6 @@ static char *at(const char *name) {
         return testlib_path(testlib_scratch, name);
 }
 
-static char *at_dir(void) {
-        static char buf[4096];
-
-        snprintf(buf, sizeof buf, "%s/kube", testlib_scratch);
-        return buf;
-}
-
 static char *read_all(const char *path) {
         char *text = NULL;
         size_t len;
@@ -255,7 +248,8 @@ END_TEST
 
 
 START_TEST(test_kubeconfig_output) {
-        _cleanup_free_ char *source = at("kube/config"), *output = at("out/aksspark.kubeconfig"), *text = NULL;
+        _cleanup_free_ char *dir = at("kube"), *source = at("kube/config"), *output = at("out/aksspark.kubeconfig"),
+                            *text = NULL;
         const char *src1 = "current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
                            "clusters: [{name: b, cluster: {server: 'https://one:443', certificate-authority: ca.crt}}]\n"
                            "users: [{name: u, user: {token: source-secret}}]\n";
@@ -286,7 +280,7 @@ START_TEST(test_kubeconfig_output) {
         ck_assert_ptr_nonnull(strstr(o->items[0].last_message, "does not exist"));
 
         /* Written without a token, and with one: the same bytes, never the token. */
-        ck_assert_int_eq(mkdir(at_dir(), 0700), 0);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
         testlib_write_file(source, src1, strlen(src1));
         ck_assert_int_eq(outputs_write_all(o, NULL, 2 * USEC_PER_SEC), 0);
         ck_assert(outputs_all_ok(o));
