@@ -127,6 +127,8 @@ class KubeconfigOutputWorld:
         # Only what a person's shell has: the file says everything else.
         e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.env.home,
              "KUBECONFIG": self.kubeconfig_env}
+        # A sanitizer build's aksspark-tokenctl runs under the suite's sanitizer options.
+        e.update({k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")})
         e.update(extra)
         return e
 
