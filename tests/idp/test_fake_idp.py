@@ -465,6 +465,24 @@ class IdpTest(unittest.TestCase):
                                 "metadata": {"resourceVersion": "1"}, "items": []}))
         self.assertEqual(self.idp.requests("api")[-1]["user"], "erin@contoso.com")
 
+    def test_kube_api_refuses_an_expired_token(self):
+        # The long-running client tests count on this: a token is refused once it expired,
+        # after api_expiry_leeway at most; and each request records which token it carried.
+        self.idp.set(lifetime=1)
+        tok = self.sign_in(user="erin@contoso.com")["access_token"]
+        auth = {"Authorization": "Bearer " + tok}
+        self.assertEqual(self.call("/api/v1/namespaces/a/pods", headers=auth)[0], 200)
+        rec = self.idp.requests("api")[-1]
+        self.assertEqual(len(rec["token_id"]), 12)
+        self.assertNotIn(rec["token_id"], tok)
+        self.assertLessEqual(rec["token_exp"], time.time() + 1)
+        time.sleep(max(0, rec["token_exp"] - time.time()) + 0.05)
+        self.assertEqual(self.call("/api/v1/namespaces/a/pods", headers=auth)[0], 401)
+        self.idp.set(api_expiry_leeway=30.0)
+        self.assertEqual(self.call("/api/v1/namespaces/a/pods", headers=auth)[0], 200)
+        self.idp.set(api_expiry_leeway=0.0)
+        self.assertEqual(self.call("/api/v1/namespaces/a/pods", headers=auth)[0], 401)
+
     @unittest.skipUnless(shutil.which("kubectl"), "kubectl not installed")
     def test_kubectl(self):
         tok = self.sign_in()["access_token"]
