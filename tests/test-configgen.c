@@ -130,7 +130,7 @@ START_TEST(test_names) {
 }
 END_TEST
 
-/* What this branch's parser knows: auth and kubeconfig_output are not written until it does. */
+/* What this branch's parser knows: auth is not written until it does; kubeconfig_output is. */
 START_TEST(test_several_contexts) {
         _cleanup_(kubeconfig_contexts_done) KubeconfigContexts kc = {};
         _cleanup_(configgen_done) Configgen g = {};
@@ -151,7 +151,8 @@ START_TEST(test_several_contexts) {
                          "client_id      = 80faf920-1908-4b52-b5ef-a8e7bedfc67a\n"
                          "server_id      = 6dae42f8-4368-4678-94ff-3960e28e3630\n"
                          "kubeconfig     = ~/.kube/config\n"
-                         "kubeconfig_context = aks-prod\n");
+                         "kubeconfig_context = aks-prod\n"
+                         "kubeconfig_output = ~/.kube/aksspark-default.yaml\n");
         ck_assert_uint_eq(g.n_skipped, 2);
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "kind-kind"), "client certificate"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "aks-prod-admin"), "client certificate"));

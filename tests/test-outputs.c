@@ -248,7 +248,7 @@ END_TEST
 
 
 START_TEST(test_kubeconfig_output) {
-        _cleanup_free_ char *dir = at("kube"), *source = at("kube/config"), *output = at("out/aksspark.kubeconfig"),
+        _cleanup_free_ char *dir = at("kube"), *source = at("kube/config"), *output = at("out/aksspark-default.yaml"),
                             *text = NULL;
         const char *src1 = "current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
                            "clusters: [{name: b, cluster: {server: 'https://one:443', certificate-authority: ca.crt}}]\n"
