@@ -86,7 +86,9 @@ class InitTest(unittest.TestCase):
         kubeconfig_output): init must write exactly what the daemon reads."""
         path = self.env.path("probe-%s.ini" % key)
         with open(path, "w") as f:
-            f.write("[profile default]\ntenant = contoso.onmicrosoft.com\n%s = %s\n" % (key, value))
+            # With the kubeconfig that kubeconfig_output needs, as init always writes it.
+            f.write("[profile default]\ntenant = contoso.onmicrosoft.com\nkubeconfig = ~/.kube/config\n%s = %s\n"
+                    % (key, value))
         return run([harness.TOKEND, "--check-config", "--config", path], self.environ()).returncode == 0
 
     def point_at_idp(self, idp, text, extra=None):
