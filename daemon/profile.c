@@ -53,6 +53,7 @@ struct Profile {
         usec_t next_refresh;
         unsigned attempt;             /* transient failures in a row */
         unsigned output_attempt;
+        uint64_t refreshes[_REFRESH_RESULT_MAX];  /* by result, for the metrics */
 
         sd_event_source *refresh_timer;
         sd_event_source *expiry_timer;
@@ -413,6 +414,7 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
 
         if (result < 0) {
                 errno = -result;
+                p->refreshes[REFRESH_TRANSIENT]++;
                 set_last_error(p, "cannot reach %s: %s", p->cfg->authority_host,
                                resp && resp->error ? resp->error : strerror(-result));
                 refresh_retry(p, 0);
@@ -427,15 +429,18 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
 
         switch (o) {
         case AAD_OK:
+                p->refreshes[REFRESH_OK]++;
                 token_accept(p, &t, p->refresh_sent);
                 waiter_result = 0;
                 break;
         case AAD_NEEDS_LOGIN:
+                p->refreshes[REFRESH_LOGIN_REQUIRED]++;
                 set_last_error(p, "%s", token_source_error_words(&e, buf, sizeof buf));
                 enter_login_required(p, p->last_error);
                 waiter_result = -ENOKEY;
                 break;
         case AAD_CONFIG_ERROR:
+                p->refreshes[REFRESH_CONFIG_ERROR]++;
                 set_last_error(p, "%s", token_source_error_words(&e, buf, sizeof buf));
                 p->config_error = true;
                 p->next_refresh = 0;
@@ -445,6 +450,7 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 waiter_result = -EBADR;
                 break;
         default:
+                p->refreshes[REFRESH_TRANSIENT]++;
                 set_last_error(p, "HTTP %ld: %s", resp->status, token_source_error_words(&e, buf, sizeof buf));
                 refresh_retry(p, retry_after);
                 waiter_result = -EIO;
@@ -472,6 +478,7 @@ static void refresh_start(Profile *p) {
         url = aad_token_url(p->cfg);
         r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
         if (r < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
                 set_last_error(p, "cannot build the refresh request: %s", strerror(-r));
                 refresh_retry(p, 0);
                 waiters_finish_refresh(p, -EIO);
@@ -481,6 +488,7 @@ static void refresh_start(Profile *p) {
         p->refresh_sent = now_realtime();
         r = token_source_post(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->refresh_req, request_id);
         if (r < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
                 set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
                 refresh_retry(p, 0);
                 waiters_finish_refresh(p, -EIO);
@@ -800,6 +808,7 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                                 .ok = out->attempted && out->last_result >= 0,
                                 .error = out->attempted && out->last_result < 0 ? out->last_message : NULL,
                                 .last_attempt = out->last_attempt,
+                                .last_success = out->last_success,
                         };
                 }
         }
@@ -817,6 +826,7 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
         };
+        memcpy(ret->refreshes, p->refreshes, sizeof ret->refreshes);
 }
 
 char *profile_status_line(Profile *p, usec_t now) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "secret.h"
 
@@ -20,6 +21,7 @@ static const char *const op_names[_OP_MAX] = {
         [OP_LOGOUT] = "logout",
         [OP_RELOAD] = "reload",
         [OP_VERSION] = "version",
+        [OP_METRICS] = "metrics",
 };
 
 const char *request_op_to_string(RequestOp op) {
@@ -120,6 +122,19 @@ static const char *const state_names[_PROFILE_STATE_MAX] = {
         [PROFILE_ERROR] = "error",
 };
 
+static const char *const refresh_result_names[_REFRESH_RESULT_MAX] = {
+        [REFRESH_OK] = "ok",
+        [REFRESH_TRANSIENT] = "transient",
+        [REFRESH_LOGIN_REQUIRED] = "login_required",
+        [REFRESH_CONFIG_ERROR] = "config_error",
+};
+
+const char *refresh_result_to_string(RefreshResult r) {
+        if (r < 0 || r >= _REFRESH_RESULT_MAX)
+                return NULL;
+        return refresh_result_names[r];
+}
+
 const char *profile_state_to_string(ProfileState s) {
         if (s < 0 || s >= _PROFILE_STATE_MAX)
                 return NULL;
@@ -207,36 +222,6 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
 }
 
 /* ---- answers ---------------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t n) {
-        size_t len;
-        uint32_t cp;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-                len = 2;
-                cp = s[0] & 0x1f;
-        } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                len = 3;
-                cp = s[0] & 0x0f;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                len = 4;
-                cp = s[0] & 0x07;
-        } else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-                return 0;
-        return len;
-}
 
 /* A JSON string for s, null for NULL; bytes that are not UTF-8 (or NUL) become U+FFFD. */
 static json_t *json_string_lossy(const char *s) {
@@ -458,6 +443,19 @@ char *protocol_version_answer(const char *version) {
         if (!o)
                 return NULL;
         if (set(o, "ok", json_true()) < 0 || set(o, "version", json_string_lossy(version)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return answer_line(o);
+}
+
+char *protocol_metrics_answer(const char *text) {
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        if (set(o, "ok", json_true()) < 0 || set(o, "content_type", json_string(METRICS_CONTENT_TYPE)) < 0 ||
+            set(o, "metrics", json_string_lossy(text)) < 0) {
                 json_decref(o);
                 return NULL;
         }

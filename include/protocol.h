@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -23,6 +24,7 @@ typedef enum RequestOp {
         OP_LOGOUT,
         OP_RELOAD,
         OP_VERSION,
+        OP_METRICS,
         _OP_MAX,
         _OP_INVALID = -EINVAL,
 } RequestOp;
@@ -95,6 +97,17 @@ typedef enum ProfileState {
 
 const char *profile_state_to_string(ProfileState s);
 
+/* How one refresh ended, as the metrics count them. */
+typedef enum RefreshResult {
+        REFRESH_OK,
+        REFRESH_TRANSIENT,      /* network, 5xx, 429, a malformed answer: retried */
+        REFRESH_LOGIN_REQUIRED, /* the refresh token was refused: a person must sign in */
+        REFRESH_CONFIG_ERROR,   /* the identity provider rejected the configuration */
+        _REFRESH_RESULT_MAX,
+} RefreshResult;
+
+const char *refresh_result_to_string(RefreshResult r); /* "ok", "transient", ... */
+
 typedef struct OutputSnapshot {
         const char *path;
         const char *kind;       /* "token_file" | "spark_properties" | "kubeconfig_output" */
@@ -102,6 +115,7 @@ typedef struct OutputSnapshot {
         bool ok;
         const char *error;      /* NULL when ok */
         usec_t last_attempt;    /* realtime, 0 never */
+        usec_t last_success;    /* realtime, 0 never */
 } OutputSnapshot;
 
 /* What `status` shows about one profile; all times realtime usec, 0 = none. */
@@ -117,6 +131,7 @@ typedef struct ProfileSnapshot {
         const char *device_message;     /* while a sign-in waits for the person */
         const OutputSnapshot *outputs;
         size_t n_outputs;
+        uint64_t refreshes[_REFRESH_RESULT_MAX];  /* since the daemon started, by result */
 } ProfileSnapshot;
 
 /* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). Unknown values
@@ -133,6 +148,8 @@ char *protocol_profiles_answer(const ProfileSnapshot *s, size_t n);
  * wipe it (erase_and_free) when done. */
 char *protocol_token_answer(const char *access_token, usec_t expires_on);
 char *protocol_version_answer(const char *version);
+/* {"ok":true,"content_type":METRICS_CONTENT_TYPE,"metrics":"<the exposition text>"} */
+char *protocol_metrics_answer(const char *text);
 char *protocol_ok_answer(void);
 /* {"ok":true,"device_message","verification_uri","user_code","expires_in"} */
 char *protocol_login_started_answer(const char *message, const char *verification_uri,

@@ -81,3 +81,7 @@ bool profile_name_is_valid(const char *name);
 
 /* mkdir -p with the given mode for each directory it creates. */
 int mkdir_parents(const char *path, mode_t mode);
+
+/* Length of the valid UTF-8 sequence at s (at most n > 0 bytes), 0 if invalid (overlong,
+ * surrogate, past U+10FFFF, cut short). */
+size_t utf8_sequence_length(const unsigned char *s, size_t n);
