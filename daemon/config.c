@@ -28,6 +28,7 @@ typedef enum DaemonKey {
         DAEMON_LOG_LEVEL,
         DAEMON_NOTIFY_COMMAND,
         DAEMON_HTTP_TIMEOUT,
+        DAEMON_METRICS_FILE,
         _DAEMON_KEY_MAX,
 } DaemonKey;
 
@@ -37,6 +38,7 @@ static const char *const daemon_keys[_DAEMON_KEY_MAX] = {
         [DAEMON_LOG_LEVEL] = "log_level",
         [DAEMON_NOTIFY_COMMAND] = "notify_command",
         [DAEMON_HTTP_TIMEOUT] = "http_timeout",
+        [DAEMON_METRICS_FILE] = "metrics_file",
 };
 
 typedef enum ProfileKey {
@@ -620,6 +622,10 @@ static void build_daemon(Parser *p, Config *c) {
         if (s->value && setting_duration(p, s, "http_timeout", &c->http_timeout) >= 0 &&
             c->http_timeout < USEC_PER_SEC)
                 problem(p, s->line, "http_timeout '%s' is too short: give at least 1s", s->value);
+
+        s = &p->daemon[DAEMON_METRICS_FILE];
+        if (s->value)
+                (void) setting_path(p, s, "metrics_file", true, &c->metrics_file);
 }
 
 static ProfileConfig *profile_config_free(ProfileConfig *pc) {
@@ -810,6 +816,24 @@ static void check_outputs(Parser *p, Config *c) {
 
         if (config_check_outputs(outs, n, c, on_output_problem, p) < 0)
                 p->oom = true;
+
+        /* The metrics would overwrite a token, or a token the metrics. */
+        for (size_t j = 0; c->metrics_file && j < n; j++)
+                if (streq_ptr(c->metrics_file, outs[j].path)) {
+                        problem(p, p->daemon[DAEMON_METRICS_FILE].line,
+                                "metrics_file %s is also profile '%s' %s (line %u): give the metrics a file of their own",
+                                c->metrics_file, outs[j].profile, outs[j].key, outs[j].line);
+                        break;
+                }
+        for (size_t i = 0; c->metrics_file && i < c->n_profiles; i++)
+                if (streq_ptr(c->metrics_file, c->profiles[i]->kubeconfig) ||
+                    streq_ptr(c->metrics_file, c->profiles[i]->ca_file)) {
+                        problem(p, p->daemon[DAEMON_METRICS_FILE].line,
+                                "metrics_file %s is also the %s of profile '%s': it would be overwritten", c->metrics_file,
+                                streq_ptr(c->metrics_file, c->profiles[i]->kubeconfig) ? "kubeconfig" : "ca_file",
+                                c->profiles[i]->name);
+                        break;
+                }
 }
 
 static int problem_compare(const void *a, const void *b) {
@@ -851,6 +875,7 @@ Config *config_free(Config *c) {
         free(c->socket_path);
         free(c->state_dir);
         free(c->notify_command);
+        free(c->metrics_file);
         for (size_t i = 0; i < c->n_profiles; i++)
                 profile_config_free(c->profiles[i]);
         free(c->profiles);

@@ -84,6 +84,7 @@ static void help(void) {
                "  init [--kubeconfig PATH] [--context NAME]... [--force]  write the configuration from\n"
                "                           the kubeconfig of `az aks get-credentials` (no daemon needed)\n"
                "  doctor                   check configuration, daemon, identity provider, outputs, state\n"
+               "  metrics                  print the daemon's metrics (Prometheus text format)\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH    the daemon's socket (default: $AKSSPARK_TOKEND_SOCKET, else\n"
@@ -91,7 +92,7 @@ static void help(void) {
                "                       /run/aksspark-tokend/$USER.sock when that exists)\n"
                "  -p, --profile NAME   the profile (default: 'default', or the only one)\n"
                "  --json               print the daemon's answer as it came (status, profiles,\n"
-               "                       refresh, check, logout, reload)\n"
+               "                       refresh, check, logout, reload, metrics)\n"
                "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
                "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  --api-version V      for exec-credential: client.authentication.k8s.io/v1 or\n"
@@ -576,6 +577,27 @@ static int cmd_logout(const char *path) {
         return request_and_print(path, OP_LOGOUT, false, QUICK_TIMEOUT, print_signed_out);
 }
 
+/* The exposition text as the daemon made it, for a person or a script (curl-like). */
+static int cmd_metrics(const char *path) {
+        json_t *a = NULL;
+        const char *text;
+        int r = simple_request(path, OP_METRICS, false, 0, QUICK_TIMEOUT, &a);
+
+        if (r != 0)
+                return r;
+        if (!json_is_true(json_object_get(a, "ok")))
+                r = answer_failed(a);
+        else if (!arg_json) {
+                text = get_string(a, "metrics");
+                if (!text)
+                        r = fail(EXIT_TRANSIENT, "aksspark-tokend gave an answer this client does not understand.");
+                else if ((r = write_all(STDOUT_FILENO, text, strlen(text))) < 0)
+                        r = fail(EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(-r));
+        }
+        json_decref(a);
+        return r;
+}
+
 /* A person on a shared host cannot reload the system unit; the socket op is their way. */
 static int cmd_reload(const char *path) {
         return request_and_print(path, OP_RELOAD, false, QUICK_TIMEOUT, print_reloaded);
@@ -803,6 +825,7 @@ static const Command commands[] = {
         { "reload", cmd_reload, true, false },
         { "init", cmd_init, false, false },
         { "doctor", cmd_doctor, false, false },
+        { "metrics", cmd_metrics, true, false },
 };
 
 int main(int argc, char *argv[]) {

@@ -39,6 +39,7 @@ typedef struct Config {
         int log_level;          /* LOG_ERR ... LOG_DEBUG */
         char *notify_command;   /* NULL = none */
         usec_t http_timeout;    /* total time for one HTTP exchange */
+        char *metrics_file;     /* expanded; NULL = none */
         ProfileConfig **profiles;
         size_t n_profiles;
 } Config;

@@ -108,6 +108,7 @@ START_TEST(test_defaults) {
         ck_assert_int_eq(c->log_level, LOG_INFO);
         ck_assert_ptr_null(c->notify_command);
         ck_assert_uint_eq(c->http_timeout, 30 * USEC_PER_SEC);
+        ck_assert_ptr_null(c->metrics_file);
         ck_assert_uint_eq(c->n_profiles, 1);
 
         p = c->profiles[0];
@@ -284,6 +285,27 @@ START_TEST(test_expansion_errors) {
         EXPECT_ERRORS("[daemon]\nsocket =\nstate_dir = state\n" DEFAULT_PROFILE,
                       "2: socket is empty",
                       "3: state_dir 'state' is not an absolute path");
+}
+END_TEST
+
+START_TEST(test_metrics_file) {
+        Config *c = parse_ok("[daemon]\nmetrics_file = ${DATA}/metrics/tokend.prom\n" DEFAULT_PROFILE);
+
+        ck_assert_str_eq(c->metrics_file, "/data/metrics/tokend.prom");
+        config_free(c);
+        /* Empty: no metrics file. */
+        c = parse_ok("[daemon]\nmetrics_file =\n" DEFAULT_PROFILE);
+        ck_assert_ptr_null(c->metrics_file);
+        config_free(c);
+        EXPECT_ERRORS("[daemon]\nmetrics_file = metrics.prom\n" DEFAULT_PROFILE,
+                      "2: metrics_file 'metrics.prom' is not an absolute path");
+        /* The metrics must not overwrite a token, a kubeconfig or a CA. */
+        EXPECT_ERRORS("[daemon]\nmetrics_file = ~/.kube/oauthToken\n" DEFAULT_PROFILE,
+                      "2: metrics_file /home/u/.kube/oauthToken is also profile 'default' default token_file (line 3)");
+        EXPECT_ERRORS("[daemon]\nmetrics_file = /s/x.properties\n" DEFAULT_PROFILE "spark_properties = /s/x.properties\n",
+                      "2: metrics_file /s/x.properties is also profile 'default' spark_properties (line 5)");
+        EXPECT_ERRORS("[daemon]\nmetrics_file = /k/config\n" DEFAULT_PROFILE "kubeconfig = /k/config\n",
+                      "2: metrics_file /k/config is also the kubeconfig of profile 'default'");
 }
 END_TEST
 
@@ -985,6 +1007,7 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_expansion);
         tcase_add_test(tc, test_expansion_errors);
         tcase_add_test(tc, test_durations);
+        tcase_add_test(tc, test_metrics_file);
         tcase_add_test(tc, test_log_levels);
         tcase_add_test(tc, test_authority_host);
         tcase_add_test(tc, test_tenant);
