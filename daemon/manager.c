@@ -9,8 +9,11 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 #include "server.h"
 #include "store.h"
 #include "version.h"
@@ -19,7 +22,10 @@ static void manager_notify_status(Manager *m, const char *prefix);
 
 /* Recompute STATUS= after any profile changed state. */
 static void on_profile_changed(Profile *p, void *userdata) {
-        manager_notify_status(userdata, NULL);
+        Manager *m = userdata;
+
+        manager_notify_status(m, NULL);
+        metrics_file_changed(m->metrics_file);
 }
 
 /* The daemon-wide settings the profiles read, from the configuration in force. */
@@ -60,8 +66,32 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int manager_render_metrics(Manager *m, char **ret) {
+        _cleanup_free_ ProfileSnapshot *snaps = calloc(MAX(m->n_profiles, (size_t) 1), sizeof *snaps);
+        MetricsDaemon d = { .version = PACKAGE_VERSION, .user = m->user, .start_time = m->start_time };
+
+        if (!snaps)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_profiles; i++)
+                profile_snapshot(m->profiles[i], &snaps[i]);
+        return metrics_render(&d, snaps, m->n_profiles, ret);
+}
+
+static int manager_metrics_text(void *userdata, char **ret) {
+        return manager_render_metrics(userdata, ret);
+}
+
+/* --metrics-file, else the configuration's metrics_file. */
+static void manager_apply_metrics_file(Manager *m) {
+        const char *path = m->metrics_file_arg ?: m->config->metrics_file;
+
+        if (metrics_file_set_path(m->metrics_file, path) < 0)
+                log_oom();
+}
+
 int manager_new(const char *config_path, Config *config, const ConfigEnv *env, char *home, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
+        struct passwd *pw;
         sigset_t mask;
         int r;
 
@@ -106,6 +136,18 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
         if (r < 0)
                 return r;
 
+        m->start_time = now_realtime();
+        pw = getpwuid(getuid());
+        if (pw && pw->pw_name)
+                m->user = strdup(pw->pw_name);
+        else
+                (void) asprintf(&m->user, "%u", (unsigned) getuid());
+        if (!m->user)
+                return -ENOMEM;
+        r = metrics_file_new(m->event, manager_metrics_text, m, &m->metrics_file);
+        if (r < 0)
+                return r;
+
         m->config = config;
         m->profile_ctx = (ProfileContext) {
                 .event = m->event,
@@ -119,6 +161,7 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
                 .find_profile = requests_find_profile,
                 .list_profiles = requests_list_profiles,
                 .reload = requests_reload,
+                .metrics = manager_metrics_text,
                 .userdata = m,
         };
         m->handler = (ConnectionHandler) {
@@ -142,6 +185,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* The server first: its waiters are cancelled before the profiles answer them. */
         server_free(m->server);
+        m->metrics_file = metrics_file_free(m->metrics_file);
         manager_free_profiles(m);
         http_client_free(m->http);
         sd_event_unref(m->event);
@@ -150,6 +194,7 @@ Manager *manager_free(Manager *m) {
         free(m->tokenctl_path);
         free(m->config_path);
         free(m->home);
+        free(m->user);
         free(m);
         return NULL;
 }
@@ -260,6 +305,7 @@ int manager_start(Manager *m) {
         };
         log_debug("Kubeconfig outputs run %s --socket %s.", m->tokenctl_path, server_path(m->server));
 
+        manager_apply_metrics_file(m);
         r = manager_start_profiles(m);
         if (r < 0)
                 return r;
@@ -404,6 +450,8 @@ static void manager_reload_commit(Manager *m, ReloadPlan *plan) {
                 if (!plan->old[i])
                         (void) profile_start(m->profiles[i]);
 
+        manager_apply_metrics_file(m);
+        metrics_file_changed(m->metrics_file);
         log_info("Configuration reloaded: %zu profile%s.", m->n_profiles, m->n_profiles == 1 ? "" : "s");
 }
 

@@ -287,6 +287,15 @@ static void answer_token(Connection *c, Profile *p) {
         }
 }
 
+static void answer_metrics(const RequestContext *rc, Connection *c) {
+        _cleanup_free_ char *text = NULL;
+
+        if (rc->metrics(rc->userdata, &text) < 0)
+                connection_answer(c, NULL, false);
+        else
+                connection_answer(c, protocol_metrics_answer(text), false);
+}
+
 static void answer_profiles(const RequestContext *rc, Connection *c) {
         Profile *const *profiles;
         size_t n_profiles = rc->list_profiles(rc->userdata, &profiles);
@@ -350,6 +359,10 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
                 return;
         case OP_VERSION:
                 connection_answer(c, protocol_version_answer(PACKAGE_VERSION), false);
+                return;
+        case OP_METRICS:
+                /* Every profile: "profile" is ignored, as for profiles and version. */
+                answer_metrics(rc, c);
                 return;
         default:
                 break;

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "metrics-file.h"
 #include "outputs.h"
 #include "profile.h"
 #include "requests.h"
@@ -30,6 +31,10 @@ struct Manager {
         int lock_fd;
         bool allow_root;
         char *tokenctl_path;    /* owned storage behind profile_ctx.outputs_exec */
+        usec_t start_time;              /* realtime, for the metrics */
+        char *user;                     /* the metrics' user label */
+        const char *metrics_file_arg;   /* $AKSSPARK_TOKEND_METRICS_FILE: wins over metrics_file */
+        MetricsFile *metrics_file;
 };
 
 /* env is the process's environment as main() read it once (config_env_from_process()); its home

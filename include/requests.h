@@ -24,6 +24,8 @@ typedef struct RequestContext {
         size_t (*list_profiles)(void *userdata, Profile *const **ret);
         /* Re-read the configuration (manager_reload()); reterr_errors as there. */
         int (*reload)(void *userdata, ConfigErrors *reterr_errors);
+        /* The Prometheus text of every profile and the daemon (metrics.h), malloc'd. */
+        int (*metrics)(void *userdata, char **ret_text);
         void *userdata;
 } RequestContext;
 

@@ -16,6 +16,8 @@ packages=(
         python3-kubernetes
         # benchmarks: the peers they compare against
         oidc-agent-cli curl
+        # the metrics test: a real parser of the Prometheus text format
+        python3-prometheus-client
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,219 @@
+"""Metrics for operators: `aksspark-tokenctl metrics`, the `metrics` socket op and the
+metrics_file, read back through a real parser of the Prometheus text format (Debian's
+python3-prometheus-client), with the values checked against `status` and what happened."""
+
+import os
+import pwd
+import re
+import stat
+import sys
+import unittest
+
+import harness
+from harness import Env, wait_until
+
+# python3-prometheus-client is a Debian package: its module is in Debian's dist-packages, which a
+# python3 of another origin (pyenv, a venv) does not search by itself.
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    sys.path.append("/usr/lib/python3/dist-packages")
+    from prometheus_client.parser import text_string_to_metric_families
+
+RULES = os.path.join(harness.SOURCE, "conf", "prometheus", "aksspark-tokend.rules.yml")
+USER = pwd.getpwuid(os.getuid()).pw_name
+STATES = ("valid", "refreshing", "login_required", "expired", "error")
+RESULTS = ("ok", "transient", "login_required", "config_error")
+
+
+def parse(text):
+    """({sample name: {frozenset(labels): value}}, {sample name: family type}); the parser
+    raises on anything that is not valid exposition. Keyed by sample name, since the parser
+    names a counter's family without its _total."""
+    samples, types = {}, {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            series = samples.setdefault(s.name, {})
+            key = frozenset(s.labels.items())
+            if key in series:
+                raise AssertionError("duplicate series %s %s" % (s.name, s.labels))
+            series[key] = s.value
+            types[s.name] = fam.type
+    return samples, types
+
+
+def value(families, family, **labels):
+    labels.setdefault("user", USER)
+    samples = families.get(family)
+    if samples is None:
+        raise AssertionError("no family %s in %s" % (family, sorted(families)))
+    return samples.get(frozenset(labels.items()))
+
+
+class MetricsTest(unittest.TestCase):
+    def metrics(self, d):
+        p = d.ctl("metrics")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def test_exposition_values_file_and_op(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=600)
+            # A path with a quote and a backslash: label escaping, read back by the parser.
+            odd_dir = env.path('we"ird\\dir')
+            os.makedirs(odd_dir)
+            props = os.path.join(odd_dir, "spark.properties")
+            # A spark.properties below a regular file cannot be written: an output failing.
+            blocker = env.path("blocker")
+            with open(blocker, "w") as f:
+                f.write("x")
+            broken = os.path.join(blocker, "spark.properties")
+            metrics_file = env.path("textfile", "collector", "tokend.prom")
+            env.write_config(daemon={"metrics_file": metrics_file},
+                             profiles={"default": {"spark_properties": [props, broken]},
+                                       "prod": {"token_file": env.path("prod-token")}})
+            d = env.start_daemon()
+            token_file = os.path.join(env.home, ".kube", "oauthToken")
+
+            fams, types = parse(self.metrics(d))
+            self.assertEqual(value(fams, "aksspark_tokend_build_info", version=harness_version(d)), 1)
+            self.assertEqual(types["aksspark_tokend_refreshes_total"], "counter")
+            for name in ("default", "prod"):
+                for s in STATES:
+                    self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile=name, state=s),
+                                     1 if s == "login_required" else 0, (name, s))
+                for r in RESULTS:
+                    self.assertEqual(value(fams, "aksspark_tokend_refreshes_total", profile=name, result=r), 0)
+            # Nothing of a token yet.
+            self.assertEqual(fams.get("aksspark_tokend_token_expiry_timestamp_seconds", {}), {})
+            self.assertEqual(fams.get("aksspark_tokend_output_ok", {}), {})
+            start = value(fams, "aksspark_tokend_start_time_seconds")
+            self.assertIsNotNone(start)
+
+            d.sign_in(idp)
+            st = d.status()
+            fams, _ = parse(self.metrics(d))
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="valid"), 1)
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="login_required"), 0)
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="prod", state="login_required"), 1)
+            self.assertEqual(value(fams, "aksspark_tokend_token_expiry_timestamp_seconds", profile="default"),
+                             st["expires_on"])
+            self.assertEqual(value(fams, "aksspark_tokend_output_ok", profile="default", path=token_file,
+                                   kind="token_file"), 1)
+            self.assertEqual(value(fams, "aksspark_tokend_output_ok", profile="default", path=props,
+                                   kind="spark_properties"), 1)
+            self.assertEqual(value(fams, "aksspark_tokend_output_ok", profile="default", path=broken,
+                                   kind="spark_properties"), 0)
+            self.assertIsNone(value(fams, "aksspark_tokend_output_last_success_timestamp_seconds",
+                                    profile="default", path=broken, kind="spark_properties"))
+            written = {o["path"]: o["last_write"] for o in st["outputs"]}
+            self.assertEqual(value(fams, "aksspark_tokend_output_last_write_timestamp_seconds", profile="default",
+                                   path=broken, kind="spark_properties"), written[broken])
+            self.assertEqual(value(fams, "aksspark_tokend_output_last_success_timestamp_seconds", profile="default",
+                                   path=token_file, kind="token_file"), written[token_file])
+            # A sign-in is not a refresh.
+            self.assertEqual(value(fams, "aksspark_tokend_refreshes_total", profile="default", result="ok"), 0)
+
+            # Refreshes by result: the forced one ok, then a 503 (transient) and the retry the
+            # daemon makes by itself (ok).
+            d.ctl("refresh")
+            idp.queue_fault("503")
+            self.assertEqual(d.ctl("refresh").returncode, 1)
+
+            def counted(ok, transient):
+                f, _ = parse(self.metrics(d))
+                return (value(f, "aksspark_tokend_refreshes_total", profile="default", result="ok") == ok and
+                        value(f, "aksspark_tokend_refreshes_total", profile="default", result="transient") == transient)
+            wait_until(lambda: counted(2, 1), 30, "one failed and two good refreshes counted")
+            st = d.status()
+            fams, _ = parse(self.metrics(d))
+            self.assertEqual(value(fams, "aksspark_tokend_last_refresh_timestamp_seconds", profile="default"),
+                             st["last_refresh"])
+            self.assertEqual(value(fams, "aksspark_tokend_start_time_seconds"), start)
+
+            # The file holds the same text, rewritten on the change; mode 0644 in a 0755
+            # directory that the daemon made, for node_exporter running as another user.
+            def file_shows(result, n):
+                try:
+                    f, _ = parse(harness.read(metrics_file))
+                except FileNotFoundError:
+                    return False
+                return value(f, "aksspark_tokend_refreshes_total", profile="default", result=result) == n
+            wait_until(lambda: file_shows("ok", 2), 10, "the metrics file counts the refreshes")
+            self.assertEqual(stat.S_IMODE(os.stat(metrics_file).st_mode), 0o644)
+            for dir_ in (os.path.dirname(metrics_file), os.path.dirname(os.path.dirname(metrics_file))):
+                self.assertEqual(stat.S_IMODE(os.stat(dir_).st_mode), 0o755, dir_)
+            self.assertEqual(parse(harness.read(metrics_file))[0], parse(self.metrics(d))[0])
+            self.assertEqual([n for n in os.listdir(os.path.dirname(metrics_file))], ["tokend.prom"])
+
+            # A refresh token the identity provider refuses: login_required, counted.
+            idp.revoke("alice@contoso.com")
+            self.assertEqual(d.ctl("refresh").returncode, 2)
+            wait_until(lambda: file_shows("login_required", 1), 10, "the metrics file counts the refused refresh")
+            fams, _ = parse(harness.read(metrics_file))
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="login_required"), 1)
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="valid"), 0)
+
+            # The socket op answers JSON around the text.
+            a = d.request({"op": "metrics"})
+            self.assertIs(a["ok"], True)
+            self.assertEqual(a["content_type"], "text/plain; version=0.0.4; charset=utf-8")
+            self.assertEqual(parse(a["metrics"])[0], parse(self.metrics(d))[0])
+            p = d.ctl("metrics", "--json")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(p.stdout.startswith('{"ok":true'), p.stdout[:100])
+
+            # Stopped, the daemon takes its figures away: they would go stale.
+            d.stop()
+            self.assertFalse(os.path.exists(metrics_file))
+
+    def test_option_wins_and_unwritable_file_is_not_fatal(self):
+        with Env() as env:
+            env.start_idp(lifetime=600)
+            from_config = env.path("config.prom")
+            from_option = env.path("opt", "option.prom")
+            env.write_config(daemon={"metrics_file": from_config})
+            d = env.start_daemon(extra_args=["--metrics-file", from_option])
+            wait_until(lambda: os.path.exists(from_option), 10, "the --metrics-file")
+            self.assertFalse(os.path.exists(from_config))
+            fams, _ = parse(harness.read(from_option))
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="login_required"), 1)
+            d.stop()
+            self.assertFalse(os.path.exists(from_option))
+
+            # A path that cannot be written: a warning, the daemon serves on.
+            blocker = env.path("blocker")
+            with open(blocker, "w") as f:
+                f.write("x")
+            env.write_config(daemon={"metrics_file": os.path.join(blocker, "m.prom")})
+            d = env.start_daemon()
+            d.wait_log("Failed to write the metrics file")
+            self.assertEqual(d.ctl("metrics").returncode, 0)
+            self.assertIs(d.status()["ok"], True)
+            d.stop()
+
+    def test_alert_rules_use_exported_names(self):
+        """The rules file names only series the daemon exports (a renamed metric would leave an
+        alert that never fires)."""
+        with Env() as env:
+            env.start_idp(lifetime=600)
+            env.write_config()
+            d = env.start_daemon()
+            d.sign_in(env.idp)
+            _, types = parse(self.metrics(d))
+            text = harness.read(RULES)
+            used = set(re.findall(r"\baksspark_tokend_[a-z_]+", text))
+            self.assertGreaterEqual(len(used), 3, used)
+            for name in used:
+                self.assertIn(name, types, "the rules use %s, which the daemon does not export" % name)
+            for alert in ("AkssparkTokenExpiresSoon", "AkssparkLoginRequired", "AkssparkOutputFailing"):
+                self.assertIn("alert: " + alert, text)
+            d.stop()
+
+
+def harness_version(d):
+    return d.request({"op": "version"})["version"]
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
