@@ -81,7 +81,7 @@ static int manager_metrics_text(void *userdata, char **ret) {
         return manager_render_metrics(userdata, ret);
 }
 
-/* --metrics-file, else the configuration's metrics_file. */
+/* $AKSSPARK_TOKEND_METRICS_FILE, else the configuration's metrics_file. */
 static void manager_apply_metrics_file(Manager *m) {
         const char *path = m->metrics_file_arg ?: m->config->metrics_file;
 

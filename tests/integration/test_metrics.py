@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import stat
+import subprocess
 import sys
 import unittest
 
@@ -22,6 +23,7 @@ except ImportError:
 
 RULES = os.path.join(harness.SOURCE, "conf", "prometheus", "aksspark-tokend.rules.yml")
 USER = pwd.getpwuid(os.getuid()).pw_name
+OTHER_USER = "aksspark-it"
 STATES = ("valid", "refreshing", "login_required", "expired", "error")
 RESULTS = ("ok", "transient", "login_required", "config_error")
 
@@ -43,7 +45,7 @@ def parse(text):
 
 
 def value(families, family, **labels):
-    labels.setdefault("user", USER)
+    labels.setdefault("user", USER)  # the daemon's user
     samples = families.get(family)
     if samples is None:
         raise AssertionError("no family %s in %s" % (family, sorted(families)))
@@ -167,19 +169,19 @@ class MetricsTest(unittest.TestCase):
             d.stop()
             self.assertFalse(os.path.exists(metrics_file))
 
-    def test_option_wins_and_unwritable_file_is_not_fatal(self):
+    def test_environment_wins_and_unwritable_file_is_not_fatal(self):
         with Env() as env:
             env.start_idp(lifetime=600)
             from_config = env.path("config.prom")
-            from_option = env.path("opt", "option.prom")
+            from_env = env.path("opt", "option.prom")
             env.write_config(daemon={"metrics_file": from_config})
-            d = env.start_daemon(extra_args=["--metrics-file", from_option])
-            wait_until(lambda: os.path.exists(from_option), 10, "the --metrics-file")
+            d = env.start_daemon(env={"AKSSPARK_TOKEND_METRICS_FILE": from_env})
+            wait_until(lambda: os.path.exists(from_env), 10, "the $AKSSPARK_TOKEND_METRICS_FILE")
             self.assertFalse(os.path.exists(from_config))
-            fams, _ = parse(harness.read(from_option))
+            fams, _ = parse(harness.read(from_env))
             self.assertEqual(value(fams, "aksspark_tokend_profile_state", profile="default", state="login_required"), 1)
             d.stop()
-            self.assertFalse(os.path.exists(from_option))
+            self.assertFalse(os.path.exists(from_env))
 
             # A path that cannot be written: a warning, the daemon serves on.
             blocker = env.path("blocker")
@@ -191,6 +193,42 @@ class MetricsTest(unittest.TestCase):
             self.assertEqual(d.ctl("metrics").returncode, 0)
             self.assertIs(d.status()["ok"], True)
             d.stop()
+
+    @unittest.skipUnless(harness.IS_ROOT, "needs root to create and become a test user")
+    def test_jump_host_layout(self):
+        """The template's layout, without systemd: root's symlink USER.prom in a root-owned
+        directory, pointing into the person's own runtime directory. The daemon, as the person,
+        replaces the target atomically and removes it on stop; the person cannot write into the
+        shared directory."""
+        user = harness.ensure_user(OTHER_USER)
+        with Env() as env:
+            env.start_idp(lifetime=600)
+            env.write_config()
+            shared = env.path("run-aksspark", "metrics")
+            own = env.path("run-aksspark", "metrics.d", user.pw_name)
+            os.makedirs(shared, mode=0o755)
+            os.makedirs(own, mode=0o755)
+            os.chown(own, user.pw_uid, user.pw_gid)
+            link = os.path.join(shared, user.pw_name + ".prom")
+            os.symlink("../metrics.d/%s/metrics.prom" % user.pw_name, link)
+            target = os.path.join(own, "metrics.prom")
+
+            d = env.start_daemon_as(user, env={"AKSSPARK_TOKEND_METRICS_FILE": link})
+            wait_until(lambda: os.path.exists(target), 10, "the metrics behind the symlink")
+            self.assertTrue(os.path.islink(link))
+            st = os.stat(target)
+            self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (user.pw_uid, 0o644))
+            fams, _ = parse(harness.read(link))
+            self.assertEqual(value(fams, "aksspark_tokend_profile_state", user=user.pw_name, profile="default",
+                                   state="login_required"), 1)
+            self.assertEqual(os.listdir(own), ["metrics.prom"])
+            # The person cannot publish a file under another name in the shared directory.
+            p = subprocess.run(["setpriv", "--reuid=%d" % user.pw_uid, "--regid=%d" % user.pw_gid, "--init-groups",
+                                "--", "touch", os.path.join(shared, "root.prom")], capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            d.stop()
+            self.assertFalse(os.path.exists(target))
+            self.assertTrue(os.path.islink(link))
 
     def test_alert_rules_use_exported_names(self):
         """The rules file names only series the daemon exports (a renamed metric would leave an
