@@ -19,8 +19,8 @@ struct MetricsFile {
         void *userdata;
         char *path;
         sd_event_source *defer;
-        bool written;           /* path holds a file we wrote */
-        int last_error;         /* of the last write, 0 ok: log only a change */
+        bool written;   /* path holds a file we wrote */
+        int last_error; /* of the last write, 0 ok: log only a change */
 };
 
 static void metrics_file_remove(MetricsFile *f) {
@@ -91,8 +91,10 @@ static int on_defer(sd_event_source *s, void *userdata) {
                         log_info("The metrics file %s is written again.", f->path);
                 f->written = true;
         } else if (r != f->last_error)
-                log_warning_errno(r, "Failed to write the metrics file %s, the metrics stay available through "
-                                     "aksspark-tokenctl metrics: %m", f->path);
+                log_warning_errno(r,
+                                  "Failed to write the metrics file %s, the metrics stay available through "
+                                  "aksspark-tokenctl metrics: %m",
+                                  f->path);
         f->last_error = r < 0 ? r : 0;
         return 0;
 }

@@ -88,35 +88,40 @@ int metrics_render(const MetricsDaemon *d, const ProfileSnapshot *profiles, size
         if (d->start_time > 0)
                 put_sample(f, d, "start_time_seconds", NULL, 0, unix_seconds(d->start_time));
 
-        put_family(f, "profile_state", "gauge",
-                   "The profile's state: 1 for the current one (valid, refreshing, login_required, expired, error), 0 for the others.");
+        put_family(
+                f, "profile_state", "gauge",
+                "The profile's state: 1 for the current one (valid, refreshing, login_required, expired, error), 0 for the others.");
         for (size_t i = 0; i < n; i++)
                 for (ProfileState s = 0; s < _PROFILE_STATE_MAX; s++)
-                        put_sample(f, d, "profile_state",
-                                   (Label[]) { { "profile", profiles[i].name }, { "state", profile_state_to_string(s) } },
-                                   2, profiles[i].state == s);
+                        put_sample(
+                                f, d, "profile_state",
+                                (Label[]) { { "profile", profiles[i].name }, { "state", profile_state_to_string(s) } },
+                                2, profiles[i].state == s);
 
         put_family(f, "token_expiry_timestamp_seconds", "gauge",
                    "When the profile's access token expires, in unix seconds; absent while there is none.");
         for (size_t i = 0; i < n; i++)
                 if (profiles[i].expires_on > 0)
-                        put_sample(f, d, "token_expiry_timestamp_seconds", (Label[]) { { "profile", profiles[i].name } },
-                                   1, unix_seconds(profiles[i].expires_on));
+                        put_sample(f, d, "token_expiry_timestamp_seconds",
+                                   (Label[]) { { "profile", profiles[i].name } }, 1,
+                                   unix_seconds(profiles[i].expires_on));
 
         put_family(f, "refreshes_total", "counter",
                    "Refreshes since the daemon started, by result (ok, transient, login_required, config_error).");
         for (size_t i = 0; i < n; i++)
                 for (RefreshResult r = 0; r < _REFRESH_RESULT_MAX; r++)
                         put_sample(f, d, "refreshes_total",
-                                   (Label[]) { { "profile", profiles[i].name }, { "result", refresh_result_to_string(r) } },
+                                   (Label[]) { { "profile", profiles[i].name },
+                                               { "result", refresh_result_to_string(r) } },
                                    2, profiles[i].refreshes[r]);
 
         put_family(f, "last_refresh_timestamp_seconds", "gauge",
                    "When the profile last got a new token, in unix seconds; absent before the first.");
         for (size_t i = 0; i < n; i++)
                 if (profiles[i].last_refresh > 0)
-                        put_sample(f, d, "last_refresh_timestamp_seconds", (Label[]) { { "profile", profiles[i].name } },
-                                   1, unix_seconds(profiles[i].last_refresh));
+                        put_sample(f, d, "last_refresh_timestamp_seconds",
+                                   (Label[]) { { "profile", profiles[i].name } }, 1,
+                                   unix_seconds(profiles[i].last_refresh));
 
         put_family(f, "output_ok", "gauge",
                    "Whether the last write of the output succeeded (1) or failed (0); absent before the first.");
@@ -125,7 +130,9 @@ int metrics_render(const MetricsDaemon *d, const ProfileSnapshot *profiles, size
                         const OutputSnapshot *o = &profiles[i].outputs[j];
                         if (o->attempted)
                                 put_sample(f, d, "output_ok",
-                                           (Label[]) { { "profile", profiles[i].name }, { "path", o->path }, { "kind", o->kind } },
+                                           (Label[]) { { "profile", profiles[i].name },
+                                                       { "path", o->path },
+                                                       { "kind", o->kind } },
                                            3, o->ok);
                 }
 
@@ -136,7 +143,9 @@ int metrics_render(const MetricsDaemon *d, const ProfileSnapshot *profiles, size
                         const OutputSnapshot *o = &profiles[i].outputs[j];
                         if (o->attempted && o->last_attempt > 0)
                                 put_sample(f, d, "output_last_write_timestamp_seconds",
-                                           (Label[]) { { "profile", profiles[i].name }, { "path", o->path }, { "kind", o->kind } },
+                                           (Label[]) { { "profile", profiles[i].name },
+                                                       { "path", o->path },
+                                                       { "kind", o->kind } },
                                            3, unix_seconds(o->last_attempt));
                 }
 
@@ -147,7 +156,9 @@ int metrics_render(const MetricsDaemon *d, const ProfileSnapshot *profiles, size
                         const OutputSnapshot *o = &profiles[i].outputs[j];
                         if (o->last_success > 0)
                                 put_sample(f, d, "output_last_success_timestamp_seconds",
-                                           (Label[]) { { "profile", profiles[i].name }, { "path", o->path }, { "kind", o->kind } },
+                                           (Label[]) { { "profile", profiles[i].name },
+                                                       { "path", o->path },
+                                                       { "kind", o->kind } },
                                            3, unix_seconds(o->last_success));
                 }
 

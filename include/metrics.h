@@ -13,8 +13,8 @@
  * merges the files of every person on a jump host, and each of them has a profile "default". */
 typedef struct MetricsDaemon {
         const char *version;
-        const char *user;       /* NULL: no user label */
-        usec_t start_time;      /* realtime, 0 = unknown (not shown) */
+        const char *user;  /* NULL: no user label */
+        usec_t start_time; /* realtime, 0 = unknown (not shown) */
 } MetricsDaemon;
 
 /* Every family gets its HELP and TYPE lines, even without samples. Per profile (names must be

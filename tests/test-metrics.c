@@ -10,9 +10,7 @@
 #define T0 ((usec_t) 1764620000 * USEC_PER_SEC)
 
 static const MetricsDaemon daemon_info = {
-        .version = "0.1.0",
-        .user = "alice",
-        .start_time = T0 + 123456,      /* the fraction is dropped */
+        .version = "0.1.0", .user = "alice", .start_time = T0 + 123456, /* the fraction is dropped */
 };
 
 static char *render(const MetricsDaemon *d, const ProfileSnapshot *p, size_t n) {
@@ -42,16 +40,30 @@ static void assert_no_line_starting(const char *text, const char *prefix) {
 
 START_TEST(test_full_snapshot) {
         const OutputSnapshot outputs[] = {
-                { .path = "/home/alice/.kube/oauthToken", .kind = "token_file", .attempted = true, .ok = true,
-                  .last_attempt = T0 + 60 * USEC_PER_SEC, .last_success = T0 + 60 * USEC_PER_SEC },
-                { .path = "/home/alice/spark.properties", .kind = "spark_properties", .attempted = true, .ok = false,
-                  .error = "rename: No space left on device", .last_attempt = T0 + 61 * USEC_PER_SEC,
+                { .path = "/home/alice/.kube/oauthToken",
+                  .kind = "token_file",
+                  .attempted = true,
+                  .ok = true,
+                  .last_attempt = T0 + 60 * USEC_PER_SEC,
+                  .last_success = T0 + 60 * USEC_PER_SEC },
+                { .path = "/home/alice/spark.properties",
+                  .kind = "spark_properties",
+                  .attempted = true,
+                  .ok = false,
+                  .error = "rename: No space left on device",
+                  .last_attempt = T0 + 61 * USEC_PER_SEC,
                   .last_success = T0 + 1 * USEC_PER_SEC },
         };
         const ProfileSnapshot p[] = {
-                { .name = "default", .state = PROFILE_VALID, .expires_on = T0 + 3600 * USEC_PER_SEC,
-                  .last_refresh = T0 + 60 * USEC_PER_SEC, .outputs = outputs, .n_outputs = 2,
-                  .refreshes = { [REFRESH_OK] = 7, [REFRESH_TRANSIENT] = 2, [REFRESH_LOGIN_REQUIRED] = 0,
+                { .name = "default",
+                  .state = PROFILE_VALID,
+                  .expires_on = T0 + 3600 * USEC_PER_SEC,
+                  .last_refresh = T0 + 60 * USEC_PER_SEC,
+                  .outputs = outputs,
+                  .n_outputs = 2,
+                  .refreshes = { [REFRESH_OK] = 7,
+                                 [REFRESH_TRANSIENT] = 2,
+                                 [REFRESH_LOGIN_REQUIRED] = 0,
                                  [REFRESH_CONFIG_ERROR] = 1 } },
         };
         _cleanup_free_ char *text = render(&daemon_info, p, 1);
@@ -64,18 +76,26 @@ START_TEST(test_full_snapshot) {
 
         assert_has_line(text, "# TYPE aksspark_tokend_profile_state gauge");
         assert_has_line(text, "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"valid\"} 1");
-        assert_has_line(text, "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"refreshing\"} 0");
-        assert_has_line(text, "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"login_required\"} 0");
+        assert_has_line(text,
+                        "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"refreshing\"} 0");
+        assert_has_line(text,
+                        "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"login_required\"} 0");
         assert_has_line(text, "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"expired\"} 0");
         assert_has_line(text, "aksspark_tokend_profile_state{user=\"alice\",profile=\"default\",state=\"error\"} 0");
 
-        assert_has_line(text, "aksspark_tokend_token_expiry_timestamp_seconds{user=\"alice\",profile=\"default\"} 1764623600");
+        assert_has_line(
+                text, "aksspark_tokend_token_expiry_timestamp_seconds{user=\"alice\",profile=\"default\"} 1764623600");
         assert_has_line(text, "# TYPE aksspark_tokend_refreshes_total counter");
         assert_has_line(text, "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"ok\"} 7");
-        assert_has_line(text, "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"transient\"} 2");
-        assert_has_line(text, "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"login_required\"} 0");
-        assert_has_line(text, "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"config_error\"} 1");
-        assert_has_line(text, "aksspark_tokend_last_refresh_timestamp_seconds{user=\"alice\",profile=\"default\"} 1764620060");
+        assert_has_line(text,
+                        "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"transient\"} 2");
+        assert_has_line(
+                text,
+                "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"login_required\"} 0");
+        assert_has_line(
+                text, "aksspark_tokend_refreshes_total{user=\"alice\",profile=\"default\",result=\"config_error\"} 1");
+        assert_has_line(
+                text, "aksspark_tokend_last_refresh_timestamp_seconds{user=\"alice\",profile=\"default\"} 1764620060");
 
         assert_has_line(text, "aksspark_tokend_output_ok{user=\"alice\",profile=\"default\","
                               "path=\"/home/alice/.kube/oauthToken\",kind=\"token_file\"} 1");
@@ -83,8 +103,9 @@ START_TEST(test_full_snapshot) {
                               "path=\"/home/alice/spark.properties\",kind=\"spark_properties\"} 0");
         assert_has_line(text, "aksspark_tokend_output_last_write_timestamp_seconds{user=\"alice\",profile=\"default\","
                               "path=\"/home/alice/spark.properties\",kind=\"spark_properties\"} 1764620061");
-        assert_has_line(text, "aksspark_tokend_output_last_success_timestamp_seconds{user=\"alice\",profile=\"default\","
-                              "path=\"/home/alice/spark.properties\",kind=\"spark_properties\"} 1764620001");
+        assert_has_line(text,
+                        "aksspark_tokend_output_last_success_timestamp_seconds{user=\"alice\",profile=\"default\","
+                        "path=\"/home/alice/spark.properties\",kind=\"spark_properties\"} 1764620001");
         /* The error text is for status, not a label (unbounded cardinality). */
         ck_assert_ptr_null(strstr(text, "No space left"));
 }
@@ -128,8 +149,11 @@ END_TEST
 
 START_TEST(test_label_escaping) {
         const OutputSnapshot outputs[] = {
-                { .path = "/home/d/we\"ird\\dir\nname/\xff\xc3\xa9.properties", .kind = "spark_properties",
-                  .attempted = true, .ok = true, .last_attempt = T0 },
+                { .path = "/home/d/we\"ird\\dir\nname/\xff\xc3\xa9.properties",
+                  .kind = "spark_properties",
+                  .attempted = true,
+                  .ok = true,
+                  .last_attempt = T0 },
         };
         const ProfileSnapshot p[] = {
                 { .name = "a.b-c_d", .state = PROFILE_EXPIRED, .outputs = outputs, .n_outputs = 1 },
