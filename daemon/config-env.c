@@ -138,6 +138,8 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
                 .configuration_directory = getenv_nonempty("CONFIGURATION_DIRECTORY"),
                 .state_directory = getenv_nonempty("STATE_DIRECTORY"),
                 .runtime_directory = getenv_nonempty("RUNTIME_DIRECTORY"),
+                /* The jump-host template sets it: the operator's collector decides where, not the person. */
+                .metrics_file = getenv_nonempty("AKSSPARK_TOKEND_METRICS_FILE"),
                 .lookup = process_lookup,
         };
         *ret_home_owner = TAKE_PTR(home);

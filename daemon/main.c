@@ -147,6 +147,12 @@ static int run(const Arguments *args) {
                 return EXIT_SUCCESS;
         }
 
+        if (env.metrics_file && env.metrics_file[0] != '/') {
+                fprintf(stderr, "aksspark-tokend: $AKSSPARK_TOKEND_METRICS_FILE must be an absolute path, not '%s'.\n",
+                        env.metrics_file);
+                return EXIT_CONFIG;
+        }
+
         if (!config->socket_path && sd_listen_fds(false) <= 0) {
                 fprintf(stderr, "aksspark-tokend: no socket path: XDG_RUNTIME_DIR is not set and %s names no socket. "
                                 "Set socket= in [daemon], or start it through aksspark-tokend.socket.\n", config_path);

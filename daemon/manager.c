@@ -83,7 +83,7 @@ static int manager_metrics_text(void *userdata, char **ret) {
 
 /* $AKSSPARK_TOKEND_METRICS_FILE, else the configuration's metrics_file. */
 static void manager_apply_metrics_file(Manager *m) {
-        const char *path = m->metrics_file_arg ?: m->config->metrics_file;
+        const char *path = m->env.metrics_file ?: m->config->metrics_file;
 
         if (metrics_file_set_path(m->metrics_file, path) < 0)
                 log_oom();

@@ -53,6 +53,7 @@ typedef struct ConfigEnv {
         const char *configuration_directory; /* $CONFIGURATION_DIRECTORY, may be NULL */
         const char *state_directory;    /* $STATE_DIRECTORY, may be NULL */
         const char *runtime_directory;  /* $RUNTIME_DIRECTORY, may be NULL */
+        const char *metrics_file;       /* $AKSSPARK_TOKEND_METRICS_FILE (wins over metrics_file), may be NULL */
         env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;

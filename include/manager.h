@@ -33,7 +33,6 @@ struct Manager {
         char *tokenctl_path;    /* owned storage behind profile_ctx.outputs_exec */
         usec_t start_time;              /* realtime, for the metrics */
         char *user;                     /* the metrics' user label */
-        const char *metrics_file_arg;   /* $AKSSPARK_TOKEND_METRICS_FILE: wins over metrics_file */
         MetricsFile *metrics_file;
 };
 
