@@ -168,6 +168,10 @@ class MetricsTest(unittest.TestCase):
             # Stopped, the daemon takes its figures away: they would go stale.
             d.stop()
             self.assertFalse(os.path.exists(metrics_file))
+            # And the client says so with the contract's exit code for an unreachable daemon.
+            p = d.ctl("metrics")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertEqual(p.stdout, "")
 
     def test_environment_wins_and_unwritable_file_is_not_fatal(self):
         with Env() as env:
