@@ -1,8 +1,8 @@
 /* HTTPS POSTs through one curl multi handle driven by sd-event (socket and timer callbacks). */
 #include <curl/curl.h>
 #include <errno.h>
-#include <malloc.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

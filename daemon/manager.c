@@ -2,14 +2,13 @@
  * sd_notify, all on one sd-event loop. */
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
-
-#include <pwd.h>
 
 #include "log.h"
 #include "manager.h"
@@ -66,7 +65,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static int manager_render_metrics(Manager *m, char **ret) {
+/* The metrics text of every profile, for the metrics file and the `metrics` request. */
+static int manager_metrics_text(void *userdata, char **ret) {
+        Manager *m = userdata;
         _cleanup_free_ ProfileSnapshot *snaps = calloc(MAX(m->n_profiles, (size_t) 1), sizeof *snaps);
         MetricsDaemon d = { .version = PACKAGE_VERSION, .user = m->user, .start_time = m->start_time };
 
@@ -75,10 +76,6 @@ static int manager_render_metrics(Manager *m, char **ret) {
         for (size_t i = 0; i < m->n_profiles; i++)
                 profile_snapshot(m->profiles[i], &snaps[i]);
         return metrics_render(&d, snaps, m->n_profiles, ret);
-}
-
-static int manager_metrics_text(void *userdata, char **ret) {
-        return manager_render_metrics(userdata, ret);
 }
 
 /* $AKSSPARK_TOKEND_METRICS_FILE, else the configuration's metrics_file. */
