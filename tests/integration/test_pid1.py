@@ -413,6 +413,41 @@ class Pid1Test(unittest.TestCase):
         self.assertTrue(os.path.exists(self.sys.host_path("/run/aksspark-tokend/alice.sock")),
                         "the socket went away with the service")
 
+    def test_16_metrics_for_the_textfile_collector(self):
+        """The template's metrics: /run/aksspark-tokend/metrics/USER.prom is root's symlink into
+        the instance's own runtime directory, where the daemon (as alice) keeps the exposition;
+        stopping the service takes both away, the shared directory stays root's."""
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:  # Debian's python3-prometheus-client, under another python3
+            sys.path.append("/usr/lib/python3/dist-packages")
+            from prometheus_client.parser import text_string_to_metric_families
+        self.ensure_running("alice")
+        link = self.sys.host_path("/run/aksspark-tokend/metrics/alice.prom")
+        target = self.sys.host_path("/run/aksspark-tokend/metrics.d/alice/metrics.prom")
+        valid = 'aksspark_tokend_profile_state{user="alice",profile="default",state="valid"} 1'
+
+        def shows_valid():
+            try:
+                return valid in read(link)
+            except OSError:
+                return False
+        wait_until(shows_valid, 10, "alice's metrics through the symlink")
+        self.assertTrue(os.path.islink(link))
+        uid = self.sys.user("alice")[0]
+        shared = os.stat(os.path.dirname(link))
+        self.assertEqual((shared.st_uid, oct(shared.st_mode & 0o777)), (0, oct(0o755)))
+        st = os.stat(target)
+        self.assertEqual((st.st_uid, oct(st.st_mode & 0o777)), (uid, oct(0o644)))
+        names = {f.name for f in text_string_to_metric_families(read(link))}
+        self.assertIn("aksspark_tokend_token_expiry_timestamp_seconds", names)
+
+        self.assertEqual(self.sys.systemctl("stop", TEMPLATE % "alice").returncode, 0)
+        self.assertFalse(os.path.lexists(link), "the symlink outlived the service")
+        self.assertFalse(os.path.exists(target), "the metrics outlived the service")
+        self.assertTrue(os.path.isdir(os.path.dirname(link)))
+        self.ensure_running("alice")
+
     def test_15_no_restart_on_a_broken_configuration(self):
         self.write_config("bob", raw="[daemon]\nthis is not a configuration\n")
         try:
