@@ -35,6 +35,7 @@ run check python3 "$here/bench_check.py" --build "$build"
 run refresh python3 "$here/bench_refresh.py" --build "$build"
 run startup python3 "$here/bench_startup.py" --build "$build"
 run memory python3 "$here/bench_memory.py" --build "$build"
+run trim python3 "$here/bench_trim.py" --build "$build"
 run idle python3 "$here/bench_idle.py" --build "$build"
 run jumphost python3 "$here/bench_jumphost.py" --build "$build"
 
