@@ -4,7 +4,13 @@
 It serves, over HTTPS with a throwaway CA made by the `openssl` CLI:
 
   POST /{tenant}/oauth2/v2.0/devicecode             device authorization (RFC 8628)
-  POST /{tenant}/oauth2/v2.0/token                  device-code and refresh-token grants
+  POST /{tenant}/oauth2/v2.0/token                  device-code, refresh-token, authorization-code
+                                                    (PKCE S256 checked) and client-credentials
+                                                    grants (client_secret, a client_assertion
+                                                    signed with a registered certificate, or a
+                                                    federated token from issue_federated_token)
+  GET  /{tenant}/oauth2/v2.0/authorize              browser sign-in: browse(url, user=...) plays
+                                                    the person and follows the redirect back
   GET  /{tenant}/v2.0/.well-known/openid-configuration (and /{tenant}/discovery/v2.0/keys)
   GET  /api/..., /apis/..., /version, /oidc/userinfo  a Kubernetes API stand-in: needs
                                                     "Authorization: Bearer <valid token>"
@@ -31,7 +37,15 @@ Use from a test (add tests/idp to sys.path):
     idp.queue_fault("503", retry_after=2)     # the next token request gets a 503
     idp.stop()
 
-Faults (queue_fault kinds, FIFO per endpoint "token", "devicecode", "api", "openid"):
+Service principals: add_client_secret(client_id) -> secret; make_client_certificate(dir) ->
+(pem, cert) and add_client_certificate(client_id, cert); add_federated_credential(client_id,
+subject) and issue_federated_token(subject, lifetime) for workload identity. Their tokens
+carry idtyp app, appid and roles, and no refresh token. Managed identity: FakeManagedIdentity
+(idp, kind="vm"|"appservice"|"arc").start() serves IMDS, App Service or Arc on loopback HTTP.
+Every secret, client secret, assertion and key issued is in all_secrets().
+
+Faults (queue_fault kinds, FIFO per endpoint "token", "devicecode", "api", "openid",
+"authorize" (an "aad:" fault there comes back to the app as error= on the redirect), "imds"):
 "500", "503", "429" (Retry-After: seconds, or an HTTP date with retry_after_date=True, or a
 string sent as is), "hang" (no answer until stop()), "close" (closed without an answer),
 "reset" (TCP RST), "html" (a 200 captive-portal page), "badjson", "truncated" (Content-Length
@@ -79,7 +93,11 @@ VERIFICATION_URI = "https://microsoft.com/devicelogin"
 DEFAULT_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 FAULT_KINDS = ("500", "503", "429", "hang", "close", "reset", "html", "badjson", "truncated",
                "huge")
-ENDPOINTS = ("token", "devicecode", "api", "openid")
+ENDPOINTS = ("token", "devicecode", "api", "openid", "authorize", "imds")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+AUTH_CODE_LIFETIME = 600
+ASSERTION_SKEW = 300   # seconds of clock difference AAD forgives on nbf/exp
 SLOW_DOWN_SLACK = 0.25  # seconds of timer jitter forgiven before answering slow_down
 MAX_BODY = 1 << 20
 
@@ -139,6 +157,98 @@ def make_tls_files(directory):
     return ca_pem, cert, key
 
 
+def _openssl(*args, data=None):
+    return subprocess.run(("openssl",) + args, input=data, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+
+
+def _b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def cert_thumbprints(cert_pem):
+    """(x5t, x5t#S256) of the first certificate in a PEM file: base64url SHA-1 and SHA-256 of
+    its DER form, as a client assertion's header names it."""
+    r = _openssl("x509", "-in", cert_pem, "-outform", "DER")
+    if r.returncode != 0:
+        raise ValueError("not a certificate: %s" % cert_pem)
+    return b64url(hashlib.sha1(r.stdout).digest()), b64url(hashlib.sha256(r.stdout).digest())
+
+
+def make_client_certificate(directory, name="client", password=None, days=30, bits=2048):
+    """A self-signed RSA certificate for a service principal. Returns (pem, cert): pem holds
+    the certificate and the private key (encrypted with password when given), mode 0600, as
+    client_certificate wants it; cert is the certificate alone (what an admin uploads)."""
+    key, cert = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".crt")
+    both = os.path.join(directory, name + ".pem")
+    args = ["req", "-x509", "-newkey", "rsa:%d" % bits, "-keyout", key, "-out", cert,
+            "-days", str(days), "-subj", "/CN=%s" % name]
+    args += ["-passout", "pass:" + password] if password else ["-nodes"]
+    r = _openssl(*args)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.decode(errors="replace"))
+    fd = os.open(both, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        for part in (cert, key):
+            with open(part) as f:
+                out.write(f.read())
+    os.chmod(key, 0o600)
+    return both, cert
+
+
+def _rsa_sign(key_pem, data, pss=False, password=None):
+    args = ["dgst", "-sha256", "-sign", key_pem]
+    if password:
+        args += ["-passin", "pass:" + password]
+    if pss:
+        args += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]
+    r = _openssl(*args, data=data)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.decode(errors="replace"))
+    return r.stdout
+
+
+def _rsa_verify(public_pem, data, signature, pss=False):
+    """True when signature is a valid RS256 (or PS256, salt 32) signature of data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pub, sig = os.path.join(tmp, "pub.pem"), os.path.join(tmp, "sig")
+        with open(pub, "wb") as f:
+            f.write(public_pem)
+        with open(sig, "wb") as f:
+            f.write(signature)
+        args = ["dgst", "-sha256", "-verify", pub, "-signature", sig]
+        if pss:
+            args += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]
+        return _openssl(*args, data=data).returncode == 0
+
+
+def _public_key_of(pem_path):
+    r = _openssl("x509", "-in", pem_path, "-pubkey", "-noout")
+    if r.returncode != 0:
+        raise ValueError("not a certificate: %s" % pem_path)
+    return r.stdout
+
+
+def make_client_assertion(pem, client_id, audience, alg="PS256", lifetime=600, now=None,
+                          jti=None, password=None, sub=None):
+    """A client assertion as MSAL makes one (for tests of this fake): a JWT signed with the
+    private key in pem, its header naming the certificate (RS256 + x5t, PS256 + x5t#S256)."""
+    now = int(time.time()) if now is None else int(now)
+    x5t, x5t256 = cert_thumbprints(pem)
+    header = {"alg": alg, "typ": "JWT"}
+    header["x5t" if alg == "RS256" else "x5t#S256"] = x5t if alg == "RS256" else x5t256
+    claims = {"aud": audience, "iss": client_id, "sub": sub or client_id,
+              "jti": jti or str(uuid.uuid4()), "nbf": now, "iat": now, "exp": now + lifetime}
+    signing_input = ("%s.%s" % (_jwt_part(header), _jwt_part(claims))).encode()
+    sig = _rsa_sign(pem, signing_input, pss=(alg == "PS256"), password=password)
+    return signing_input.decode() + "." + b64url(sig)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
 class _Abort(Exception):
     """The handler has already dealt with the connection (fault); write nothing more."""
 
@@ -165,6 +275,26 @@ class _RefreshToken:
         self.issued = time.time()
 
 
+class _App:
+    """A confidential client (service principal) and the credentials it may present."""
+
+    def __init__(self, client_id):
+        self.client_id = client_id
+        self.object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "fake-idp-sp:" + client_id))
+        self.secrets = []
+        self.certificates = {}   # x5t or x5t#S256 -> public key PEM (bytes)
+        self.federated = []      # (issuer, subject, audience)
+        self.roles = ["Cluster.Access"]
+
+
+class _AuthCode:
+    def __init__(self, client_id, tenant, redirect_uri, challenge, scope, user, claims):
+        self.client_id, self.tenant, self.redirect_uri = client_id, tenant, redirect_uri
+        self.challenge, self.scope, self.user, self.claims = challenge, scope, user, claims
+        self.issued = time.monotonic()
+        self.used = False
+
+
 class FakeIdp:
     def __init__(self, directory, lifetime=30, port=0, host="127.0.0.1", tls=True,
                  verbose=False):
@@ -187,6 +317,10 @@ class FakeIdp:
         self._access = {}         # access token -> (user, exp)
         self._secrets = []        # every secret issued, in order
         self._faults = {e: [] for e in ENDPOINTS}
+        self._apps = {}           # client_id -> _App (confidential clients and their credentials)
+        self._auth_codes = {}     # authorization code -> _AuthCode
+        self._jtis = set()        # client-assertion ids seen (each may be used once)
+        self._federation_key = None
         self._random = None       # (rate, kinds, endpoints, Random)
         self._log = []
 
@@ -316,9 +450,11 @@ class FakeIdp:
             return n
 
     def queue_fault(self, kind, endpoint="token", retry_after=None, count=1,
-                    retry_after_date=False, user=None):
+                    retry_after_date=False, user=None, claims=None):
         """Fail the next request to endpoint with kind; with user, the next refresh of that
-        user's sign-in only (so that another profile's refresh cannot take the fault)."""
+        user's sign-in only (so that another profile's refresh cannot take the fault). Kind
+        "aad:<error>:<code>[:<suberror>]" answers that AAD error (with claims, a Conditional
+        Access claims challenge, when given)."""
         if kind not in FAULT_KINDS and not kind.startswith("aad:"):
             raise ValueError("unknown fault kind %r" % kind)
         if endpoint not in ENDPOINTS:
@@ -327,7 +463,7 @@ class FakeIdp:
             for _ in range(count):
                 self._faults[endpoint].append(
                     {"kind": kind, "retry_after": retry_after, "date": retry_after_date,
-                     "user": user})
+                     "user": user, "claims": claims})
 
     def random_faults(self, rate, kinds=FAULT_KINDS, seed=0, endpoints=("token",),
                       retry_after=None):
@@ -354,13 +490,15 @@ class FakeIdp:
                 rate, kinds, _, retry_after, rng = self._random
                 if rng.random() < rate:
                     return {"kind": rng.choice(kinds), "retry_after": retry_after,
-                            "date": False}
+                            "date": False, "claims": None}
             return None
 
     def requests(self, endpoint=None):
         """What was asked, oldest first: dicts with t (unix time), endpoint, grant_type,
         status (None when no answer was sent), fault, client_request_id, user, error,
-        client_id, tenant, path, scope, client_info. Never a secret."""
+        client_id, tenant, path, scope, client_info, auth (secret, certificate, federated or
+        for managed identity the kind), lib_capability (the x-ms-lib-capability header),
+        claims and redirect_uri (authorize). Never a secret."""
         with self._lock:
             return [dict(r) for r in self._log if endpoint in (None, r["endpoint"])]
 
@@ -397,12 +535,113 @@ class FakeIdp:
             return [t for t, rt in self._refresh.items()
                     if rt.state == "valid" and user in (None, rt.user)]
 
+    # ---- service principals, federation, browser -----------------------------------------
+
+    def _app(self, client_id):
+        app = self._apps.get(client_id)
+        if app is None:
+            app = self._apps[client_id] = _App(client_id)
+        return app
+
+    def add_client_secret(self, client_id, secret=None):
+        """Register a service principal's client secret (a new random one like AAD's when
+        secret is None). Returns the secret."""
+        with self._lock:
+            if secret is None:
+                secret = "Fk8Q~" + b64url(secrets.token_bytes(27))
+            self._app(client_id).secrets.append(self._new_secret(secret))
+            return secret
+
+    def add_client_certificate(self, client_id, cert_pem):
+        """Upload a certificate (PEM file) for client_id. Returns its (x5t, x5t#S256)."""
+        thumbs = cert_thumbprints(cert_pem)
+        public = _public_key_of(cert_pem)
+        with self._lock:
+            app = self._app(client_id)
+            for t in thumbs:
+                app.certificates[t] = public
+        return thumbs
+
+    @property
+    def federation_issuer(self):
+        """The issuer of the service-account tokens issue_federated_token() makes (a cluster's
+        OIDC issuer URL)."""
+        return "https://oidc.fake-aks.invalid/%s/" % DEFAULT_TENANT_ID
+
+    def add_federated_credential(self, client_id, subject, issuer=None,
+                                 audience=FEDERATION_AUDIENCE):
+        """Trust tokens from issuer (default: this fake's federation) for subject as client_id."""
+        with self._lock:
+            self._app(client_id).federated.append(
+                (issuer or self.federation_issuer, subject, audience))
+
+    def _federation_keys(self):
+        with self._lock:
+            if self._federation_key is None:
+                key = os.path.join(self.dir, "federation.key")
+                if not os.path.exists(key):
+                    r = _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                                 "rsa_keygen_bits:2048", "-out", key + ".tmp")
+                    if r.returncode != 0:
+                        raise RuntimeError(r.stderr.decode(errors="replace"))
+                    os.replace(key + ".tmp", key)
+                pub = _openssl("pkey", "-in", key, "-pubout").stdout
+                self._federation_key = (key, pub)
+            return self._federation_key
+
+    def issue_federated_token(self, subject="system:serviceaccount:spark:spark-driver",
+                              lifetime=3600, audience=FEDERATION_AUDIENCE, now=None):
+        """A Kubernetes service-account token as the kubelet projects it for workload
+        identity: RS256, signed by this fake's federation key, aud api://AzureADTokenExchange.
+        A negative lifetime makes one that has already expired."""
+        key, _ = self._federation_keys()
+        now = int(time.time()) if now is None else int(now)
+        iat = min(now, now + lifetime - 60)
+        header = {"alg": "RS256", "kid": "fake-federation", "typ": "JWT"}
+        claims = {"aud": [audience], "exp": now + lifetime, "iat": iat, "nbf": iat,
+                  "iss": self.federation_issuer, "sub": subject,
+                  "kubernetes.io": {"namespace": subject.split(":")[2:3] and
+                                    subject.split(":")[2] or "default",
+                                    "serviceaccount": {"name": subject.split(":")[-1],
+                                                       "uid": str(uuid.uuid4())}}}
+        signing_input = ("%s.%s" % (_jwt_part(header), _jwt_part(claims))).encode()
+        token = signing_input.decode() + "." + b64url(_rsa_sign(key, signing_input))
+        with self._lock:
+            return self._new_secret(token)
+
+    def browse(self, authorize_url, user="alice@contoso.com", decline=False, follow=True,
+               timeout=10):
+        """Play the person's browser: open authorize_url (a URL on this fake, as the app
+        printed it) signed in as user (or declining), then follow the redirect to the app's
+        loopback address. Returns a dict: status and location of the fake's answer, and, when
+        follow, app_status and app_body of what the app answered the browser."""
+        if not authorize_url.startswith(self.url + "/"):
+            raise ValueError("not a URL of this identity provider: %r" % authorize_url[:200])
+        ctx = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
+        req = urllib.request.Request(authorize_url, headers={
+            "X-Fake-User": user, "X-Fake-Decision": "decline" if decline else "accept"})
+        opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(
+            context=ctx))
+        try:
+            with opener.open(req, timeout=timeout) as r:
+                status, headers, body = r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            status, headers, body = e.code, e.headers, e.read()
+        out = {"status": status, "location": headers.get("Location"), "body": body}
+        if follow and out["location"]:
+            try:
+                with urllib.request.urlopen(out["location"], timeout=timeout) as r:
+                    out["app_status"], out["app_body"] = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                out["app_status"], out["app_body"] = e.code, e.read()
+        return out
+
     # ---- protocol -------------------------------------------------------------------------
 
     def _number(self, n):
         return str(n) if self._settings["numbers_as_strings"] else n
 
-    def _error(self, error, code, text, crid, status=400):
+    def _error(self, error, code, text, crid, status=400, suberror=None, claims=None):
         now = time.time()
         trace = str(uuid.uuid4())
         corr = crid or str(uuid.uuid4())
@@ -412,6 +651,10 @@ class FakeIdp:
         body = {"error": error, "error_description": desc, "error_codes": [code],
                 "timestamp": stamp, "trace_id": trace, "correlation_id": corr,
                 "error_uri": "https://login.microsoftonline.com/error?code=%d" % code}
+        if suberror:
+            body["suberror"] = suberror
+        if claims:
+            body["claims"] = claims
         return status, body
 
     def _check_client(self, client_id, tenant, crid):
@@ -521,6 +764,10 @@ class FakeIdp:
                 return self._device_grant(tenant, form, crid, rec)
             if grant == "refresh_token":
                 return self._refresh_grant(tenant, form, crid, rec)
+            if grant == "client_credentials":
+                return self._client_credentials(tenant, form, crid, rec)
+            if grant == "authorization_code":
+                return self._code_grant(tenant, form, crid, rec)
             return self._error("unsupported_grant_type", 70003, "The app requested an "
                                "unsupported grant type '%s'." % grant[:40], crid)
 
@@ -581,6 +828,248 @@ class FakeIdp:
         if "offline_access" not in scope.split():
             scope += " offline_access"   # AAD keeps the refresh token once it was granted
         return self._issue_tokens(rt.user, rt.client_id, tenant, scope, form, rec)
+
+    def _issue_app_token(self, client_id, object_id, tenant, resource, rec, roles=(),
+                         extra=None):
+        """An access token for an application (no person): idtyp app, appid, roles."""
+        now = int(time.time())
+        lifetime = int(self._settings["lifetime"])
+        tid = tenant if _looks_like_guid(tenant) else DEFAULT_TENANT_ID
+        header = _jwt_part({"typ": "JWT", "alg": "RS256", "kid": "fake-idp"})
+        claims = {"aud": resource, "iss": "https://sts.windows.net/%s/" % tid, "iat": now,
+                  "nbf": now, "exp": now + lifetime, "appid": client_id, "appidacr": "1",
+                  "idtyp": "app", "oid": object_id, "roles": list(roles), "sub": object_id,
+                  "tid": tid, "uti": b64url(secrets.token_bytes(16)), "ver": "1.0"}
+        claims.update(extra or {})
+        access = "%s.%s.%s" % (header, _jwt_part(claims), b64url(secrets.token_bytes(256)))
+        self._access[self._new_secret(access)] = ("app:" + client_id, now + lifetime)
+        rec["user"] = "app:" + client_id
+        return access, lifetime, now
+
+    def _assertion_error(self, code, text, crid):
+        return self._error("invalid_client", code, text, crid, 401)
+
+    def _check_assertion(self, app, tenant, assertion, crid, rec):
+        """None when assertion proves app's identity, else the AAD error answer."""
+        try:
+            h64, c64, s64 = assertion.split(".")
+            header, claims = json.loads(_b64url_decode(h64)), json.loads(_b64url_decode(c64))
+            signature = _b64url_decode(s64)
+            if not isinstance(header, dict) or not isinstance(claims, dict):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return self._assertion_error(50027, "JWT token is invalid or malformed.", crid)
+        signing_input = ("%s.%s" % (h64, c64)).encode()
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+        if not isinstance(exp, (int, float)) or not isinstance(nbf, (int, float)):
+            return self._assertion_error(50027, "JWT token is invalid or malformed: no exp "
+                                         "or nbf.", crid)
+        in_time = nbf - ASSERTION_SKEW <= now <= exp + ASSERTION_SKEW
+        time_error = self._assertion_error(
+            700024, "Client assertion is not within its valid time range. Current time: %s, "
+            "assertion valid from %s, expiry time of assertion %s." % (
+                _utc_stamp(now), _utc_stamp(nbf), _utc_stamp(exp)), crid)
+
+        if claims.get("iss") != app.client_id:
+            # Issued by someone else (a cluster's OIDC issuer): workload identity federation.
+            rec["auth"] = "federated"
+            _, public = self._federation_keys()
+            iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+            auds = aud if isinstance(aud, list) else [aud]
+            known = [f for f in app.federated if f[0] == iss]
+            if not known or header.get("alg") != "RS256" or not _rsa_verify(
+                    public, signing_input, signature):
+                return self._error("invalid_request", 700211, "No matching federated identity "
+                                   "record found for presented assertion issuer '%s'." %
+                                   str(iss)[:200], crid)
+            if not in_time:
+                return time_error
+            known = [f for f in known if f[2] in auds]
+            if not known:
+                return self._error("invalid_request", 700212, "No matching federated identity "
+                                   "record found for presented assertion audience '%s'." %
+                                   str(aud)[:200], crid)
+            if not [f for f in known if f[1] == sub]:
+                return self._error("invalid_request", 700213, "No matching federated identity "
+                                   "record found for presented assertion subject '%s'." %
+                                   str(sub)[:200], crid)
+            return None
+
+        rec["auth"] = "certificate"
+        alg = header.get("alg")
+        rec["assertion_alg"] = alg
+        thumb = header.get("x5t") if alg == "RS256" else header.get("x5t#S256")
+        if alg not in ("RS256", "PS256") or not isinstance(thumb, str):
+            return self._assertion_error(700027, "Client assertion failed signature "
+                                         "validation. [Reason - The algorithm '%s' with key "
+                                         "identifier %s is not supported.]" % (
+                                             str(alg)[:20], "x5t" if alg == "RS256"
+                                             else "x5t#S256"), crid)
+        public = app.certificates.get(thumb)
+        if public is None:
+            return self._assertion_error(700027, "Client assertion failed signature "
+                                         "validation. [Reason - The key was not found., "
+                                         "Thumbprint of key used by client: '%s', Please "
+                                         "visit the Azure Portal, Graph Explorer or directly "
+                                         "use MS Graph to see configured keys for app Id "
+                                         "'%s'.]" % (thumb[:64], app.client_id), crid)
+        if not _rsa_verify(public, signing_input, signature, pss=(alg == "PS256")):
+            return self._assertion_error(700027, "Client assertion failed signature "
+                                         "validation. [Reason - The provided signature value "
+                                         "did not match the expected signature value.]", crid)
+        if claims.get("sub") != app.client_id:
+            return self._assertion_error(700021, "Client assertion application identifier "
+                                         "doesn't match 'client_id' parameter.", crid)
+        token_url = "%s/%s/oauth2/v2.0/token" % (self.url, tenant)
+        if claims.get("aud") != token_url:
+            return self._assertion_error(700027, "Client assertion failed signature "
+                                         "validation. [Reason - The audience '%s' is not "
+                                         "the token endpoint '%s'.]" % (
+                                             str(claims.get("aud"))[:200], token_url), crid)
+        if not in_time or exp - nbf > 3600 * 24:
+            return time_error
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            return self._assertion_error(50027, "JWT token is invalid or malformed: no jti.",
+                                         crid)
+        if jti in self._jtis:
+            return self._assertion_error(700025, "The client assertion with jti '%s' was "
+                                         "already used: make a new one for each request." %
+                                         jti[:64], crid)
+        self._jtis.add(jti)
+        return None
+
+    def _client_credentials(self, tenant, form, crid, rec):
+        client_id = form.get("client_id", "")
+        secret, assertion = form.get("client_secret"), form.get("client_assertion")
+        if secret is None and assertion is None:
+            return self._error("invalid_client", 7000218, "The request body must contain the "
+                               "following parameter: 'client_assertion' or 'client_secret'.",
+                               crid, 401)
+        if secret is not None and assertion is not None:
+            return self._error("invalid_request", 90014, "Both 'client_assertion' and "
+                               "'client_secret' were given: send one.", crid)
+        app = self._apps.get(client_id)
+        if app is None:
+            return self._error("unauthorized_client", 700016, "Application with identifier "
+                               "'%s' was not found in the directory '%s'." % (client_id,
+                                                                              tenant), crid)
+        if secret is not None:
+            rec["auth"] = "secret"
+            if not any(secrets.compare_digest(secret.encode(), s.encode())
+                       for s in app.secrets):
+                return self._error("invalid_client", 7000215, "Invalid client secret "
+                                   "provided. Ensure the secret being sent in the request is "
+                                   "the client secret value, not the client secret ID, for a "
+                                   "secret added to app '%s'." % client_id, crid, 401)
+        else:
+            if form.get("client_assertion_type") != ASSERTION_TYPE:
+                return self._error("invalid_request", 7000219, "'client_assertion_type' must "
+                                   "be '%s'." % ASSERTION_TYPE, crid)
+            err = self._check_assertion(app, tenant, assertion, crid, rec)
+            if err:
+                return err
+        scopes = form.get("scope", "").split()
+        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+            return self._error("invalid_scope", 1002012, "The provided value for scope %s is "
+                               "not valid. Client credential flows must have a scope value "
+                               "with /.default suffixed to the resource identifier "
+                               "(application ID URI)." % " ".join(scopes)[:200], crid)
+        access, lifetime, _ = self._issue_app_token(
+            client_id, app.object_id, tenant, scopes[0][:-len("/.default")], rec, app.roles)
+        return 200, {"token_type": "Bearer", "expires_in": self._number(lifetime),
+                     "ext_expires_in": self._number(lifetime), "access_token": access}
+
+    def _code_grant(self, tenant, form, crid, rec):
+        code = self._auth_codes.get(form.get("code", ""))
+        if code is None or code.client_id != form.get("client_id"):
+            return self._error("invalid_grant", 9002313, "Invalid request. Request is "
+                               "malformed or invalid.", crid)
+        rec["user"] = code.user
+        if code.used:
+            return self._error("invalid_grant", 54005, "OAuth2 Authorization code was already "
+                               "redeemed, please retry with a new valid code or use an "
+                               "existing refresh token.", crid)
+        code.used = True   # one redemption, right or wrong
+        if time.monotonic() - code.issued > AUTH_CODE_LIFETIME:
+            return self._error("invalid_grant", 70008, "The provided authorization code or "
+                               "refresh token has expired due to inactivity. Send a new "
+                               "interactive authorization request for this user and "
+                               "resource.", crid)
+        if form.get("redirect_uri") != code.redirect_uri:
+            return self._error("invalid_grant", 50011, "The redirect URI '%s' specified in the "
+                               "request does not match the redirect URI used to get the "
+                               "authorization code." % str(form.get("redirect_uri"))[:200],
+                               crid)
+        verifier = form.get("code_verifier", "")
+        if not (43 <= len(verifier) <= 128) or set(verifier) - set(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"):
+            return self._error("invalid_request", 501481, "The Code_Verifier does not match "
+                               "the code_challenge supplied in the authorization request.",
+                               crid)
+        if b64url(hashlib.sha256(verifier.encode()).digest()) != code.challenge:
+            return self._error("invalid_grant", 50148, "The code_verifier does not match the "
+                               "code_challenge supplied in the authorization request for "
+                               "PKCE.", crid)
+        return self._issue_tokens(code.user, code.client_id, tenant, form.get("scope") or
+                                  code.scope, form, rec)
+
+    def _authorize(self, tenant, query, headers, crid, rec):
+        """(status, body, location): a page for what AAD shows itself, or a redirect back."""
+        q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        client_id, redirect = q.get("client_id", ""), q.get("redirect_uri", "")
+        rec["client_id"], rec["scope"], rec["redirect_uri"] = client_id, q.get("scope"), redirect
+        rec["claims"], rec["prompt"] = q.get("claims"), q.get("prompt")
+        with self._lock:
+            err = self._check_client(client_id, tenant, crid)
+        if err:
+            return err[0], err[1], None
+        u = urllib.parse.urlsplit(redirect)
+        if u.scheme != "http" or u.hostname not in ("localhost", "127.0.0.1") or u.fragment:
+            return self._error("invalid_request", 50011, "The redirect URI '%s' specified in "
+                               "the request does not match the redirect URIs configured for "
+                               "the application '%s'." % (redirect[:200], client_id),
+                               crid) + (None,)
+
+        def back(**fields):
+            if "state" in q:
+                fields["state"] = q["state"]
+            sep = "&" if u.query else "?"
+            return 302, b"", redirect + sep + urllib.parse.urlencode(fields)
+
+        def error(err, code, text):
+            _, body = self._error(err, code, text, crid)
+            rec["error"] = err
+            return back(error=err, error_description=body["error_description"])
+
+        if q.get("response_type") != "code":
+            return error("unsupported_response_type", 700054, "response_type '%s' is not "
+                         "enabled for the application." % q.get("response_type", "")[:40])
+        if not q.get("scope", "").strip():
+            return error("invalid_request", 900144, "The request body must contain the "
+                         "following parameter: 'scope'.")
+        challenge = q.get("code_challenge", "")
+        if q.get("code_challenge_method") != "S256" or len(challenge) != 43:
+            return error("invalid_request", 50148, "This fake wants PKCE with "
+                         "code_challenge_method S256 and a 43-character code_challenge.")
+        with self._lock:
+            fault = self._take_fault("authorize")
+        if fault:
+            rec["fault"] = fault["kind"]
+            if fault["kind"].startswith("aad:"):
+                _, err, *code = fault["kind"].split(":")
+                return error(err, int(code[0]) if code else 50000, "Injected error %s." % err)
+            return None   # the caller applies it
+        if headers.get("X-Fake-Decision") == "decline":
+            return error("access_denied", 65004, "User declined to consent to access the app.")
+        user = headers.get("X-Fake-User") or "alice@contoso.com"
+        with self._lock:
+            code = "1.A" + b64url(secrets.token_bytes(600))
+            self._auth_codes[self._new_secret(code)] = _AuthCode(
+                client_id, tenant, redirect, challenge, q["scope"], user, q.get("claims"))
+        rec["user"] = user
+        return back(code=code, session_state=str(uuid.uuid4()))
 
     def _discovery(self, tenant):
         base = "%s/%s" % (self.url, tenant)
@@ -787,7 +1276,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if kind.startswith("aad:"):
             _, error, *code = kind.split(":")
             status, body = idp._error(error, int(code[0]) if code else 50000,
-                                      "Injected error %s." % error, crid)
+                                      "Injected error %s." % error, crid,
+                                      suberror=code[1] if len(code) > 1 else None,
+                                      claims=fault.get("claims"))
             rec["status"], rec["error"] = status, error
             return self._send(status, body, headers=headers)
         if kind in ("500", "503", "429"):
@@ -857,6 +1348,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             endpoint = "token"
         elif post and parts[1:] == ["oauth2", "v2.0", "devicecode"]:
             endpoint = "devicecode"
+        elif not post and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+            endpoint = "authorize"
         elif not post and (parts[1:] in (["v2.0", ".well-known", "openid-configuration"],
                                          [".well-known", "openid-configuration"],
                                          ["discovery", "v2.0", "keys"])):
@@ -870,10 +1363,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec = {"t": time.time(), "endpoint": endpoint, "grant_type": None, "status": None,
                "fault": None, "client_request_id": crid, "user": None, "error": None,
                "client_id": None, "tenant": tenant if endpoint != "api" else None,
-               "path": path, "scope": None, "client_info": None,
-               "user_agent": self.headers.get("User-Agent")}
+               "path": path, "scope": None, "client_info": None, "auth": None,
+               "lib_capability": self.headers.get("x-ms-lib-capability"),
+               "claims": None, "redirect_uri": None, "user_agent": self.headers.get("User-Agent")}
         with idp._lock:
             idp._log.append(rec)
+        if endpoint == "authorize":
+            return self._dispatch_authorize(tenant, query, crid, rec)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
                                 if endpoint == "token" else None)
         if fault:
@@ -910,6 +1406,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 rec["error"] = answer.get("error") or answer.get("reason")
         self._send(status, answer)
 
+    def _dispatch_authorize(self, tenant, query, crid, rec):
+        idp = self.idp
+        answer = idp._authorize(tenant, query, self.headers, crid, rec)
+        if answer is None:   # a transport fault the test queued for this sign-in
+            return self._apply_fault({"kind": rec["fault"], "retry_after": None,
+                                      "date": False}, rec)
+        status, body, location = answer
+        with idp._lock:
+            rec["status"] = status
+            if status >= 400 and isinstance(body, dict):
+                rec["error"] = body.get("error")
+        if location:
+            return self._send(302, b"", ctype="text/html; charset=utf-8",
+                              headers=[("Location", location)])
+        page = ("<!DOCTYPE html><html><body><h1>Sign in</h1><p>Sorry, but we're having trouble "
+                "signing you in.</p><p>%s</p></body></html>\n" % body["error_description"]
+                .split("\r\n")[0]).encode()
+        return self._send(status, page, ctype="text/html; charset=utf-8")
+
     @staticmethod
     def _form(body):
         try:
@@ -932,6 +1447,205 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(400, {"ok": False, "error": str(e)})
         answer["ok"] = True
         self._send(200, answer)
+
+
+class FakeManagedIdentity:
+    """The local token service of an Azure host, on loopback HTTP, issuing tokens that the
+    FakeIdp it belongs to accepts (token_is_valid, all_secrets, faults on endpoint "imds"):
+
+      kind "vm"          IMDS: GET /metadata/identity/oauth2/token?api-version=2018-02-01
+                         &resource=R [&client_id=|&object_id=|&msi_res_id=], "Metadata: true"
+      kind "appservice"  GET /msi/token?api-version=2019-08-01&resource=R [&client_id=|
+                         &principal_id=|&mi_res_id=], "X-IDENTITY-HEADER: <identity_header>";
+                         point IDENTITY_ENDPOINT at endpoint, IDENTITY_HEADER at identity_header
+      kind "arc"         as "vm" (api-version 2019-11-01, system-assigned only), but the first
+                         request gets 401 with "WWW-Authenticate: Basic realm=<key file>", a
+                         new file in key_dir; the retry sends "Authorization: Basic <content>"
+
+    Numbers in answers are strings, as the real services send them. An identity is chosen by
+    one selector; none means the system-assigned one (or the only user-assigned one)."""
+
+    def __init__(self, idp, kind="vm", key_dir=None, system_assigned=True):
+        if kind not in ("vm", "appservice", "arc"):
+            raise ValueError("unknown kind %r" % kind)
+        self.idp, self.kind = idp, kind
+        self.key_dir = key_dir or os.path.join(idp.dir, "azcmagent-tokens")
+        self.identities = []
+        if system_assigned:
+            self.identities.append({"client_id": str(uuid.uuid4()),
+                                    "object_id": str(uuid.uuid4()), "res_id": None})
+        self.identity_header = None
+        self._key = None            # Arc: the content of the last challenge file
+        self._server = self._thread = None
+        self.url = self.endpoint = None
+        if kind == "appservice":
+            with idp._lock:
+                self.identity_header = idp._new_secret(secrets.token_hex(16))
+
+    def add_user_assigned(self, name="uami"):
+        """A user-assigned identity; returns its dict of client_id, object_id, res_id."""
+        ident = {"client_id": str(uuid.uuid4()), "object_id": str(uuid.uuid4()),
+                 "res_id": "/subscriptions/%s/resourceGroups/rg/providers/"
+                           "Microsoft.ManagedIdentity/userAssignedIdentities/%s" % (
+                               uuid.uuid4(), name)}
+        with self.idp._lock:
+            self.identities.append(ident)
+        return ident
+
+    @property
+    def system_identity(self):
+        return next((i for i in self.identities if i["res_id"] is None), None)
+
+    def start(self):
+        handler = type("MiHandler", (_MiHandler,), {"idp": self.idp, "mi": self})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        server.handle_error = self.idp._handle_error
+        self._server = server
+        self.url = "http://127.0.0.1:%d" % server.server_address[1]
+        self.endpoint = self.url + ("/msi/token" if self.kind == "appservice" else
+                                    "/metadata/identity/oauth2/token")
+        self._thread = threading.Thread(target=server.serve_forever,
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self.idp._stopping.set()
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+            self.idp._stopping.clear()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def env(self):
+        """The environment variables the host sets for its programs."""
+        if self.kind == "appservice":
+            return {"IDENTITY_ENDPOINT": self.endpoint, "IDENTITY_HEADER": self.identity_header}
+        if self.kind == "arc":
+            return {"IDENTITY_ENDPOINT": self.endpoint, "IMDS_ENDPOINT": self.url}
+        return {}
+
+    def _select(self, q, names):
+        given = [(k, q[k]) for k in names if k in q]
+        if len(given) > 1:
+            return None, "Only one of %s may be given" % ", ".join(names)
+        if not given:
+            ident = self.system_identity
+            if ident is None and len(self.identities) == 1:
+                ident = self.identities[0]
+            return ident, None if ident else "Identity not found"
+        key, value = given[0]
+        field = {"client_id": "client_id", "object_id": "object_id", "principal_id":
+                 "object_id", "msi_res_id": "res_id", "mi_res_id": "res_id"}[key]
+        ident = next((i for i in self.identities if i[field] and
+                      i[field].lower() == value.lower()), None)
+        return ident, None if ident else "Identity not found"
+
+    def _answer(self, method, path, q, headers, rec):
+        """(status, body, headers) for one request."""
+        def bad(text, status=400):
+            if self.kind == "appservice":
+                return status, {"statusCode": status, "message": text,
+                                "correlationId": str(uuid.uuid4())}, []
+            return status, {"error": "invalid_request", "error_description": text}, []
+
+        if method != "GET" or path != urllib.parse.urlsplit(self.endpoint).path:
+            return 404, {"error": "not_found"}, []
+        rec["resource"] = q.get("resource")
+        if self.kind == "appservice":
+            if headers.get("X-IDENTITY-HEADER") != self.identity_header:
+                return bad("The X-IDENTITY-HEADER is missing or wrong.", 401)
+            if q.get("api-version") != "2019-08-01":
+                return bad("Invalid or missing api-version: use 2019-08-01.")
+            names = ("client_id", "principal_id", "mi_res_id")
+        else:
+            if headers.get("Metadata") != "true":
+                return bad("Required metadata header not specified")
+            want = "2019-11-01" if self.kind == "arc" else "2018-02-01"
+            if "api-version" not in q:
+                return bad("Required query variable 'api-version' is missing")
+            if q["api-version"] not in (want, "2019-08-01", "2021-02-01"):
+                return bad("Invalid API version")
+            names = ("client_id", "object_id", "msi_res_id")
+        if not q.get("resource"):
+            return bad("Required query variable 'resource' is missing")
+        if self.kind == "arc":
+            if any(k in q for k in names):
+                return bad("User assigned identity is not supported on Azure Arc")
+            auth = headers.get("Authorization", "")
+            with self.idp._lock:
+                ok = self._key is not None and auth == "Basic " + self._key
+                if not ok:
+                    os.makedirs(self.key_dir, mode=0o700, exist_ok=True)
+                    key_path = os.path.join(self.key_dir, "%s.key" % uuid.uuid4())
+                    self._key = self.idp._new_secret(secrets.token_hex(32))
+                    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(self._key)
+                    rec["challenge"] = key_path
+            if not ok:
+                return 401, {"error": "unauthorized", "error_description":
+                             "Authorization required"}, [
+                                 ("WWW-Authenticate", "Basic realm=%s" % key_path)]
+        ident, err = self._select(q, names)
+        if err:
+            return bad(err)
+        rec["identity"] = ident["client_id"]
+        resource = q["resource"]
+        if resource.endswith("/.default"):
+            return bad("Resource '%s' is not a resource: drop /.default" % resource[:200])
+        with self.idp._lock:
+            extra = {"xms_mirid": ident["res_id"]} if ident["res_id"] else {}
+            access, lifetime, now = self.idp._issue_app_token(
+                ident["client_id"], ident["object_id"], DEFAULT_TENANT_ID, resource, rec,
+                extra=extra)
+        answer = {"access_token": access, "expires_on": str(now + lifetime),
+                  "resource": resource, "token_type": "Bearer", "client_id": ident["client_id"]}
+        if self.kind != "appservice":
+            answer.update({"expires_in": str(lifetime), "ext_expires_in": str(lifetime),
+                           "not_before": str(now)})
+        return 200, answer, []
+
+
+class _MiHandler(_Handler):
+    mi = None   # set by FakeManagedIdentity.start()
+
+    def setup(self):
+        http.server.BaseHTTPRequestHandler.setup(self)
+
+    def _dispatch(self):
+        idp, mi = self.idp, self.mi
+        path, _, query = self.path.partition("?")
+        self._read_body()
+        q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        rec = {"t": time.time(), "endpoint": "imds", "grant_type": None, "status": None,
+               "fault": None, "client_request_id": self.headers.get("client-request-id"),
+               "user": None, "error": None, "client_id": None, "tenant": None, "path": path,
+               "scope": None, "client_info": None, "auth": "managed_identity:" + mi.kind,
+               "lib_capability": self.headers.get("x-ms-lib-capability"), "claims": None,
+               "redirect_uri": None, "resource": None, "identity": None,
+               "query": sorted(q), "metadata": self.headers.get("Metadata")}
+        with idp._lock:
+            idp._log.append(rec)
+        fault = idp._take_fault("imds")
+        if fault:
+            with idp._lock:
+                rec["fault"] = fault["kind"]
+            return self._apply_fault(fault, rec)
+        status, answer, headers = mi._answer(self.command, path, q, self.headers, rec)
+        with idp._lock:
+            rec["status"] = status
+            if status >= 400:
+                rec["error"] = answer.get("error") or answer.get("message")
+        self._send(status, answer, headers=headers)
 
 
 # ---- command line -----------------------------------------------------------------------

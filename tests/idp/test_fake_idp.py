@@ -3,6 +3,7 @@
 
 import base64
 import email.utils
+import hashlib
 import http.client
 import json
 import os
@@ -19,13 +20,16 @@ import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from fake_idp import DEVICE_GRANT, FakeIdp  # noqa: E402
+from fake_idp import (ASSERTION_TYPE, DEVICE_GRANT, FakeIdp, FakeManagedIdentity,  # noqa: E402
+                      b64url, make_client_assertion, make_client_certificate)
 
 CLIENT = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+APP = "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"   # a service principal
 SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default openid profile offline_access"
 CA_DIR = tempfile.mkdtemp(prefix="fake-idp-test-")
 
@@ -293,6 +297,290 @@ class IdpTest(unittest.TestCase):
         self.assertFalse([s for s in secrets if s in log])
         tok2 = self.sign_in()
         self.assertNotEqual(tok["access_token"], tok2["access_token"])
+
+    # ---- browser sign-in (authorization code + PKCE) -----------------------------------
+
+    def _loopback(self):
+        """A one-shot loopback HTTP server standing in for the app's redirect listener:
+        returns (redirect_uri, got) where got is filled with the query it receives."""
+        import http.server
+        got = {}
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                got.update(urllib.parse.parse_qsl(self.path.partition("?")[2]))
+                body = b"<html><body>Signed in.</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+        srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+        t = threading.Thread(target=srv.handle_request, daemon=True)
+        t.start()
+        self.addCleanup(srv.server_close)
+        return "http://localhost:%d/" % srv.server_address[1], got
+
+    def authorize_url(self, redirect, verifier, state="st-1", **extra):
+        q = {"client_id": CLIENT, "response_type": "code", "redirect_uri": redirect,
+             "scope": SCOPE, "state": state, "code_challenge": b64url(
+                 hashlib.sha256(verifier.encode()).digest()),
+             "code_challenge_method": "S256", "prompt": "select_account"}
+        q.update(extra)
+        return "%s/%s/oauth2/v2.0/authorize?%s" % (self.idp.url, TENANT,
+                                                   urllib.parse.urlencode(q))
+
+    def redeem(self, code, redirect, verifier):
+        return self.call("/%s/oauth2/v2.0/token" % TENANT, {
+            "grant_type": "authorization_code", "client_id": CLIENT, "code": code,
+            "redirect_uri": redirect, "code_verifier": verifier, "scope": SCOPE,
+            "client_info": "1"})
+
+    def test_browser_flow(self):
+        verifier = b64url(os.urandom(32))
+        redirect, got = self._loopback()
+        out = self.idp.browse(self.authorize_url(redirect, verifier, claims='{"x":1}'),
+                              user="carol@contoso.com")
+        self.assertEqual((out["status"], out["app_status"]), (302, 200))
+        self.assertTrue(out["location"].startswith(redirect + "?"))
+        self.assertEqual(got["state"], "st-1")
+        self.assertIn(got["code"], self.idp.all_secrets())
+        self.assertEqual(self.idp.requests("authorize")[-1]["claims"], '{"x":1}')
+        # the wrong verifier is refused, and the code is then spent
+        status, err = self.redeem(got["code"], redirect, b64url(os.urandom(32)))
+        self.assertAadError(err, "invalid_grant", 50148)
+        status, err = self.redeem(got["code"], redirect, verifier)
+        self.assertAadError(err, "invalid_grant", 54005)
+
+        redirect, got = self._loopback()
+        self.idp.browse(self.authorize_url(redirect, verifier))
+        status, err = self.redeem(got["code"], redirect + "x", verifier)
+        self.assertAadError(err, "invalid_grant", 50011)
+
+        redirect, got = self._loopback()
+        self.idp.browse(self.authorize_url(redirect, verifier), user="carol@contoso.com")
+        status, tok = self.redeem(got["code"], redirect, verifier)
+        self.assertEqual(status, 200, tok)
+        self.assertEqual(jwt_claims(tok["access_token"])["upn"], "carol@contoso.com")
+        self.assertIn("client_info", tok)
+        self.assertEqual(self.refresh(tok["refresh_token"])[0], 200)
+        status, err = self.redeem(got["code"], redirect, verifier)
+        self.assertAadError(err, "invalid_grant", 54005)
+
+    def test_browser_errors(self):
+        verifier = b64url(os.urandom(32))
+        redirect, got = self._loopback()
+        out = self.idp.browse(self.authorize_url(redirect, verifier), decline=True)
+        self.assertEqual(out["app_status"], 200)
+        self.assertEqual((got["error"], got["state"]), ("access_denied", "st-1"))
+        self.assertTrue(got["error_description"].startswith("AADSTS65004: "))
+
+        redirect, got = self._loopback()
+        self.idp.queue_fault("aad:interaction_required:53003", endpoint="authorize")
+        self.idp.browse(self.authorize_url(redirect, verifier))
+        self.assertEqual(got["error"], "interaction_required")
+        # no PKCE, or plain: refused on the redirect
+        redirect, got = self._loopback()
+        self.idp.browse(self.authorize_url(redirect, verifier, code_challenge_method="plain"))
+        self.assertEqual(got["error"], "invalid_request")
+        # a redirect that is not loopback is never followed: AAD shows its own page
+        out = self.idp.browse(self.authorize_url("https://evil.example/", verifier))
+        self.assertEqual((out["status"], out["location"]), (400, None))
+        self.assertIn(b"AADSTS50011", out["body"])
+        with self.assertRaises(ValueError):
+            self.idp.browse("https://elsewhere.example/x")
+
+    # ---- client credentials -------------------------------------------------------------
+
+    def client_credentials(self, **form):
+        base = {"grant_type": "client_credentials", "client_id": APP,
+                "scope": "6dae42f8-4368-4678-94ff-3960e28e3630/.default", "client_info": "1"}
+        base.update(form)
+        return self.call("/%s/oauth2/v2.0/token" % TENANT, base)
+
+    def assertAppToken(self, tok, appid=APP):
+        self.assertEqual(tok["token_type"], "Bearer")
+        self.assertNotIn("refresh_token", tok)
+        self.assertNotIn("id_token", tok)
+        claims = jwt_claims(tok["access_token"])
+        self.assertEqual((claims["idtyp"], claims["appid"]), ("app", appid))
+        self.assertEqual(claims["aud"], "6dae42f8-4368-4678-94ff-3960e28e3630")
+        self.assertIn("roles", claims)
+        self.assertNotIn("upn", claims)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+
+    def test_client_secret(self):
+        secret = self.idp.add_client_secret(APP)
+        self.assertIn(secret, self.idp.all_secrets())
+        status, tok = self.client_credentials(client_secret=secret)
+        self.assertEqual(status, 200, tok)
+        self.assertAppToken(tok)
+        self.assertEqual(self.idp.requests("token")[-1]["auth"], "secret")
+        status, err = self.client_credentials(client_secret=secret + "x")
+        self.assertEqual(status, 401)
+        self.assertAadError(err, "invalid_client", 7000215)
+        status, err = self.client_credentials()
+        self.assertAadError(err, "invalid_client", 7000218)
+        status, err = self.client_credentials(client_secret=secret, scope=SCOPE)
+        self.assertAadError(err, "invalid_scope", 1002012)
+        status, err = self.client_credentials(client_id=str(uuid.uuid4()), client_secret=secret)
+        self.assertAadError(err, "unauthorized_client", 700016)
+        self.assertFalse([s for s in self.idp.all_secrets()
+                          if s in json.dumps(self.idp.requests())])
+
+    def test_client_certificate(self):
+        d = tempfile.mkdtemp(dir=CA_DIR)
+        pem, cert = make_client_certificate(d, "app", password="pw-1")
+        other, _ = make_client_certificate(d, "other")
+        x5t, x5t256 = self.idp.add_client_certificate(APP, cert)
+        aud = "%s/%s/oauth2/v2.0/token" % (self.idp.url, TENANT)
+
+        def assertion(**kw):
+            kw.setdefault("password", "pw-1")
+            return make_client_assertion(kw.pop("pem", pem), APP, kw.pop("aud", aud), **kw)
+
+        def send(a):
+            return self.client_credentials(client_assertion_type=ASSERTION_TYPE,
+                                           client_assertion=a)
+        for alg in ("PS256", "RS256"):
+            a = assertion(alg=alg)
+            status, tok = send(a)
+            self.assertEqual(status, 200, tok)
+            self.assertAppToken(tok)
+            self.assertEqual(self.idp.requests("token")[-1]["assertion_alg"], alg)
+            status, err = send(a)   # a jti is good once
+            self.assertAadError(err, "invalid_client", 700025)
+        status, err = send(make_client_assertion(other, APP, aud))
+        self.assertEqual(status, 401)
+        self.assertAadError(err, "invalid_client", 700027)
+        self.assertIn("The key was not found", err["error_description"])
+        # the right thumbprint over another key's signature
+        a = assertion().split(".")
+        b = make_client_assertion(other, APP, aud).split(".")
+        status, err = send("%s.%s.%s" % (a[0], a[1], b[2]))
+        self.assertAadError(err, "invalid_client", 700027)
+        status, err = send(assertion(aud=self.idp.url + "/elsewhere"))
+        self.assertAadError(err, "invalid_client", 700027)
+        status, err = send(assertion(sub=str(uuid.uuid4())))
+        self.assertAadError(err, "invalid_client", 700021)
+        status, err = send(assertion(now=time.time() - 3600))
+        self.assertAadError(err, "invalid_client", 700024)
+        status, err = send("not.a.jwt")
+        self.assertAadError(err, "invalid_client", 50027)
+        status, err = self.client_credentials(client_assertion=assertion())
+        self.assertAadError(err, "invalid_request", 7000219)
+
+    def test_workload_identity(self):
+        subject = "system:serviceaccount:spark:driver"
+        self.idp.add_federated_credential(APP, subject)
+
+        def send(a):
+            return self.client_credentials(client_assertion_type=ASSERTION_TYPE,
+                                           client_assertion=a)
+        token = self.idp.issue_federated_token(subject, lifetime=600)
+        self.assertIn(token, self.idp.all_secrets())
+        self.assertEqual(jwt_claims(token)["aud"], ["api://AzureADTokenExchange"])
+        for _ in range(2):   # the kubelet's token is presented again and again
+            status, tok = send(token)
+            self.assertEqual(status, 200, tok)
+            self.assertAppToken(tok)
+        self.assertEqual(self.idp.requests("token")[-1]["auth"], "federated")
+        status, err = send(self.idp.issue_federated_token(subject, lifetime=-600))
+        self.assertAadError(err, "invalid_client", 700024)
+        status, err = send(self.idp.issue_federated_token("system:serviceaccount:x:y"))
+        self.assertAadError(err, "invalid_request", 700213)
+        status, err = send(self.idp.issue_federated_token(subject, audience="api://other"))
+        self.assertAadError(err, "invalid_request", 700212)
+        h, c, sig = token.split(".")
+        forged = json.loads(base64.urlsafe_b64decode(c + "=" * (-len(c) % 4)))
+        forged["sub"] = "system:serviceaccount:spark:other"
+        status, err = send("%s.%s.%s" % (h, b64url(json.dumps(forged).encode()), sig))
+        self.assertAadError(err, "invalid_request", 700211)
+
+    # ---- managed identity ---------------------------------------------------------------
+
+    def mi_get(self, mi, query, headers=None):
+        url = mi.endpoint + "?" + urllib.parse.urlencode(query)
+        req = urllib.request.Request(url, headers=headers if headers is not None
+                                     else {"Metadata": "true"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, json.load(e)
+
+    def test_imds(self):
+        mi = FakeManagedIdentity(self.idp, "vm").start()
+        self.addCleanup(mi.stop)
+        self.assertTrue(mi.url.startswith("http://127.0.0.1:"))
+        uami = mi.add_user_assigned()
+        q = {"api-version": "2018-02-01", "resource": "6dae42f8-4368-4678-94ff-3960e28e3630"}
+        status, _, tok = self.mi_get(mi, q)
+        self.assertEqual(status, 200, tok)
+        for k in ("expires_in", "expires_on", "ext_expires_in", "not_before"):
+            self.assertIsInstance(tok[k], str)
+        self.assertLessEqual(abs(int(tok["expires_on"]) - time.time() - 30), 2)
+        self.assertEqual(tok["client_id"], mi.system_identity["client_id"])
+        self.assertAppToken(tok, mi.system_identity["client_id"])
+        for key, field in (("client_id", "client_id"), ("object_id", "object_id"),
+                           ("msi_res_id", "res_id")):
+            status, _, tok = self.mi_get(mi, dict(q, **{key: uami[field]}))
+            self.assertEqual((status, tok["client_id"]), (200, uami["client_id"]))
+        status, _, err = self.mi_get(mi, dict(q, client_id=str(uuid.uuid4())))
+        self.assertEqual((status, err["error"]), (400, "invalid_request"))
+        status, _, err = self.mi_get(mi, q, headers={})
+        self.assertEqual((status, err["error_description"]),
+                         (400, "Required metadata header not specified"))
+        status, _, err = self.mi_get(mi, {"api-version": "2018-02-01"})
+        self.assertEqual(status, 400)
+        self.idp.queue_fault("500", endpoint="imds")
+        self.idp.queue_fault("429", endpoint="imds", retry_after=3)
+        self.assertEqual(self.mi_get(mi, q)[0], 500)
+        status, hdrs, _ = self.mi_get(mi, q)
+        self.assertEqual((status, hdrs["Retry-After"]), (429, "3"))
+        self.assertEqual(self.mi_get(mi, q)[0], 200)
+        rec = self.idp.requests("imds")[-1]
+        self.assertEqual((rec["auth"], rec["metadata"]), ("managed_identity:vm", "true"))
+
+    def test_app_service(self):
+        mi = FakeManagedIdentity(self.idp, "appservice").start()
+        self.addCleanup(mi.stop)
+        env = mi.env()
+        self.assertEqual(env["IDENTITY_ENDPOINT"], mi.url + "/msi/token")
+        self.assertIn(env["IDENTITY_HEADER"], self.idp.all_secrets())
+        q = {"api-version": "2019-08-01", "resource": "6dae42f8-4368-4678-94ff-3960e28e3630"}
+        status, _, tok = self.mi_get(mi, q, {"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]})
+        self.assertEqual(status, 200, tok)
+        self.assertNotIn("expires_in", tok)
+        self.assertIsInstance(tok["expires_on"], str)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        status, _, err = self.mi_get(mi, q, {"X-IDENTITY-HEADER": "wrong"})
+        self.assertEqual((status, err["statusCode"]), (401, 401))
+
+    def test_arc(self):
+        keys = tempfile.mkdtemp(dir=CA_DIR)
+        mi = FakeManagedIdentity(self.idp, "arc", key_dir=keys).start()
+        self.addCleanup(mi.stop)
+        q = {"api-version": "2019-11-01", "resource": "6dae42f8-4368-4678-94ff-3960e28e3630"}
+        status, hdrs, _ = self.mi_get(mi, q)
+        self.assertEqual(status, 401)
+        scheme, _, realm = hdrs["WWW-Authenticate"].partition(" realm=")
+        self.assertEqual(scheme, "Basic")
+        self.assertTrue(realm.startswith(keys + "/") and realm.endswith(".key"))
+        with open(realm) as f:
+            key = f.read()
+        self.assertIn(key, self.idp.all_secrets())
+        status, _, tok = self.mi_get(mi, q, {"Metadata": "true",
+                                             "Authorization": "Basic " + key})
+        self.assertEqual(status, 200, tok)
+        self.assertTrue(self.idp.token_is_valid(tok["access_token"]))
+        self.assertEqual(self.mi_get(mi, q, {"Metadata": "true",
+                                             "Authorization": "Basic nope"})[0], 401)
+        self.assertEqual(self.mi_get(mi, dict(q, client_id=str(uuid.uuid4())),
+                                     {"Metadata": "true", "Authorization": "Basic " + key})[0],
+                         400)
 
     # ---- faults --------------------------------------------------------------------------
 
