@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aad.h"
 #include "json-wipe.h"
@@ -24,6 +25,7 @@
 #define AAD_DEVICE_EXPIRES_MAX (USEC_PER_HOUR)
 #define AAD_INTERVAL_MAX (5 * USEC_PER_MINUTE)
 #define AAD_RETRY_AFTER_MAX (366LL * 24 * 3600)
+#define AAD_CLAIMS_MAX (8 * 1024)
 
 static const char *const outcome_table[] = {
         [AAD_OK] = "ok",
@@ -49,6 +51,8 @@ void aad_error_clear(AadError *e) {
         free(e->description);
         free(e->correlation_id);
         free(e->trace_id);
+        free(e->suberror);
+        free(e->claims);
         *e = (AadError) {};
 }
 
@@ -195,14 +199,196 @@ int aad_devicecode_body(const ProfileConfig *p, char **ret) {
 }
 
 int aad_device_token_body(const ProfileConfig *p, const Secret *device_code, Secret **ret) {
+        return aad_device_token_body_claims(p, device_code, NULL, ret);
+}
+
+int aad_device_token_body_claims(const ProfileConfig *p, const Secret *device_code, const char *claims,
+                                 Secret **ret) {
         if (!p || !p->client_id || !device_code || !ret)
                 return -EINVAL;
+        /* MSAL sends client_info=1 on every token request, and a claims challenge with the
+         * redemption of the device code. */
         return form_build_secret((const FormField[]) {
                                          { "grant_type", "urn:ietf:params:oauth:grant-type:device_code" },
                                          { "client_id", p->client_id },
                                          { "device_code", secret_reveal(device_code) },
+                                         { "client_info", "1" },
+                                         { "claims", claims },
                                  },
-                                 3, ret);
+                                 claims ? 5 : 4, ret);
+}
+
+static int client_credentials_body(const ProfileConfig *p, const FormField *credential, size_t n, Secret **ret) {
+        _cleanup_free_ char *scope = NULL;
+        FormField f[5] = {
+                { "grant_type", "client_credentials" },
+                { "client_id", p->client_id },
+                { "scope", NULL },
+                { "client_info", "1" },
+        };
+
+        scope = profile_config_app_scope(p);
+        if (!scope)
+                return -ENOMEM;
+        f[2].value = scope;
+        if (n == 1)
+                f[4] = credential[0];
+        else {
+                /* two fields: assertion type and assertion */
+                FormField g[6];
+                memcpy(g, f, 4 * sizeof *f);
+                g[4] = credential[0];
+                g[5] = credential[1];
+                return form_build_secret(g, 6, ret);
+        }
+        return form_build_secret(f, 5, ret);
+}
+
+int aad_client_secret_body(const ProfileConfig *p, const Secret *client_secret, Secret **ret) {
+        if (!p || !p->client_id || !client_secret || !ret)
+                return -EINVAL;
+        return client_credentials_body(p, (const FormField[]) { { "client_secret", secret_reveal(client_secret) } }, 1,
+                                       ret);
+}
+
+int aad_client_assertion_body(const ProfileConfig *p, const Secret *assertion, Secret **ret) {
+        if (!p || !p->client_id || !assertion || !ret)
+                return -EINVAL;
+        return client_credentials_body(p,
+                                       (const FormField[]) {
+                                               { "client_assertion_type",
+                                                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" },
+                                               { "client_assertion", secret_reveal(assertion) },
+                                       },
+                                       2, ret);
+}
+
+char *aad_authorize_url(const ProfileConfig *p, const char *redirect_uri, const char *code_challenge,
+                        const char *state, const char *claims) {
+        _cleanup_free_ char *base = NULL, *scope = NULL, *query = NULL;
+        size_t len;
+        char *url;
+
+        if (!p || !p->client_id || !redirect_uri || !code_challenge || !state)
+                return NULL;
+        base = endpoint_url(p, "authorize");
+        scope = profile_config_scope(p);
+        if (!base || !scope)
+                return NULL;
+        if (form_build((const FormField[]) {
+                               { "client_id", p->client_id },
+                               { "response_type", "code" },
+                               { "redirect_uri", redirect_uri },
+                               { "scope", scope },
+                               { "state", state },
+                               { "code_challenge", code_challenge },
+                               { "code_challenge_method", "S256" },
+                               { "prompt", "select_account" },
+                               { "client_info", "1" },
+                               { "claims", claims },
+                       },
+                       claims ? 10 : 9, &query, &len) < 0)
+                return NULL;
+        if (asprintf(&url, "%s?%s", base, query) < 0)
+                return NULL;
+        return url;
+}
+
+int aad_code_token_body(const ProfileConfig *p, const Secret *code, const char *redirect_uri,
+                        const Secret *code_verifier, const char *claims, Secret **ret) {
+        _cleanup_free_ char *scope = NULL;
+
+        if (!p || !p->client_id || !code || !redirect_uri || !code_verifier || !ret)
+                return -EINVAL;
+        scope = profile_config_scope(p);
+        if (!scope)
+                return -ENOMEM;
+        return form_build_secret((const FormField[]) {
+                                         { "grant_type", "authorization_code" },
+                                         { "client_id", p->client_id },
+                                         { "code", secret_reveal(code) },
+                                         { "redirect_uri", redirect_uri },
+                                         { "code_verifier", secret_reveal(code_verifier) },
+                                         { "scope", scope },
+                                         { "client_info", "1" },
+                                         { "claims", claims },
+                                 },
+                                 claims ? 8 : 7, ret);
+}
+
+char *aad_msi_url(const ProfileConfig *p) {
+        _cleanup_free_ char *query = NULL;
+        FormField f[3];
+        size_t n = 0, len;
+        const char *base;
+        char *url;
+        int r;
+
+        if (!p || !p->server_id || !p->msi_endpoint)
+                return NULL;
+        switch (p->msi_kind) {
+        case MSI_IMDS:
+                f[n++] = (FormField) { "api-version", "2018-02-01" };
+                break;
+        case MSI_APP_SERVICE:
+                f[n++] = (FormField) { "api-version", "2019-08-01" };
+                break;
+        case MSI_ARC:
+                f[n++] = (FormField) { "api-version", "2019-11-01" };
+                break;
+        default:
+                return NULL;
+        }
+        f[n++] = (FormField) { "resource", p->server_id };
+        /* The selector names differ per service; Arc has system-assigned identities only. */
+        if (p->managed_identity_client_id)
+                f[n++] = (FormField) { "client_id", p->managed_identity_client_id };
+        else if (p->managed_identity_object_id)
+                f[n++] = (FormField) { p->msi_kind == MSI_APP_SERVICE ? "principal_id" : "object_id",
+                                       p->managed_identity_object_id };
+        else if (p->managed_identity_resource_id)
+                f[n++] = (FormField) { p->msi_kind == MSI_APP_SERVICE ? "mi_res_id" : "msi_res_id",
+                                       p->managed_identity_resource_id };
+        if (form_build(f, n, &query, &len) < 0)
+                return NULL;
+        base = p->msi_endpoint;
+        if (p->msi_kind == MSI_IMDS)
+                r = asprintf(&url, "%s/metadata/identity/oauth2/token?%s", base, query);
+        else
+                r = asprintf(&url, "%s%c%s", base, strchr(base, '?') ? '&' : '?', query);
+        return r < 0 ? NULL : url;
+}
+
+int aad_arc_challenge_path(const char *www_authenticate, const char *key_dir, char **ret) {
+        const char *v = www_authenticate, *name;
+        size_t n, dir_len;
+
+        if (!v || !key_dir || !ret)
+                return -EINVAL;
+        while (*v == ' ')
+                v++;
+        if (strncasecmp(v, "Basic realm=", 12) != 0)
+                return -EBADMSG;
+        v += 12;
+        n = strcspn(v, "\r\n");
+        while (n > 0 && v[n - 1] == ' ')
+                n--;
+        dir_len = strlen(key_dir);
+        while (dir_len > 1 && key_dir[dir_len - 1] == '/')
+                dir_len--;
+        /* Only a file name directly in key_dir: no "..", no subdirectory, ends in ".key". */
+        if (n <= dir_len + 1 || strncmp(v, key_dir, dir_len) != 0 || v[dir_len] != '/')
+                return -EBADMSG;
+        name = v + dir_len + 1;
+        n -= dir_len + 1;
+        if (n < 5 || n > 255 || memchr(name, '/', n) || memcmp(name + n - 4, ".key", 4) != 0 || name[0] == '.')
+                return -EBADMSG;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) name[i] <= ' ' || name[i] == 0x7f)
+                        return -EBADMSG;
+        if (asprintf(ret, "%.*s/%.*s", (int) dir_len, key_dir, (int) n, name) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int aad_refresh_body(const ProfileConfig *p, const Secret *refresh_token, Secret **ret) {
@@ -335,6 +521,10 @@ static bool char_is_visible(unsigned char c) {
         return c > 0x20 && c < 0x7f;
 }
 
+static bool char_is_visible_or_space(unsigned char c) {
+        return c == ' ' || char_is_visible(c);
+}
+
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
 /* Whole seconds from a JSON number or a string of digits ("3599", as AAD sometimes sends).
@@ -426,6 +616,13 @@ static bool error_from_json(json_t *j, AadError *e) {
                 e->description = description_for_log(d, json_string_length(json_object_get(j, "error_description")));
         e->correlation_id = string_if_plain(json_get_string(j, "correlation_id"), AAD_ID_MAX, char_is_id);
         e->trace_id = string_if_plain(json_get_string(j, "trace_id"), AAD_ID_MAX, char_is_id);
+
+        e->suberror = string_if_plain(json_get_string(j, "suberror"), AAD_ERROR_MAX, char_is_error_code);
+        /* A claims challenge is JSON that goes back to Azure AD as it came; it names
+         * policies, never a secret, but keep it to one printable object of sane size. */
+        d = json_get_string(j, "claims");
+        if (d && d[0] == '{')
+                e->claims = string_if_plain(d, AAD_CLAIMS_MAX, char_is_visible_or_space);
 
         codes = json_object_get(j, "error_codes");
         v = json_is_array(codes) ? json_array_get(codes, 0) : NULL;
@@ -651,6 +848,80 @@ AadOutcome aad_parse_device_code_answer(long http_status, const char *body, size
                 }
         } else if (reterr_error) {
                 *reterr_error = e;
+                e = (AadError) {};
+        }
+        return o;
+}
+
+/* ---- managed identity ---------------------------------------------------------------------- */
+
+static AadOutcome msi_error_classify(long status, json_t *j, AadError *e) {
+        const char *message;
+
+        if (j && !error_from_json(j, e)) {
+                /* App Service: {"statusCode": 400, "message": "..."} */
+                message = json_get_string(j, "message");
+                if (message)
+                        e->description = description_for_log(message, strlen(message));
+                e->correlation_id = string_if_plain(json_get_string(j, "correlationId"), AAD_ID_MAX, char_is_id);
+                (void) error_set(e, status == 401 || status == 403 ? "unauthorized" : "invalid_request");
+        } else if (!j)
+                (void) error_set(e, status == 429 ? "too many requests" : status >= 500 ? "server error" : "answer is not JSON");
+        /* IMDS: 404 while an identity is being assigned, 410 while it restarts, 429 and 5xx
+         * under load: azure-identity and MSAL retry all of them. */
+        if (status == 404 || status == 410 || status == 429 || status >= 500)
+                return AAD_TRANSIENT;
+        if (!j)
+                return AAD_TRANSIENT;
+        return AAD_CONFIG_ERROR;
+}
+
+AadOutcome aad_parse_msi_answer(long http_status, const char *body, size_t len, usec_t now, AadToken *ret_token,
+                                AadError *ret_error) {
+        _cleanup_(json_wipe_and_decrefp) json_t *j = NULL;
+        _cleanup_(aad_token_clear) AadToken t = {};
+        _cleanup_(aad_error_clear) AadError e = {};
+        AadOutcome o = AAD_OK;
+        uint64_t expires_in = 0, expires_on = 0;
+        json_t *at;
+
+        if (http_status <= 0)
+                o = (error_set(&e, "no answer"), AAD_TRANSIENT);
+        else if (len > AAD_ANSWER_MAX)
+                o = (error_set(&e, "answer too large"), AAD_TRANSIENT);
+        else {
+                j = answer_load(body, len);
+                if (http_status < 200 || http_status >= 300)
+                        o = msi_error_classify(http_status, j, &e);
+                else if (!j)
+                        o = (error_set(&e, "answer is not JSON"), AAD_TRANSIENT);
+        }
+
+        if (o == AAD_OK) {
+                at = json_object_get(j, "access_token");
+                if (!json_is_string(at) || !token_is_plain(json_string_value(at), json_string_length(at)))
+                        o = (error_set(&e, "answer has no valid access_token"), AAD_TRANSIENT);
+                else if (json_get_seconds(j, "expires_in", &expires_in) >= 0 && expires_in > 0)
+                        t.expires_in = seconds_to_usec_capped(expires_in, AAD_TOKEN_LIFETIME_MAX);
+                else if (json_get_seconds(j, "expires_on", &expires_on) >= 0 &&
+                         expires_on > now / USEC_PER_SEC)
+                        t.expires_in = seconds_to_usec_capped(expires_on - now / USEC_PER_SEC, AAD_TOKEN_LIFETIME_MAX);
+                else
+                        o = (error_set(&e, "answer has no valid expires_in or expires_on"), AAD_TRANSIENT);
+                if (o == AAD_OK) {
+                        t.access_token = secret_new(json_string_value(at), json_string_length(at));
+                        if (!t.access_token)
+                                o = (error_set(&e, "out of memory"), AAD_TRANSIENT);
+                }
+        }
+
+        if (o == AAD_OK) {
+                if (ret_token) {
+                        *ret_token = t;
+                        t = (AadToken) {};
+                }
+        } else if (ret_error) {
+                *ret_error = e;
                 e = (AadError) {};
         }
         return o;

@@ -140,6 +140,13 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
                 .runtime_directory = getenv_nonempty("RUNTIME_DIRECTORY"),
                 /* The jump-host template sets it: the operator's collector decides where, not the person. */
                 .metrics_file = getenv_nonempty("AKSSPARK_TOKEND_METRICS_FILE"),
+                .azure_federated_token_file = getenv_nonempty("AZURE_FEDERATED_TOKEN_FILE"),
+                .azure_client_id = getenv_nonempty("AZURE_CLIENT_ID"),
+                .azure_tenant_id = getenv_nonempty("AZURE_TENANT_ID"),
+                .azure_authority_host = getenv_nonempty("AZURE_AUTHORITY_HOST"),
+                .identity_endpoint = getenv_nonempty("IDENTITY_ENDPOINT"),
+                .identity_header = getenv_nonempty("IDENTITY_HEADER"),
+                .imds_endpoint = getenv_nonempty("IMDS_ENDPOINT"),
                 .lookup = process_lookup,
         };
         *ret_home_owner = TAKE_PTR(home);

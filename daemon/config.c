@@ -54,6 +54,16 @@ typedef enum ProfileKey {
         PROFILE_CA_FILE,
         PROFILE_KUBECONFIG_OUTPUT,
         PROFILE_KUBECONFIG_EXEC_API_VERSION,
+        PROFILE_AUTH,
+        PROFILE_REDIRECT_PORT,
+        PROFILE_CLIENT_SECRET_FILE,
+        PROFILE_CLIENT_CERTIFICATE,
+        PROFILE_CLIENT_CERTIFICATE_PASSWORD_FILE,
+        PROFILE_MANAGED_IDENTITY_CLIENT_ID,
+        PROFILE_MANAGED_IDENTITY_OBJECT_ID,
+        PROFILE_MANAGED_IDENTITY_RESOURCE_ID,
+        PROFILE_IMDS_ENDPOINT,
+        PROFILE_FEDERATED_TOKEN_FILE,
         _PROFILE_KEY_MAX,
 } ProfileKey;
 
@@ -70,7 +80,64 @@ static const char *const profile_keys[_PROFILE_KEY_MAX] = {
         [PROFILE_CA_FILE] = "ca_file",
         [PROFILE_KUBECONFIG_OUTPUT] = "kubeconfig_output",
         [PROFILE_KUBECONFIG_EXEC_API_VERSION] = "kubeconfig_exec_api_version",
+        [PROFILE_AUTH] = "auth",
+        [PROFILE_REDIRECT_PORT] = "redirect_port",
+        [PROFILE_CLIENT_SECRET_FILE] = "client_secret_file",
+        [PROFILE_CLIENT_CERTIFICATE] = "client_certificate",
+        [PROFILE_CLIENT_CERTIFICATE_PASSWORD_FILE] = "client_certificate_password_file",
+        [PROFILE_MANAGED_IDENTITY_CLIENT_ID] = "managed_identity_client_id",
+        [PROFILE_MANAGED_IDENTITY_OBJECT_ID] = "managed_identity_object_id",
+        [PROFILE_MANAGED_IDENTITY_RESOURCE_ID] = "managed_identity_resource_id",
+        [PROFILE_IMDS_ENDPOINT] = "imds_endpoint",
+        [PROFILE_FEDERATED_TOKEN_FILE] = "federated_token_file",
 };
+
+/* The auth kind an identity key belongs to, or -1 for a key of every kind. */
+static int profile_key_auth(ProfileKey k) {
+        switch (k) {
+        case PROFILE_REDIRECT_PORT:
+                return AUTH_BROWSER;
+        case PROFILE_CLIENT_SECRET_FILE:
+                return AUTH_CLIENT_SECRET;
+        case PROFILE_CLIENT_CERTIFICATE:
+        case PROFILE_CLIENT_CERTIFICATE_PASSWORD_FILE:
+                return AUTH_CLIENT_CERTIFICATE;
+        case PROFILE_MANAGED_IDENTITY_CLIENT_ID:
+        case PROFILE_MANAGED_IDENTITY_OBJECT_ID:
+        case PROFILE_MANAGED_IDENTITY_RESOURCE_ID:
+        case PROFILE_IMDS_ENDPOINT:
+                return AUTH_MANAGED_IDENTITY;
+        case PROFILE_FEDERATED_TOKEN_FILE:
+                return AUTH_WORKLOAD_IDENTITY;
+        default:
+                return -1;
+        }
+}
+
+static const char *const auth_kind_table[_AUTH_KIND_MAX] = {
+        [AUTH_DEVICE_CODE] = "device_code",
+        [AUTH_BROWSER] = "browser",
+        [AUTH_CLIENT_SECRET] = "client_secret",
+        [AUTH_CLIENT_CERTIFICATE] = "client_certificate",
+        [AUTH_MANAGED_IDENTITY] = "managed_identity",
+        [AUTH_WORKLOAD_IDENTITY] = "workload_identity",
+};
+
+const char *auth_kind_to_string(AuthKind k) {
+        return k >= 0 && k < _AUTH_KIND_MAX ? auth_kind_table[k] : NULL;
+}
+
+AuthKind auth_kind_from_string(const char *s) {
+        for (size_t i = 0; s && i < _AUTH_KIND_MAX; i++)
+                if (strcmp(s, auth_kind_table[i]) == 0)
+                        return (AuthKind) i;
+        return _AUTH_KIND_INVALID;
+}
+
+bool auth_kind_is_unattended(AuthKind k) {
+        return k == AUTH_CLIENT_SECRET || k == AUTH_CLIENT_CERTIFICATE || k == AUTH_MANAGED_IDENTITY ||
+               k == AUTH_WORKLOAD_IDENTITY;
+}
 
 /* One key's value as written, and where. */
 typedef struct Setting {
@@ -422,7 +489,7 @@ static void unknown_key(Parser *p, const char *name, bool in_daemon) {
         else if ((guess = config_closest_key(name, keys, n)))
                 problem(p, p->line, "unknown key '%s' in %s: did you mean '%s'?", name, where, guess);
         else {
-                char known[256] = "";
+                char known[1024] = "";
 
                 for (size_t i = 0; i < n; i++) {
                         strcat(known, i > 0 ? ", " : "");
@@ -644,6 +711,15 @@ static ProfileConfig *profile_config_free(ProfileConfig *pc) {
         free(pc->kubeconfig_context);
         free(pc->kubeconfig_output);
         free(pc->ca_file);
+        free(pc->client_secret_file);
+        free(pc->client_certificate);
+        free(pc->client_certificate_password_file);
+        free(pc->managed_identity_client_id);
+        free(pc->managed_identity_object_id);
+        free(pc->managed_identity_resource_id);
+        free(pc->msi_endpoint);
+        secret_free(pc->identity_header);
+        free(pc->federated_token_file);
         free(pc);
         return NULL;
 }
@@ -672,6 +748,176 @@ static void build_kubeconfig_output(Parser *p, const RawProfile *rp, ProfileConf
                 problem(p, out->line, "kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>, e.g. ~/.kube/config");
 }
 
+/* http://host[:port] with nothing after it, host the link-local IMDS address or this machine:
+ * a token service anywhere else would be handed the request of a credential. */
+static bool local_endpoint_is_valid(const char *v, bool imds_ok, bool path_ok) {
+        const char *a, *slash;
+        size_t alen;
+
+        if (strncasecmp(v, "http://", 7) != 0)
+                return false;
+        a = v + 7;
+        slash = strchr(a, '/');
+        alen = slash ? (size_t) (slash - a) : strlen(a);
+        if (slash && !path_ok && slash[1] != 0)
+                return false;
+        for (const char *c = v; *c; c++)
+                if ((unsigned char) *c <= 0x20 || (unsigned char) *c >= 0x7f || strchr("#@\\\"<>", *c))
+                        return false;
+        if (!config_authority_is_valid(a, alen))
+                return false;
+        if (config_authority_is_loopback(a, alen))
+                return true;
+        return imds_ok && strncmp(a, "169.254.169.254", 15) == 0 && (alen == 15 || a[15] == ':');
+}
+
+/* The keys of `auth` and what it implies: runs after the common keys are built. */
+static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
+        const ConfigEnv *env = p->env;
+        const Setting *s;
+        const char *v;
+
+        for (size_t k = 0; k < _PROFILE_KEY_MAX; k++)
+                if (rp->settings[k].value && profile_key_auth(k) >= 0 && profile_key_auth(k) != (int) pc->auth)
+                        problem(p, rp->settings[k].line, "%s is only for auth = %s (this profile has auth = %s)",
+                                profile_keys[k], auth_kind_to_string(profile_key_auth(k)),
+                                auth_kind_to_string(pc->auth));
+
+        switch (pc->auth) {
+        case AUTH_DEVICE_CODE:
+                break;
+        case AUTH_BROWSER:
+                s = &rp->settings[PROFILE_REDIRECT_PORT];
+                if (s->value) {
+                        char *end;
+                        unsigned long port;
+
+                        errno = 0;
+                        port = strtoul(s->value, &end, 10);
+                        if (errno || end == s->value || *end || s->value[0] == '-' || port < 1 || port > 65535)
+                                problem(p, s->line, "redirect_port '%s' is not a port number (1-65535)", s->value);
+                        else
+                                pc->redirect_port = (unsigned) port;
+                }
+                break;
+        case AUTH_CLIENT_SECRET:
+                s = &rp->settings[PROFILE_CLIENT_SECRET_FILE];
+                if (!s->value)
+                        problem(p, rp->line, "profile '%s' has auth = client_secret but no client_secret_file: put the secret in a file of its own (mode 0600) and name it",
+                                rp->name);
+                else
+                        (void) setting_path(p, s, "client_secret_file", false, &pc->client_secret_file);
+                break;
+        case AUTH_CLIENT_CERTIFICATE:
+                s = &rp->settings[PROFILE_CLIENT_CERTIFICATE];
+                if (!s->value)
+                        problem(p, rp->line, "profile '%s' has auth = client_certificate but no client_certificate: name a PEM file with the certificate and its private key",
+                                rp->name);
+                else
+                        (void) setting_path(p, s, "client_certificate", false, &pc->client_certificate);
+                s = &rp->settings[PROFILE_CLIENT_CERTIFICATE_PASSWORD_FILE];
+                if (s->value)
+                        (void) setting_path(p, s, "client_certificate_password_file", false,
+                                            &pc->client_certificate_password_file);
+                break;
+        case AUTH_MANAGED_IDENTITY: {
+                const Setting *ids[] = {
+                        &rp->settings[PROFILE_MANAGED_IDENTITY_CLIENT_ID],
+                        &rp->settings[PROFILE_MANAGED_IDENTITY_OBJECT_ID],
+                        &rp->settings[PROFILE_MANAGED_IDENTITY_RESOURCE_ID],
+                };
+                size_t given = 0;
+
+                for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+                        given += !!ids[i]->value;
+                if (given > 1)
+                        problem(p, rp->line, "profile '%s' names its managed identity more than once: give one of managed_identity_client_id, managed_identity_object_id, managed_identity_resource_id",
+                                rp->name);
+                s = ids[0];
+                if (s->value && !config_is_guid(s->value))
+                        problem(p, s->line, "managed_identity_client_id '%s' is not a client ID (a GUID)", s->value);
+                else if (s->value)
+                        (void) strdup_to(p, s->value, &pc->managed_identity_client_id);
+                s = ids[1];
+                if (s->value && !config_is_guid(s->value))
+                        problem(p, s->line, "managed_identity_object_id '%s' is not an object ID (a GUID)", s->value);
+                else if (s->value)
+                        (void) strdup_to(p, s->value, &pc->managed_identity_object_id);
+                s = ids[2];
+                if (s->value && (!string_has_prefix(s->value, "/subscriptions/") || !config_is_visible_ascii(s->value)))
+                        problem(p, s->line, "managed_identity_resource_id '%s' is not an Azure resource ID (/subscriptions/.../userAssignedIdentities/NAME)",
+                                s->value);
+                else if (s->value)
+                        (void) strdup_to(p, s->value, &pc->managed_identity_resource_id);
+                s = &rp->settings[PROFILE_CLIENT_ID];
+                if (s->value)
+                        problem(p, s->line, "client_id does not choose a managed identity: use managed_identity_client_id");
+
+                /* Which token service: the key, else what the host's environment says (as
+                 * MSAL decides), else the VM's IMDS. */
+                s = &rp->settings[PROFILE_IMDS_ENDPOINT];
+                if (s->value) {
+                        size_t n = strlen(s->value);
+                        if (!local_endpoint_is_valid(s->value, true, false))
+                                problem(p, s->line, "imds_endpoint '%s' must be http://169.254.169.254 or an http:// address on this machine (127.0.0.1, localhost, [::1])",
+                                        s->value);
+                        else if (strdup_to(p, s->value, &pc->msi_endpoint) >= 0)
+                                while (n > 0 && pc->msi_endpoint[n - 1] == '/')
+                                        pc->msi_endpoint[--n] = 0;
+                        pc->msi_kind = MSI_IMDS;
+                } else if (env->identity_endpoint && (env->identity_header || env->imds_endpoint)) {
+                        pc->msi_kind = env->identity_header ? MSI_APP_SERVICE : MSI_ARC;
+                        if (!local_endpoint_is_valid(env->identity_endpoint, false, true))
+                                problem(p, rp->line, "IDENTITY_ENDPOINT '%s' must be an http:// address on this machine",
+                                        env->identity_endpoint);
+                        else
+                                (void) strdup_to(p, env->identity_endpoint, &pc->msi_endpoint);
+                        if (env->identity_header) {
+                                pc->identity_header = secret_new_string(env->identity_header);
+                                if (!pc->identity_header)
+                                        p->oom = true;
+                        }
+                        if (pc->msi_kind == MSI_ARC && (pc->managed_identity_client_id || pc->managed_identity_object_id ||
+                                                        pc->managed_identity_resource_id))
+                                problem(p, rp->line, "Azure Arc has a system-assigned identity only: remove the managed_identity_* key");
+                } else {
+                        pc->msi_kind = MSI_IMDS;
+                        (void) strdup_to(p, AKS_DEFAULT_IMDS_ENDPOINT, &pc->msi_endpoint);
+                }
+                break;
+        }
+        case AUTH_WORKLOAD_IDENTITY:
+                s = &rp->settings[PROFILE_FEDERATED_TOKEN_FILE];
+                if (s->value)
+                        (void) setting_path(p, s, "federated_token_file", false, &pc->federated_token_file);
+                else if (env->azure_federated_token_file) {
+                        const Setting d = { .value = (char *) env->azure_federated_token_file, .line = rp->line };
+                        (void) setting_path(p, &d, "AZURE_FEDERATED_TOKEN_FILE", false, &pc->federated_token_file);
+                } else
+                        problem(p, rp->line, "profile '%s' has auth = workload_identity but no federated_token_file, and AZURE_FEDERATED_TOKEN_FILE is not set",
+                                rp->name);
+                break;
+        default:
+                break;
+        }
+
+        /* client_id: the app itself for a service principal; never the AKS public client. */
+        if (auth_kind_is_unattended(pc->auth) && pc->auth != AUTH_MANAGED_IDENTITY &&
+            !rp->settings[PROFILE_CLIENT_ID].value) {
+                v = pc->auth == AUTH_WORKLOAD_IDENTITY ? env->azure_client_id : NULL;
+                free(pc->client_id);
+                pc->client_id = NULL;
+                if (v && config_is_guid(v))
+                        (void) strdup_to(p, v, &pc->client_id);
+                else if (v)
+                        problem(p, rp->line, "AZURE_CLIENT_ID '%s' is not an application ID (a GUID)", v);
+                else
+                        problem(p, rp->line, "profile '%s' has auth = %s but no client_id: give the application (client) ID of the service principal%s",
+                                rp->name, auth_kind_to_string(pc->auth),
+                                pc->auth == AUTH_WORKLOAD_IDENTITY ? " or set AZURE_CLIENT_ID" : "");
+        }
+}
+
 static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool default_token_file) {
         ProfileConfig *pc;
         const Setting *s;
@@ -684,10 +930,32 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         pc->line = rp->line;
         (void) strdup_to(p, rp->name, &pc->name);
 
+        s = &rp->settings[PROFILE_AUTH];
+        pc->auth = AUTH_DEVICE_CODE;
+        if (s->value) {
+                AuthKind k = auth_kind_from_string(s->value);
+                if (k < 0)
+                        problem(p, s->line, "auth '%s' is not one of device_code, browser, client_secret, client_certificate, managed_identity, workload_identity",
+                                s->value);
+                else
+                        pc->auth = k;
+        }
+
         s = &rp->settings[PROFILE_TENANT];
-        if (!s->value)
-                problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>",
-                        rp->name);
+        if (!s->value && pc->auth == AUTH_WORKLOAD_IDENTITY && p->env->azure_tenant_id) {
+                if (!config_tenant_is_valid(p->env->azure_tenant_id))
+                        problem(p, rp->line, "AZURE_TENANT_ID '%s' is not a tenant ID (GUID) or domain",
+                                p->env->azure_tenant_id);
+                else
+                        (void) strdup_to(p, p->env->azure_tenant_id, &pc->tenant);
+        } else if (!s->value && pc->auth == AUTH_MANAGED_IDENTITY)
+                /* The host's identity belongs to its tenant: nothing to name, nothing sent. */
+                (void) strdup_to(p, "(managed identity)", &pc->tenant);
+        else if (s->value && pc->auth == AUTH_MANAGED_IDENTITY)
+                problem(p, s->line, "tenant is not used by auth = managed_identity (the identity's own tenant is): remove it");
+        else if (!s->value)
+                problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>%s",
+                        rp->name, pc->auth == AUTH_WORKLOAD_IDENTITY ? " (or set AZURE_TENANT_ID)" : "");
         else if (!config_tenant_is_valid(s->value))
                 problem(p, s->line, "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
                         s->value);
@@ -697,6 +965,10 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         s = &rp->settings[PROFILE_AUTHORITY_HOST];
         if (s->value)
                 (void) setting_authority_host(p, s, &pc->authority_host);
+        else if (pc->auth == AUTH_WORKLOAD_IDENTITY && p->env->azure_authority_host) {
+                const Setting d = { .value = (char *) p->env->azure_authority_host, .line = rp->line };
+                (void) setting_authority_host(p, &d, &pc->authority_host);
+        }
         else
                 (void) strdup_to(p, AKS_DEFAULT_AUTHORITY_HOST, &pc->authority_host);
 
@@ -765,6 +1037,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
                 (void) setting_path(p, s, "ca_file", true, &pc->ca_file);
 
         build_kubeconfig_output(p, rp, pc);
+        build_identity(p, rp, pc);
         return pc;
 }
 

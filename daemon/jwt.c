@@ -33,6 +33,34 @@ static int base64url_value(unsigned char c) {
         return -1;
 }
 
+int base64url_encode(const void *data, size_t len, char **ret) {
+        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const unsigned char *in = data;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        char *out, *p;
+
+        if (!ret || (!data && len > 0))
+                return -EINVAL;
+        out = malloc(len / 3 * 4 + 5);
+        if (!out)
+                return -ENOMEM;
+        p = out;
+        for (size_t i = 0; i < len; i++) {
+                acc = (acc << 8) | in[i];
+                bits += 8;
+                while (bits >= 6) {
+                        bits -= 6;
+                        *p++ = alphabet[(acc >> bits) & 63];
+                }
+        }
+        if (bits > 0)
+                *p++ = alphabet[(acc << (6 - bits)) & 63];
+        *p = 0;
+        *ret = out;
+        return 0;
+}
+
 int base64url_decode(const char *in, size_t len, char **ret, size_t *ret_len) {
         size_t pad = 0, out_len, o = 0;
         uint32_t acc = 0;

@@ -30,6 +30,7 @@ ProfileIdentity profile_config_identity(const ProfileConfig *p) {
                 .client_id = p->client_id,
                 .server_id = p->server_id,
                 .authority_host = p->authority_host,
+                .auth = auth_kind_to_string(p->auth),
         };
 }
 
@@ -37,7 +38,8 @@ bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) 
         return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&
-               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id));
+               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
+               (!a->auth || !b->auth || streq(a->auth, b->auth));
 }
 
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {
@@ -54,11 +56,20 @@ char *profile_config_scope(const ProfileConfig *p) {
         return s;
 }
 
+char *profile_config_app_scope(const ProfileConfig *p) {
+        char *s;
+
+        if (asprintf(&s, "%s/.default", p->server_id) < 0)
+                return NULL;
+        return s;
+}
+
 char *profile_config_summary(const ProfileConfig *p) {
         _cleanup_free_ char *files = NULL;
         size_t n = 0, total = (p->token_file ? 1 : 0) + p->n_spark_properties + (p->kubeconfig_output ? 1 : 0);
         StrBuf b = {};
         char *s;
+        int r;
 
         if (total == 0)
                 strbuf_append(&b, "writes no files (the token is only served on the socket)");
@@ -76,7 +87,16 @@ char *profile_config_summary(const ProfileConfig *p) {
         if (!files)
                 return NULL;
 
-        if (asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files) < 0)
+        if (p->auth == AUTH_MANAGED_IDENTITY)
+                r = asprintf(&s, "profile %s: managed_identity via %s, %s", p->name,
+                             p->msi_kind == MSI_APP_SERVICE ? "App Service" : p->msi_kind == MSI_ARC ? "Azure Arc" : p->msi_endpoint,
+                             files);
+        else if (p->auth != AUTH_DEVICE_CODE)
+                r = asprintf(&s, "profile %s: %s as %s, tenant %s via %s, %s", p->name, auth_kind_to_string(p->auth),
+                             p->client_id, p->tenant, p->authority_host, files);
+        else
+                r = asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files);
+        if (r < 0)
                 return NULL;
         return s;
 }

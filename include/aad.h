@@ -33,6 +33,8 @@ typedef struct AadError {
         char *correlation_id;   /* NULL if absent */
         char *trace_id;
         long error_code;        /* first of error_codes (AADSTSnnnnn), 0 if none */
+        char *suberror;         /* Conditional Access: "message_only", "basic_action", ...; NULL if none */
+        char *claims;           /* a claims challenge (JSON text) to send with the next sign-in; NULL if none */
 } AadError;
 
 void aad_error_clear(AadError *e);
@@ -65,6 +67,38 @@ char *aad_token_url(const ProfileConfig *p);
 int aad_devicecode_body(const ProfileConfig *p, char **ret);
 int aad_device_token_body(const ProfileConfig *p, const Secret *device_code, Secret **ret);
 int aad_refresh_body(const ProfileConfig *p, const Secret *refresh_token, Secret **ret);
+
+/* The unattended kinds (scope <server_id>/.default, client_info=1). The secret, assertion or
+ * federated token is revealed only into the body, which is a Secret. */
+int aad_client_secret_body(const ProfileConfig *p, const Secret *client_secret, Secret **ret);
+int aad_client_assertion_body(const ProfileConfig *p, const Secret *assertion, Secret **ret);
+
+/* Browser sign-in: the URL to open, and the redemption of the code that came back. claims (a
+ * Conditional Access challenge) may be NULL. redirect_uri is sent identically in both. */
+char *aad_authorize_url(const ProfileConfig *p, const char *redirect_uri, const char *code_challenge,
+                        const char *state, const char *claims);
+int aad_code_token_body(const ProfileConfig *p, const Secret *code, const char *redirect_uri,
+                        const Secret *code_verifier, const char *claims, Secret **ret);
+
+/* Device sign-in with a claims challenge carried from the last error (NULL: none). */
+int aad_device_token_body_claims(const ProfileConfig *p, const Secret *device_code, const char *claims,
+                                 Secret **ret);
+
+/* Managed identity: the GET URL for the profile's token service (IMDS, App Service or Arc,
+ * with resource = server_id and the managed_identity_* selector), malloc'd. */
+char *aad_msi_url(const ProfileConfig *p);
+
+/* Arc's 401 challenge: "Basic realm=<path>". The path must be a *.key file directly under
+ * key_dir (MSAL's rule: /var/opt/azcmagent/tokens); -EBADMSG otherwise. */
+int aad_arc_challenge_path(const char *www_authenticate, const char *key_dir, char **ret);
+
+/* Parse a managed-identity answer: like a token answer, but numbers are strings, and App
+ * Service gives expires_on (unix seconds) instead of expires_in, counted from now (unix usec).
+ * Errors come as {error, error_description} (IMDS, Arc) or {statusCode, message} (App Service);
+ * 404, 410, 429 and 5xx are transient (IMDS answers them while an identity is being assigned
+ * or under load), other 4xx are configuration errors. */
+AadOutcome aad_parse_msi_answer(long http_status, const char *body, size_t len, usec_t now,
+                                AadToken *ret_token, AadError *ret_error);
 
 /* Classify and parse an answer of the token endpoint. ret_token is filled only for AAD_OK,
  * reterr_error for everything else (both may be NULL; both are overwritten, not freed, so pass

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "secret.h"
 #include "util.h"
 
 #define AKS_DEFAULT_AUTHORITY_HOST "https://login.microsoftonline.com"
@@ -13,6 +14,33 @@
 #define AKS_DEFAULT_REFRESH_BEFORE (10 * USEC_PER_MINUTE)
 #define AKS_DEFAULT_HTTP_TIMEOUT (30 * USEC_PER_SEC)
 #define AKS_DEFAULT_TOKEN_FILE "~/.kube/oauthToken"
+#define AKS_DEFAULT_IMDS_ENDPOINT "http://169.254.169.254"
+#define AKS_ARC_DEFAULT_ENDPOINT "http://localhost:40342/metadata/identity/oauth2/token"
+
+/* How a profile gets its token (`auth =`): a person signs in once (device code, browser), or
+ * nobody does and the daemon presents a credential for every token (the unattended kinds). */
+typedef enum AuthKind {
+        AUTH_DEVICE_CODE,
+        AUTH_BROWSER,
+        AUTH_CLIENT_SECRET,
+        AUTH_CLIENT_CERTIFICATE,
+        AUTH_MANAGED_IDENTITY,
+        AUTH_WORKLOAD_IDENTITY,
+        _AUTH_KIND_MAX,
+        _AUTH_KIND_INVALID = -1,
+} AuthKind;
+
+const char *auth_kind_to_string(AuthKind k);
+AuthKind auth_kind_from_string(const char *s);
+/* No person and no refresh token: the credential is presented for every token. */
+bool auth_kind_is_unattended(AuthKind k);
+
+/* Which local token service a managed identity asks (from the environment, as MSAL decides). */
+typedef enum MsiKind {
+        MSI_IMDS,         /* an Azure VM: imds_endpoint */
+        MSI_APP_SERVICE,  /* IDENTITY_ENDPOINT and IDENTITY_HEADER */
+        MSI_ARC,          /* IDENTITY_ENDPOINT and IMDS_ENDPOINT: Azure Arc's agent */
+} MsiKind;
 
 typedef struct ProfileConfig {
         char *name;
@@ -30,6 +58,19 @@ typedef struct ProfileConfig {
         char *kubeconfig_output; /* expanded; NULL = none (needs kubeconfig) */
         const char *kubeconfig_exec_api_version; /* KUBECONFIG_EXEC_V1 (default) or _V1BETA1 */
         char *ca_file;          /* expanded; NULL = system trust only */
+
+        AuthKind auth;
+        unsigned redirect_port;               /* browser: 0 = any free port */
+        char *client_secret_file;             /* expanded */
+        char *client_certificate;             /* expanded: PEM with certificate and key */
+        char *client_certificate_password_file;
+        char *managed_identity_client_id;     /* at most one of the three */
+        char *managed_identity_object_id;
+        char *managed_identity_resource_id;
+        MsiKind msi_kind;
+        char *msi_endpoint;   /* IMDS: scheme://host[:port]; App Service, Arc: the token URL */
+        Secret *identity_header;              /* App Service's IDENTITY_HEADER, else NULL */
+        char *federated_token_file;           /* expanded */
 } ProfileConfig;
 
 typedef struct Config {
@@ -54,6 +95,14 @@ typedef struct ConfigEnv {
         const char *state_directory;    /* $STATE_DIRECTORY, may be NULL */
         const char *runtime_directory;  /* $RUNTIME_DIRECTORY, may be NULL */
         const char *metrics_file;       /* $AKSSPARK_TOKEND_METRICS_FILE (wins over metrics_file), may be NULL */
+        /* Defaults of the unattended identities (all may be NULL): */
+        const char *azure_federated_token_file;
+        const char *azure_client_id;
+        const char *azure_tenant_id;
+        const char *azure_authority_host;
+        const char *identity_endpoint;  /* App Service, Arc */
+        const char *identity_header;    /* App Service */
+        const char *imds_endpoint;      /* Arc */
         env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;
@@ -92,6 +141,7 @@ typedef struct ProfileIdentity {
         const char *client_id;
         const char *server_id;          /* NULL: not known (the state file does not record it) */
         const char *authority_host;
+        const char *auth;               /* "device_code", ...; NULL: not known (an older state file) */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);
@@ -103,6 +153,9 @@ bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b
 
 /* "<server_id>/.default openid profile offline_access" (malloc'd) */
 char *profile_config_scope(const ProfileConfig *p);
+
+/* "<server_id>/.default": what the unattended kinds ask for (malloc'd). */
+char *profile_config_app_scope(const ProfileConfig *p);
 
 /* One line for --check-config: name, tenant, outputs. malloc'd. */
 char *profile_config_summary(const ProfileConfig *p);

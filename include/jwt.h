@@ -17,5 +17,8 @@ void jwt_claims_clear(JwtClaims *c);
 /* -EBADMSG when the token is not a JWT with a JSON payload. */
 int jwt_read_claims(const char *token, size_t len, JwtClaims *ret);
 
+/* bytes to base64url without padding (NUL-terminated, malloc'd). */
+int base64url_encode(const void *data, size_t len, char **ret);
+
 /* base64url (padding optional) to bytes; -EINVAL on a bad character. Adds a NUL. */
 int base64url_decode(const char *in, size_t len, char **ret, size_t *ret_len);

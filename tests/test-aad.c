@@ -99,7 +99,7 @@ START_TEST(test_bodies) {
         ck_assert_int_eq(aad_device_token_body(&profile, device, &poll), 0);
         ck_assert_str_eq(secret_reveal(poll), "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
                                               "&client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
-                                              "&device_code=" DEVICE_CODE);
+                                              "&device_code=" DEVICE_CODE "&client_info=1");
         ck_assert_uint_eq(secret_len(poll), strlen(secret_reveal(poll)));
 
         ck_assert_int_eq(aad_refresh_body(&profile, rt, &refresh), 0);
