@@ -16,6 +16,7 @@
 #define ACCESS_TOKEN                                                                              \
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJ1cG4iOiJhbGljZUBjb250b3NvLmNvbSIsImV4cCI6MTcwMDAwMDAwMH0" \
         ".c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+#define NOW_FOR_MSI (1700000000 * USEC_PER_SEC)
 #define DEVICE_CODE "DAQABAAEAAAD--DLA3VO7QrddgJg7WevrNX9pZ1ZhVUYwV2lWbDl4RUhDTHNPVGQ"
 
 static ProfileConfig profile = {
@@ -635,6 +636,171 @@ START_TEST(test_outcome_names) {
 }
 END_TEST
 
+START_TEST(test_identity_bodies) {
+        _cleanup_secret_ Secret *secret = secret_new_string("Fk8Q~a+b/c=&d"), *body = NULL,
+                                *assertion = secret_new_string("eyJh.eyJi.c2ln"), *code = secret_new_string("1.A+/="),
+                                *verifier = secret_new_string("v-erifier_~.0123456789012345678901234567890123");
+        _cleanup_free_ char *url = NULL;
+        ProfileConfig app = profile;
+
+        app.client_id = (char *) "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e";
+        ck_assert_int_eq(aad_client_secret_body(&app, secret, &body), 0);
+        ck_assert_str_eq(secret_reveal(body), "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
+                                              "&client_secret=Fk8Q~a%2Bb%2Fc%3D%26d");
+        body = secret_free(body);
+        ck_assert_int_eq(aad_client_assertion_body(&app, assertion, &body), 0);
+        ck_assert_str_eq(secret_reveal(body), "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
+                                              "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                                              "&client_assertion=eyJh.eyJi.c2ln");
+        body = secret_free(body);
+
+        url = aad_authorize_url(&profile, "http://localhost:8400/", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                                "st&1", NULL);
+        ck_assert_str_eq(url, "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/authorize"
+                              "?client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a&response_type=code"
+                              "&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
+                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
+                              "&state=st%261&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+                              "&code_challenge_method=S256&prompt=select_account&client_info=1");
+        free(url);
+        url = aad_authorize_url(&profile, "http://localhost:8400/", "c", "s", "{\"a\":1}");
+        ck_assert(strstr(url, "&claims=%7B%22a%22%3A1%7D"));
+
+        ck_assert_int_eq(aad_code_token_body(&profile, code, "http://localhost:8400/", verifier, NULL, &body), 0);
+        ck_assert_str_eq(secret_reveal(body), "grant_type=authorization_code&client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+                                              "&code=1.A%2B%2F%3D&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
+                                              "&code_verifier=v-erifier_~.0123456789012345678901234567890123"
+                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
+                                              "&client_info=1");
+        body = secret_free(body);
+        ck_assert_int_eq(aad_device_token_body_claims(&profile, code, "{}", &body), 0);
+        ck_assert(strstr(secret_reveal(body), "&client_info=1&claims=%7B%7D"));
+}
+END_TEST
+
+START_TEST(test_msi_url) {
+        ProfileConfig mi = profile;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+
+        mi.msi_kind = MSI_IMDS;
+        mi.msi_endpoint = (char *) "http://169.254.169.254";
+        a = aad_msi_url(&mi);
+        ck_assert_str_eq(a, "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"
+                            "&resource=6dae42f8-4368-4678-94ff-3960e28e3630");
+        mi.managed_identity_resource_id = (char *) "/subscriptions/x/rg/id";
+        b = aad_msi_url(&mi);
+        ck_assert(strstr(b, "&msi_res_id=%2Fsubscriptions%2Fx%2Frg%2Fid"));
+        mi.msi_kind = MSI_APP_SERVICE;
+        mi.msi_endpoint = (char *) "http://127.0.0.1:41741/msi/token";
+        mi.managed_identity_resource_id = NULL;
+        mi.managed_identity_object_id = (char *) "0d1d2c3b-0000-0000-0000-000000000001";
+        c = aad_msi_url(&mi);
+        ck_assert_str_eq(c, "http://127.0.0.1:41741/msi/token?api-version=2019-08-01"
+                            "&resource=6dae42f8-4368-4678-94ff-3960e28e3630&principal_id=0d1d2c3b-0000-0000-0000-000000000001");
+        mi.msi_kind = MSI_ARC;
+        mi.managed_identity_object_id = NULL;
+        mi.msi_endpoint = (char *) "http://localhost:40342/metadata/identity/oauth2/token";
+        d = aad_msi_url(&mi);
+        ck_assert_str_eq(d, "http://localhost:40342/metadata/identity/oauth2/token?api-version=2019-11-01"
+                            "&resource=6dae42f8-4368-4678-94ff-3960e28e3630");
+}
+END_TEST
+
+START_TEST(test_arc_challenge) {
+        char *p = NULL;
+
+        ck_assert_int_eq(aad_arc_challenge_path("Basic realm=/var/opt/azcmagent/tokens/ab-12.key", "/var/opt/azcmagent/tokens", &p), 0);
+        ck_assert_str_eq(p, "/var/opt/azcmagent/tokens/ab-12.key");
+        free(p);
+        ck_assert_int_eq(aad_arc_challenge_path("basic realm=/k/x.key\r\n", "/k/", &p), 0);
+        ck_assert_str_eq(p, "/k/x.key");
+        free(p);
+        p = NULL;
+        static const char *const bad[] = {
+                "Basic realm=/etc/shadow", "Basic realm=/var/opt/azcmagent/tokens/../../../etc/x.key",
+                "Basic realm=/var/opt/azcmagent/tokens/sub/x.key", "Basic realm=/var/opt/azcmagent/tokensx/a.key",
+                "Basic realm=/var/opt/azcmagent/tokens/.key", "Bearer realm=/var/opt/azcmagent/tokens/a.key",
+                "Basic realm=/var/opt/azcmagent/tokens/a b.key", "",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ck_assert_msg(aad_arc_challenge_path(bad[i], "/var/opt/azcmagent/tokens", &p) == -EBADMSG, "%s", bad[i]);
+        ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(test_msi_answer) {
+        AadToken t = {};
+        AadError e = {};
+        const char *imds = "{\"access_token\":\"" ACCESS_TOKEN "\",\"client_id\":\"x\",\"expires_in\":\"86399\","
+                           "\"expires_on\":\"1740028277\",\"ext_expires_in\":\"86399\",\"not_before\":\"1739941577\","
+                           "\"resource\":\"r\",\"token_type\":\"Bearer\"}";
+        const char *appsvc = "{\"access_token\":\"" ACCESS_TOKEN "\",\"expires_on\":\"1700003600\",\"resource\":\"r\","
+                             "\"token_type\":\"Bearer\"}";
+
+        ck_assert_int_eq(aad_parse_msi_answer(200, imds, strlen(imds), NOW_FOR_MSI, &t, &e), AAD_OK);
+        ck_assert_uint_eq(t.expires_in, 86399 * USEC_PER_SEC);
+        ck_assert_str_eq(secret_reveal(t.access_token), ACCESS_TOKEN);
+        ck_assert_ptr_null(t.refresh_token);
+        aad_token_clear(&t);
+        ck_assert_int_eq(aad_parse_msi_answer(200, appsvc, strlen(appsvc), NOW_FOR_MSI, &t, &e), AAD_OK);
+        ck_assert_uint_eq(t.expires_in, 3600 * USEC_PER_SEC);
+        aad_token_clear(&t);
+        /* expired on arrival, no lifetime at all: not a token to use */
+        ck_assert_int_eq(aad_parse_msi_answer(200, appsvc, strlen(appsvc), NOW_FOR_MSI + 4000 * USEC_PER_SEC, &t, &e),
+                         AAD_TRANSIENT);
+        aad_error_clear(&e);
+
+        static const struct {
+                long status;
+                const char *body;
+                AadOutcome o;
+                const char *error;
+        } cases[] = {
+                { 400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}", AAD_CONFIG_ERROR,
+                  "invalid_request" },
+                { 400, "{\"statusCode\":400,\"message\":\"Unable to load the proper Managed Identity.\"}", AAD_CONFIG_ERROR,
+                  "invalid_request" },
+                { 401, "{\"statusCode\":401,\"message\":\"bad header\"}", AAD_CONFIG_ERROR, "unauthorized" },
+                { 404, "{\"error\":\"not_found\"}", AAD_TRANSIENT, "not_found" },
+                { 500, "", AAD_TRANSIENT, "server error" },
+                { 429, "{\"error\":\"too_many\"}", AAD_TRANSIENT, "too_many" },
+                { 503, "<html>", AAD_TRANSIENT, "server error" },
+                { 200, "<html>", AAD_TRANSIENT, "answer is not JSON" },
+                { 200, "{\"expires_in\":\"60\"}", AAD_TRANSIENT, "answer has no valid access_token" },
+                { 0, "", AAD_TRANSIENT, "no answer" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ck_assert_int_eq(aad_parse_msi_answer(cases[i].status, cases[i].body, strlen(cases[i].body), NOW_FOR_MSI,
+                                                      &t, &e),
+                                 cases[i].o);
+                ck_assert_str_eq(e.error, cases[i].error);
+                aad_error_clear(&e);
+        }
+        {
+                const char *s = "{\"statusCode\":400,\"message\":\"Unable to load the proper Managed Identity.\"}";
+                ck_assert_int_eq(aad_parse_msi_answer(400, s, strlen(s), NOW_FOR_MSI, &t, &e), AAD_CONFIG_ERROR);
+                ck_assert_str_eq(e.description, "Unable to load the proper Managed Identity.");
+                aad_error_clear(&e);
+        }
+}
+END_TEST
+
+START_TEST(test_conditional_access) {
+        AadError e = {};
+        const char *body = "{\"error\":\"interaction_required\",\"error_description\":\"AADSTS50076: MFA\","
+                           "\"error_codes\":[50076],\"suberror\":\"basic_action\","
+                           "\"claims\":\"{\\\"access_token\\\":{\\\"capolids\\\":{\\\"essential\\\":true,\\\"values\\\":[\\\"c1\\\"]}}}\"}";
+
+        ck_assert_int_eq(aad_parse_token_answer(400, body, strlen(body), NULL, &e), AAD_NEEDS_LOGIN);
+        ck_assert_str_eq(e.suberror, "basic_action");
+        ck_assert_str_eq(e.claims, "{\"access_token\":{\"capolids\":{\"essential\":true,\"values\":[\"c1\"]}}}");
+        ck_assert_int_eq(e.error_code, 50076);
+        aad_error_clear(&e);
+}
+END_TEST
+
 static Suite *aad_suite(void) {
         Suite *s = suite_create("aad");
         TCase *tc = tcase_create("core");
@@ -651,6 +817,11 @@ static Suite *aad_suite(void) {
         tcase_add_test(tc, test_device_code);
         tcase_add_test(tc, test_retry_after);
         tcase_add_test(tc, test_outcome_names);
+        tcase_add_test(tc, test_identity_bodies);
+        tcase_add_test(tc, test_msi_url);
+        tcase_add_test(tc, test_arc_challenge);
+        tcase_add_test(tc, test_msi_answer);
+        tcase_add_test(tc, test_conditional_access);
         suite_add_tcase(s, tc);
         return s;
 }
