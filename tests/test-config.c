@@ -996,11 +996,144 @@ START_TEST(test_example_config) {
 }
 END_TEST
 
+#define APP "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+
+START_TEST(test_identities) {
+        Config *c;
+        const ProfileConfig *p;
+
+        c = parse_ok(DEFAULT_PROFILE);
+        ck_assert_int_eq(c->profiles[0]->auth, AUTH_DEVICE_CODE);
+        config_free(c);
+
+        c = parse_ok(DEFAULT_PROFILE "auth = browser\nredirect_port = 8400\n");
+        ck_assert_int_eq(c->profiles[0]->auth, AUTH_BROWSER);
+        ck_assert_uint_eq(c->profiles[0]->redirect_port, 8400);
+        config_free(c);
+
+        c = parse_ok(DEFAULT_PROFILE "auth = client_secret\nclient_id = " APP "\nclient_secret_file = ${DATA}/secret\n");
+        p = c->profiles[0];
+        ck_assert_int_eq(p->auth, AUTH_CLIENT_SECRET);
+        ck_assert_str_eq(p->client_secret_file, "/data/secret");
+        ck_assert_str_eq(p->client_id, APP);
+        {
+                _cleanup_free_ char *scope = profile_config_app_scope(p), *sum = profile_config_summary(p);
+                ck_assert_str_eq(scope, "6dae42f8-4368-4678-94ff-3960e28e3630/.default");
+                ck_assert(strstr(sum, "client_secret as " APP));
+        }
+        config_free(c);
+
+        c = parse_ok(DEFAULT_PROFILE "auth = client_certificate\nclient_id = " APP "\nclient_certificate = ~/app.pem\n"
+                                     "client_certificate_password_file = ~/pw\n");
+        p = c->profiles[0];
+        ck_assert_str_eq(p->client_certificate, "/home/u/app.pem");
+        ck_assert_str_eq(p->client_certificate_password_file, "/home/u/pw");
+        config_free(c);
+
+        c = parse_ok("[profile default]\nauth = managed_identity\nmanaged_identity_client_id = " APP "\n");
+        p = c->profiles[0];
+        ck_assert_int_eq(p->msi_kind, MSI_IMDS);
+        ck_assert_str_eq(p->msi_endpoint, "http://169.254.169.254");
+        ck_assert_str_eq(p->managed_identity_client_id, APP);
+        config_free(c);
+
+        c = parse_ok("[profile default]\nauth = managed_identity\nimds_endpoint = http://127.0.0.1:8080/\n");
+        ck_assert_str_eq(c->profiles[0]->msi_endpoint, "http://127.0.0.1:8080");
+        config_free(c);
+}
+END_TEST
+
+START_TEST(test_identity_environment) {
+        ConfigEnv env = test_env();
+        Config *c;
+        const ProfileConfig *p;
+
+        env.azure_federated_token_file = "/var/run/secrets/azure/tokens/azure-identity-token";
+        env.azure_client_id = APP;
+        env.azure_tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        env.azure_authority_host = "https://login.microsoftonline.us/";
+        c = parse_ok_env("[profile default]\nauth = workload_identity\n", &env);
+        p = c->profiles[0];
+        ck_assert_str_eq(p->federated_token_file, "/var/run/secrets/azure/tokens/azure-identity-token");
+        ck_assert_str_eq(p->client_id, APP);
+        ck_assert_str_eq(p->tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+        ck_assert_str_eq(p->authority_host, "https://login.microsoftonline.us");
+        config_free(c);
+        /* the keys win over the environment */
+        c = parse_ok_env("[profile default]\nauth = workload_identity\ntenant = " TENANT "\nfederated_token_file = /t\n", &env);
+        ck_assert_str_eq(c->profiles[0]->tenant, TENANT);
+        ck_assert_str_eq(c->profiles[0]->federated_token_file, "/t");
+        config_free(c);
+        /* the variables are for workload identity only */
+        c = parse_ok_env(DEFAULT_PROFILE, &env);
+        ck_assert_str_eq(c->profiles[0]->client_id, AKS_DEFAULT_CLIENT_ID);
+        ck_assert_str_eq(c->profiles[0]->authority_host, AKS_DEFAULT_AUTHORITY_HOST);
+        config_free(c);
+
+        env = test_env();
+        env.identity_endpoint = "http://127.0.0.1:41741/msi/token";
+        env.identity_header = "hdr";
+        c = parse_ok_env("[profile default]\nauth = managed_identity\n", &env);
+        p = c->profiles[0];
+        ck_assert_int_eq(p->msi_kind, MSI_APP_SERVICE);
+        ck_assert_str_eq(p->msi_endpoint, "http://127.0.0.1:41741/msi/token");
+        ck_assert_str_eq(secret_reveal(p->identity_header), "hdr");
+        config_free(c);
+
+        env.identity_header = NULL;
+        env.imds_endpoint = "http://localhost:40342";
+        env.identity_endpoint = "http://localhost:40342/metadata/identity/oauth2/token";
+        c = parse_ok_env("[profile default]\nauth = managed_identity\n", &env);
+        ck_assert_int_eq(c->profiles[0]->msi_kind, MSI_ARC);
+        config_free(c);
+}
+END_TEST
+
+START_TEST(test_identity_errors) {
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = password\n", "3: auth 'password' is not one of device_code, browser");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = client_secret\nclient_id = " APP "\n",
+                      "1: profile 'default' has auth = client_secret but no client_secret_file");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = client_secret\nclient_secret_file = /s\n",
+                      "1: profile 'default' has auth = client_secret but no client_id");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = client_certificate\nclient_id = " APP "\n",
+                      "1: has auth = client_certificate but no client_certificate");
+        EXPECT_ERRORS(DEFAULT_PROFILE "client_secret_file = /s\n",
+                      "3: client_secret_file is only for auth = client_secret (this profile has auth = device_code)");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = browser\nredirect_port = 70000\n", "4: redirect_port '70000' is not a port");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = browser\nredirect_port = -1\n", "4: redirect_port '-1' is not a port");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://10.0.0.1\n",
+                      "3: imds_endpoint 'http://10.0.0.1' must be http://169.254.169.254 or an http:// address on this machine");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = https://169.254.169.254\n",
+                      "3: imds_endpoint");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://169.254.169.254.evil.example\n",
+                      "3: imds_endpoint");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://127.0.0.1/x\n",
+                      "3: imds_endpoint");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = managed_identity\n", "2: tenant is not used by auth = managed_identity");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nclient_id = " APP "\n",
+                      "3: client_id does not choose a managed identity: use managed_identity_client_id");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_client_id = " APP
+                      "\nmanaged_identity_object_id = " APP "\n",
+                      "1: names its managed identity more than once");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_client_id = x\n",
+                      "3: managed_identity_client_id 'x' is not a client ID");
+        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_resource_id = x\n",
+                      "3: managed_identity_resource_id 'x' is not an Azure resource ID");
+        EXPECT_ERRORS("[profile default]\nauth = workload_identity\n",
+                      "1: profile 'default' has no tenant: add tenant = <tenant ID, domain or organizations> (or set AZURE_TENANT_ID)",
+                      "1: no federated_token_file, and AZURE_FEDERATED_TOKEN_FILE is not set",
+                      "1: has auth = workload_identity but no client_id: give the application (client) ID of the service principal or set AZURE_CLIENT_ID");
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc;
 
         tc = tcase_create("values");
+        tcase_add_test(tc, test_identities);
+        tcase_add_test(tc, test_identity_environment);
+        tcase_add_test(tc, test_identity_errors);
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_every_key);
         tcase_add_test(tc, test_default_paths);
