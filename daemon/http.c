@@ -45,6 +45,8 @@ struct HttpRequest {
         size_t data_len, data_cap, max_body;
         bool too_large;
         char *retry_after;
+        char *www_authenticate;
+        bool get;
 
         CURLcode code;
         char errbuf[CURL_ERROR_SIZE];
@@ -77,10 +79,14 @@ static void http_request_free(HttpRequest *req) {
                 return;
         if (req->easy)
                 curl_easy_cleanup(req->easy);
+        /* A header may carry a secret (secret_header_value): wipe them all. */
+        for (struct curl_slist *l = req->headers; l; l = l->next)
+                explicit_bzero(l->data, strlen(l->data));
         curl_slist_free_all(req->headers);
         erase_and_free(req->form, req->form_len + 1);
         erase_and_free(req->data, req->data_cap);
         free(req->retry_after);
+        free(req->www_authenticate);
         free(req);
 }
 
@@ -168,6 +174,7 @@ static int http_on_dispatch(sd_event_source *s, void *userdata) {
         response.body = req->data ? req->data : "";
         response.body_len = req->data_len;
         response.retry_after = req->retry_after;
+        response.www_authenticate = req->www_authenticate;
         if (result < 0) {
                 if (result == -EFBIG)
                         (void) snprintf(req->errbuf, sizeof req->errbuf, "The answer is larger than %zu bytes",
@@ -411,29 +418,43 @@ static bool is_http_ows_or_eol(char ch) {
         return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/* The value of header line buf (n bytes) if it is name ("retry-after:"), trimmed; else NULL. */
+static char *header_value(const char *buf, size_t n, const char *name) {
+        size_t nl = strlen(name), len;
+        const char *p;
+
+        if (n <= nl || strncasecmp(buf, name, nl) != 0)
+                return NULL;
+        p = buf + nl;
+        len = n - nl;
+        while (len > 0 && is_http_ows_or_eol(*p)) {
+                p++;
+                len--;
+        }
+        while (len > 0 && is_http_ows_or_eol(p[len - 1]))
+                len--;
+        if (len == 0 || len >= HTTP_RETRY_AFTER_MAX || memchr(p, 0, len))
+                return NULL;
+        return strndup(p, len);
+}
+
 static size_t http_on_header(char *buf, size_t size, size_t nitems, void *userdata) {
-        static const char name[] = "retry-after:";
         HttpRequest *req = userdata;
         size_t n = size * nitems;
+        char *v;
 
         if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
                 /* A new status line (after a 1xx, or a proxy's CONNECT answer): start over. */
                 free(req->retry_after);
                 req->retry_after = NULL;
-        } else if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
-                const char *p = buf + sizeof name - 1;
-                size_t len = n - (sizeof name - 1);
-
-                while (len > 0 && is_http_ows_or_eol(*p)) {
-                        p++;
-                        len--;
-                }
-                while (len > 0 && is_http_ows_or_eol(p[len - 1]))
-                        len--;
-                if (len > 0 && len < HTTP_RETRY_AFTER_MAX && !memchr(p, 0, len)) {
-                        free(req->retry_after);
-                        req->retry_after = strndup(p, len);
-                }
+                free(req->www_authenticate);
+                req->www_authenticate = NULL;
+        } else if ((v = header_value(buf, n, "retry-after:"))) {
+                free(req->retry_after);
+                req->retry_after = v;
+        } else if ((v = header_value(buf, n, "www-authenticate:"))) {
+                free(req->www_authenticate);
+                req->www_authenticate = v;
         }
         return n;
 }
@@ -461,7 +482,7 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
         CURL *e = req->easy;
         int r;
 
-        r = http_add_header(req, "Content-Type: application/x-www-form-urlencoded");
+        r = req->get ? 0 : http_add_header(req, "Content-Type: application/x-www-form-urlencoded");
         if (r >= 0)
                 r = http_add_header(req, "Accept: application/json");
         if (r >= 0)
@@ -478,6 +499,26 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
                 if (r >= 0)
                         r = http_add_header(req, "return-client-request-id: true");
         }
+        for (size_t i = 0; r >= 0 && i < opts->n_headers; i++) {
+                if (!opts->headers[i] || strpbrk(opts->headers[i], "\r\n") || !strchr(opts->headers[i], ':'))
+                        return -EINVAL;
+                r = http_add_header(req, opts->headers[i]);
+        }
+        if (r >= 0 && opts->secret_header_name) {
+                _cleanup_free_ char *h = NULL;
+                const char *v = secret_reveal(opts->secret_header_value);
+                size_t n;
+
+                if (!v || strpbrk(v, "\r\n") || strpbrk(opts->secret_header_name, "\r\n:"))
+                        return -EINVAL;
+                n = strlen(opts->secret_header_name) + 2 + strlen(v) + 1;
+                h = malloc(n);
+                if (!h)
+                        return -ENOMEM;
+                snprintf(h, n, "%s: %s", opts->secret_header_name, v);
+                r = http_add_header(req, h);
+                explicit_bzero(h, n);
+        }
         if (r < 0)
                 return r;
 
@@ -492,9 +533,10 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_USERAGENT, "aksspark-tokend/" PACKAGE_VERSION) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->form_len) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->form) != CURLE_OK ||
+            (req->get ? curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK
+                      : (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+                         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->form_len) != CURLE_OK ||
+                         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->form) != CURLE_OK)) ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                              usec_to_msec_long(opts->connect_timeout, HTTP_CONNECT_TIMEOUT_DEFAULT)) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_msec_long(opts->timeout, HTTP_TIMEOUT_DEFAULT)) != CURLE_OK ||
@@ -520,8 +562,21 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
         return 0;
 }
 
+static int http_start(HttpClient *c, const char *url, bool get, const Secret *body, const HttpOptions *opts,
+                      http_done_fn done, void *userdata, HttpRequest **ret);
+
 int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts,
                    http_done_fn done, void *userdata, HttpRequest **ret) {
+        return http_start(c, url, false, body, opts, done, userdata, ret);
+}
+
+int http_get(HttpClient *c, const char *url, const HttpOptions *opts, http_done_fn done, void *userdata,
+             HttpRequest **ret) {
+        return http_start(c, url, true, NULL, opts, done, userdata, ret);
+}
+
+static int http_start(HttpClient *c, const char *url, bool get, const Secret *body, const HttpOptions *opts,
+                      http_done_fn done, void *userdata, HttpRequest **ret) {
         static const HttpOptions defaults = {};
         HttpRequest *req;
         int r;
@@ -536,6 +591,7 @@ int http_post_form(HttpClient *c, const char *url, const Secret *body, const Htt
                 return -ENOMEM;
         req->done = done;
         req->userdata = userdata;
+        req->get = get;
         req->max_body = opts->max_body > 0 ? opts->max_body : HTTP_MAX_BODY_DEFAULT;
         req->form_len = secret_len(body);
         req->form = malloc(req->form_len + 1);

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "json-wipe.h"
+#include "credfile.h"
 #include "log.h"
 #include "manager.h"
 #include "version.h"
@@ -140,6 +141,20 @@ static int run(const Arguments *args) {
         }
 
         if (check_config) {
+                _cleanup_(config_errors_clear) ConfigErrors problems = {};
+
+                /* The credential files are the one part of a configuration that needs I/O to
+                 * judge: readable only by their owner, and a certificate that parses. */
+                for (size_t i = 0; i < config->n_profiles; i++)
+                        if (credfile_check_profile(config->profiles[i], &problems) < 0) {
+                                fprintf(stderr, "aksspark-tokend: out of memory\n");
+                                return EXIT_FAILURE;
+                        }
+                if (problems.n > 0) {
+                        for (size_t i = 0; i < problems.n; i++)
+                                fprintf(stderr, "%s: %s\n", config_path, problems.lines[i]);
+                        return EXIT_CONFIG;
+                }
                 for (size_t i = 0; i < config->n_profiles; i++) {
                         _cleanup_free_ char *line = profile_config_summary(config->profiles[i]);
                         printf("%s\n", line ? line : config->profiles[i]->name);

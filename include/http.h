@@ -1,4 +1,4 @@
-/* HTTPS POSTs through one curl multi handle driven by sd-event: nothing here blocks the loop.
+/* HTTPS POSTs (and GETs) through one curl multi handle driven by sd-event: nothing here blocks the loop.
  * Knows nothing of Azure. Connections are reused across requests to the same host. */
 #pragma once
 
@@ -24,6 +24,10 @@ typedef struct HttpOptions {
         usec_t connect_timeout;
         size_t max_body;         /* a longer answer fails with -EFBIG */
         const char *request_id;  /* sent as client-request-id; NULL = none */
+        const char *const *headers; /* extra "Name: value" lines (n_headers of them); no secret */
+        size_t n_headers;
+        const char *secret_header_name;   /* one header whose value is a secret (wiped when done) */
+        const Secret *secret_header_value;
 } HttpOptions;
 
 typedef struct HttpResponse {
@@ -31,6 +35,7 @@ typedef struct HttpResponse {
         const char *body;        /* NUL-terminated, body_len bytes */
         size_t body_len;
         const char *retry_after; /* header value or NULL */
+        const char *www_authenticate; /* header value or NULL */
         const char *error;       /* transport failure in words (curl's), NULL on success */
 } HttpResponse;
 
@@ -59,6 +64,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
  * free the client. */
 int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts,
                    http_done_fn done, void *userdata, HttpRequest **ret);
+
+/* GET url (no body), otherwise as http_post_form(). */
+int http_get(HttpClient *c, const char *url, const HttpOptions *opts, http_done_fn done, void *userdata,
+             HttpRequest **ret);
 
 /* Abort a request in flight; its callback will not run. NULL-safe; a no-op from inside the
  * request's own callback. */

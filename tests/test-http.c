@@ -134,6 +134,7 @@ typedef struct Outcome {
         char *body;
         size_t body_len;
         char *retry_after;
+        char *www_authenticate;
         char *error;
         usec_t done_at;
         HttpRequest *cancel_in_callback; /* another request to cancel from the callback */
@@ -146,6 +147,7 @@ static int total_calls;
 static void outcome_clear(Outcome *o) {
         free(o->body);
         free(o->retry_after);
+        free(o->www_authenticate);
         free(o->error);
         *o = (Outcome) {};
 }
@@ -164,6 +166,7 @@ static void on_done(HttpRequest *req, int result, const HttpResponse *resp, void
         o->body = strndup(resp->body, resp->body_len);
         o->body_len = resp->body_len;
         o->retry_after = resp->retry_after ? strdup(resp->retry_after) : NULL;
+        o->www_authenticate = resp->www_authenticate ? strdup(resp->www_authenticate) : NULL;
         o->error = resp->error ? strdup(resp->error) : NULL;
         ck_assert((result < 0) == (resp->error != NULL));
 
@@ -264,6 +267,49 @@ START_TEST(test_post_echo) {
         ck_assert_ptr_null(json_header(echo, "return-client-request-id"));
         json_decref(echo);
         outcome_clear(&o);
+}
+END_TEST
+
+static const char *extra_bad[1];
+
+START_TEST(test_get_with_headers) {
+        _cleanup_free_ char *url = url_of(&server_a, "/echo?api-version=2018-02-01&resource=x"),
+                            *challenge = url_of(&server_a, "/challenge/%2Fvar%2Fopt%2Fk.key");
+        _cleanup_secret_ Secret *value = secret_new_string("c2VjcmV0LWtleQ");
+        static const char *const extra[] = { "Metadata: true", "x-ms-lib-capability: retry-after, h429" };
+        HttpOptions opts = { .ca_file = server_a.ca, .headers = extra, .n_headers = 2,
+                             .secret_header_name = "Authorization", .secret_header_value = NULL };
+        Outcome o = {};
+        json_t *echo;
+
+        opts.secret_header_value = value;
+        ck_assert_int_eq(http_get(client, url, &opts, on_done, &o, NULL), 0);
+        ck_assert(run_until(event, &o.calls, 1, 10 * USEC_PER_SEC));
+        ck_assert_int_eq(o.status, 200);
+        echo = json_loads(o.body, 0, NULL);
+        ck_assert_ptr_nonnull(echo);
+        ck_assert_str_eq(json_string_value(json_object_get(echo, "method")), "GET");
+        ck_assert_str_eq(json_string_value(json_object_get(echo, "path")), "/echo?api-version=2018-02-01&resource=x");
+        ck_assert_str_eq(json_string_value(json_object_get(echo, "body")), "");
+        ck_assert_ptr_null(json_header(echo, "content-type"));
+        ck_assert_str_eq(json_header(echo, "metadata"), "true");
+        ck_assert_str_eq(json_header(echo, "x-ms-lib-capability"), "retry-after, h429");
+        ck_assert_str_eq(json_header(echo, "authorization"), "c2VjcmV0LWtleQ");
+        json_decref(echo);
+        outcome_clear(&o);
+
+        opts.secret_header_name = NULL;
+        ck_assert_int_eq(http_get(client, challenge, &opts, on_done, &o, NULL), 0);
+        ck_assert(run_until(event, &o.calls, 1, 10 * USEC_PER_SEC));
+        ck_assert_int_eq(o.status, 401);
+        ck_assert_str_eq(o.www_authenticate, "Basic realm=/var/opt/k.key");
+        outcome_clear(&o);
+
+        /* a header that would split the request is refused */
+        extra_bad[0] = "Metadata: true\r\nX-Evil: 1";
+        opts.headers = extra_bad;
+        opts.n_headers = 1;
+        ck_assert_int_eq(http_get(client, url, &opts, on_done, &o, NULL), -EINVAL);
 }
 END_TEST
 
@@ -720,6 +766,7 @@ static Suite *http_suite(void) {
         tcase_add_unchecked_fixture(tc, servers_setup, servers_teardown);
         tcase_add_checked_fixture(tc, loop_setup, loop_teardown);
         tcase_add_test(tc, test_post_echo);
+        tcase_add_test(tc, test_get_with_headers);
         tcase_add_test(tc, test_error_status_and_retry_after);
         tcase_add_test(tc, test_hang_does_not_block_others);
         tcase_add_test(tc, test_connect_timeout);

@@ -11,6 +11,7 @@ Paths (any method):
   /status/NNN       status NNN with an OAuth-style JSON error body
   /retry-after/V    429 with "Retry-After: V" (V URL-decoded)
   /redirect         302 to /echo
+  /challenge/REALM  401 with WWW-Authenticate: Basic realm=REALM
   /hang             reads the request, never answers
   /huge/N           200 with a Content-Length of N bytes
   /huge-unsized/N   200 with N bytes, no Content-Length (ends with the connection)
@@ -98,7 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         body = self.read_body()
-        parts = self.path.split("/")
+        parts = self.path.partition("?")[0].split("/")
         what = parts[1] if len(parts) > 1 else ""
         arg = urllib.parse.unquote(parts[2]) if len(parts) > 2 else ""
 
@@ -115,6 +116,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                             "error_description": "AADSTS70008: expired"}))
         elif what == "retry-after":
             self.send(429, '{"error": "temporarily_unavailable"}', [("Retry-After", arg)])
+        elif what == "challenge":
+            self.send(401, '{"error": "unauthorized"}', [("WWW-Authenticate", "Basic realm=" + arg)])
         elif what == "redirect":
             self.send(302, "", [("Location", "/echo")])
         elif what == "hang":
