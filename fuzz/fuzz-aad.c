@@ -123,6 +123,28 @@ static void check_device_code_answer(long status, const char *body, size_t len, 
         aad_error_clear(&e);
 }
 
+/* A managed-identity answer (IMDS, App Service, Arc): string-typed numbers, expires_on. */
+static void check_msi_answer(long status, const char *body, size_t len) {
+        AadToken t = {};
+        AadError e = {};
+        AadOutcome o;
+
+        o = aad_parse_msi_answer(status, body, len, (usec_t) NOW * USEC_PER_SEC, &t, &e);
+        FUZZ_CHECK(o == AAD_OK || o == AAD_CONFIG_ERROR || o == AAD_TRANSIENT);
+        if (o == AAD_OK) {
+                FUZZ_CHECK(status >= 200 && status < 300);
+                FUZZ_CHECK(t.access_token && is_visible(secret_reveal(t.access_token), secret_len(t.access_token)));
+                FUZZ_CHECK(!t.refresh_token);
+                FUZZ_CHECK(t.expires_in > 0 && t.expires_in <= 48 * USEC_PER_HOUR);
+                FUZZ_CHECK(error_is_empty(&e));
+        } else {
+                FUZZ_CHECK(!t.access_token);
+                check_error(&e);
+        }
+        aad_token_clear(&t);
+        aad_error_clear(&e);
+}
+
 /* The seconds glibc's strptime()/timegm() make of an IMF-fixdate or asctime date, or -1. */
 static int64_t reference_date(const char *v) {
         static const char *const formats[] = { "%a, %d %b %Y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y" };
@@ -197,6 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         check_token_answer(status, body, len, data[0] & 0x80);
         check_device_code_answer(status, body, len, data[0] & 0x80);
+        check_msi_answer(status, body, len);
         check_retry_after(data + 2, len);
         return 0;
 }
