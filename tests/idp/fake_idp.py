@@ -950,6 +950,12 @@ class FakeIdp:
         if secret is not None and assertion is not None:
             return self._error("invalid_request", 90014, "Both 'client_assertion' and "
                                "'client_secret' were given: send one.", crid)
+        # What a client presents is as secret as what it is given: the log scans cover both.
+        for presented in (secret, assertion):
+            if presented:
+                self._new_secret(presented)
+        if assertion:
+            rec["assertion_sha256"] = hashlib.sha256(assertion.encode()).hexdigest()[:16]
         app = self._apps.get(client_id)
         if app is None:
             return self._error("unauthorized_client", 700016, "Application with identifier "
@@ -1003,6 +1009,8 @@ class FakeIdp:
                                "authorization code." % str(form.get("redirect_uri"))[:200],
                                crid)
         verifier = form.get("code_verifier", "")
+        if verifier:
+            self._new_secret(verifier)
         if not (43 <= len(verifier) <= 128) or set(verifier) - set(
                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"):
             return self._error("invalid_request", 501481, "The Code_Verifier does not match "

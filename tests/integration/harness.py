@@ -231,6 +231,7 @@ class Env:
         self.idps = []
         self.daemons = []
         self.client_stderr = []
+        self.secret_files = []   # client secrets, private keys: scanned for like issued secrets
         self._n = 0
 
     def __enter__(self):
@@ -271,25 +272,29 @@ class Env:
         return os.path.join(self.root, *parts)
 
     def write_config(self, profiles=None, daemon=None, idp=None, raw=None):
-        """Write config.ini. profiles: {name: {key: value or [values]}}; a profile without
-        authority_host talks to idp (default: the first started)."""
+        """Write config.ini. profiles: {name: {key: value or [values], or None to leave a key
+        out}}; a profile without authority_host talks to idp (default: the first started;
+        False: none)."""
         if raw is not None:
             with open(self.config_path, "w") as f:
                 f.write(raw)
             return self.config_path
-        idp = idp or self.idp
+        if idp is None:
+            idp = self.idp   # idp=False: no identity provider keys at all
         d = {"socket": self.socket_path, "state_dir": self.state, "log_level": "debug", "http_timeout": "5s"}
         d.update(daemon or {})
         lines = ["[daemon]"] + ["%s = %s" % (k, v) for k, v in d.items() if v is not None]
         for name, keys in (profiles or {"default": {}}).items():
             keys = dict(keys)
             keys.setdefault("tenant", "contoso.onmicrosoft.com")
-            if idp is not None and "authority_host" not in keys:
+            if idp and "authority_host" not in keys:
                 keys["authority_host"] = idp.url
                 keys.setdefault("ca_file", idp.ca_file)
             lines.append("")
             lines.append("[profile %s]" % name)
             for k, v in keys.items():
+                if v is None:   # a key the test wants left out (tenant, ...)
+                    continue
                 for item in (v if isinstance(v, list) else [v]):
                     lines.append("%s = %s" % (k, item))
         with open(self.config_path, "w") as f:
@@ -360,10 +365,46 @@ class Env:
                 elif len(s) >= 48:
                     out.add(s[:24])
                     out.add(s[-24:])
+        return out | self._file_secrets()
+
+    def add_secret_file(self, path):
+        """A credential file the daemon reads (client secret, PEM key, password): none of its
+        secret lines may appear in a log."""
+        self.secret_files.append(path)
+
+    def _file_secrets(self):
+        out = set()
+        for path in self.secret_files:
+            try:
+                text = read(path)
+            except OSError:
+                continue
+            in_key = False
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("-----BEGIN") and "PRIVATE KEY" in line:
+                    in_key = True
+                elif line.startswith("-----END"):
+                    in_key = False
+                elif in_key and len(line) >= 16 and ":" not in line:
+                    out.add(line)   # every base64 line of a private key
+                elif not line.startswith("-----") and len(line) >= 8 and "BEGIN" not in text:
+                    out.add(line)   # a secret or password file
         return out
 
     def assert_no_secret_leaked(self):
         texts = [("daemon log %s" % d.log_path, d.log()) for d in self.daemons]
+        # A credential is never copied into the state directory (a refresh token is expected there).
+        credentials = self._file_secrets()
+        for top, _, files in os.walk(self.state):
+            for name in files:
+                try:
+                    text = read(os.path.join(top, name), "rb").decode("utf-8", "replace")
+                except OSError:
+                    continue
+                for secret in credentials:
+                    if secret in text:
+                        raise AssertionError("a credential appears in the state file %s" % name)
         texts += [("aksspark-tokenctl stderr", e) for e in self.client_stderr if e]
         for secret in self.secrets():
             for where, text in texts:

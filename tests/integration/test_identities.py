@@ -1,0 +1,308 @@
+"""The identities of issue 15 end to end: the real daemon over HTTPS against the local identity
+provider, for each unattended kind (client secret, client certificate, workload identity,
+managed identity on a VM, App Service and Arc) and for the browser sign-in. Each puts a valid
+token in every output at once, renews it before expiry through faults, and a rejected credential
+gives the state, exit code and message the contract names. The harness fails every test whose
+logs or state directory hold a secret, a key line or an assertion."""
+
+import json
+import os
+import time
+import unittest
+import urllib.parse
+import uuid
+
+import harness
+from harness import Env, read, wait_until
+from fake_idp import FakeManagedIdentity, make_client_certificate
+
+APP = "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+SUBJECT = "system:serviceaccount:spark:spark-driver"
+# One lifetime for every token in this file: short enough to see several renewals. The
+# daemon's refresh floor is lowered for tests by the harness.
+LIFETIME = 6
+RENEWALS = 3
+SANITIZED = any(k in os.environ for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"))
+FIRST_TOKEN_WITHIN = 1.0 * (5 if SANITIZED else 1)
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+class Unattended:
+    """Shared checks for the kinds with no person."""
+
+    def outputs(self, env):
+        return {"token_file": env.path("home", "token"),
+                "spark_properties": env.path("home", "spark.properties")}
+
+    def read_outputs(self, env):
+        out = self.outputs(env)
+        try:
+            token = read(out["token_file"])
+            props = read(out["spark_properties"])
+        except FileNotFoundError:
+            return None
+        line = [l for l in props.splitlines()
+                if l.startswith("spark.kubernetes.authenticate.submission.oauthToken")]
+        if not line or line[0].split("=", 1)[1].strip() != token:
+            return None
+        return token
+
+    def start_and_time_first_token(self, env, idp, **kw):
+        start = time.monotonic()
+        d = env.start_daemon(wait=False, **kw)
+        token = wait_until(lambda: (lambda t: t if t and idp.token_is_valid(t) else None)(
+            self.read_outputs(env)), 10 * (5 if SANITIZED else 1), "a valid token in every output")
+        took = time.monotonic() - start
+        d.wait_ready()
+        self.assertLess(took, FIRST_TOKEN_WITHIN, "the first token took %.2fs" % took)
+        return d, token
+
+    def assert_renewals(self, env, idp, d, first, faults=(), endpoint="token", rotate=None):
+        """RENEWALS new tokens, each before the last expired, with a fault queued before each."""
+        seen = [first]
+        for i in range(RENEWALS):
+            if faults:
+                idp.queue_fault(faults[i % len(faults)], endpoint=endpoint)
+            if rotate:
+                rotate(i)
+            previous = seen[-1]
+            exp = json.loads(harness_b64(previous.split(".")[1]))["exp"]
+            token = wait_until(lambda: (lambda t: t if t and t not in seen and idp.token_is_valid(t)
+                                        else None)(self.read_outputs(env)),
+                               LIFETIME * 10, "renewal %d" % (i + 1), interval=0.05)
+            self.assertLess(time.time(), exp + 1, "renewal %d came after the token expired" % (i + 1))
+            seen.append(token)
+        st = d.status()
+        self.assertEqual(st["state"], "valid", st)
+        self.assertEqual(d.ctl("check", "--min-valid", "1s").returncode, 0)
+        return seen
+
+    def assert_no_person(self, d):
+        for op in ("login", "logout"):
+            a = d.request({"op": op})
+            self.assertEqual((a["ok"], a["error"]), (False, "bad_request"), a)
+            self.assertIn("no person", a["message"])
+
+    def assert_rejected(self, env, d, code):
+        st = wait_until(lambda: (lambda s: s if s["state"] == "error" else None)(d.status()), 20,
+                        "state error")
+        self.assertIn("AADSTS%d" % code, st["last_error"])
+        self.assertIn("correlation id", st["last_error"])
+        p = d.ctl("check")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("AADSTS%d" % code, p.stderr)
+        self.assertIn("AADSTS%d" % code, d.log())
+
+
+def harness_b64(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+class ServicePrincipalTest(Unattended, unittest.TestCase):
+    def profile(self, env, **keys):
+        p = {"auth": keys.pop("auth"), "client_id": APP, "tenant": TENANT}
+        p.update(self.outputs(env))
+        p.update(keys)
+        return {"default": p}
+
+    def test_client_secret(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            secret = idp.add_client_secret(APP)
+            path = write_private(env.path("secret"), secret + "\n")
+            env.add_secret_file(path)
+            env.write_config(self.profile(env, auth="client_secret", client_secret_file=path))
+            d, first = self.start_and_time_first_token(env, idp)
+            claims = json.loads(harness_b64(first.split(".")[1]))
+            self.assertEqual((claims["idtyp"], claims["appid"]), ("app", APP))
+            self.assert_renewals(env, idp, d, first, faults=("503", "close", "500"))
+            reqs = [r for r in idp.requests("token") if r["grant_type"] == "client_credentials"
+                    and not r["fault"]]
+            self.assertTrue(reqs)
+            for r in reqs:
+                self.assertEqual((r["auth"], r["client_info"], r["scope"], r["lib_capability"]),
+                                 ("secret", "1", "6dae42f8-4368-4678-94ff-3960e28e3630/.default",
+                                  "retry-after, h429"))
+            self.assertEqual(d.status()["account"], APP)
+            self.assert_no_person(d)
+            d.stop()
+
+    def test_wrong_secret(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            idp.add_client_secret(APP)
+            path = write_private(env.path("secret"), "Fk8Q~not-the-secret-at-all-0123456789")
+            env.add_secret_file(path)
+            env.write_config(self.profile(env, auth="client_secret", client_secret_file=path))
+            d = env.start_daemon()
+            self.assert_rejected(env, d, 7000215)
+            d.stop()
+
+    def test_secret_file_readable_by_others_is_refused(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            path = write_private(env.path("secret"), idp.add_client_secret(APP))
+            env.add_secret_file(path)
+            os.chmod(path, 0o644)
+            env.write_config(self.profile(env, auth="client_secret", client_secret_file=path))
+            p = harness.subprocess.run([harness.TOKEND, "--config", env.config_path, "--check-config"],
+                                       capture_output=True, text=True, timeout=30,
+                                       env=env.daemon_environment())
+            self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+            self.assertIn("may be read by others than its owner: run chmod 600 %s" % path, p.stderr)
+            os.chmod(path, 0o600)
+            p = harness.subprocess.run([harness.TOKEND, "--config", env.config_path, "--check-config"],
+                                       capture_output=True, text=True, timeout=30,
+                                       env=env.daemon_environment())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("client_secret as %s" % APP, p.stdout)
+
+    def test_client_certificate(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            password = "a-long-test-password-%s" % uuid.uuid4().hex
+            pem, cert = make_client_certificate(env.root, "app", password=password)
+            idp.add_client_certificate(APP, cert)
+            pw = write_private(env.path("password"), password + "\n")
+            for f in (pem, pw):
+                env.add_secret_file(f)
+            env.write_config(self.profile(env, auth="client_certificate", client_certificate=pem,
+                                          client_certificate_password_file=pw))
+            d, first = self.start_and_time_first_token(env, idp)
+            self.assert_renewals(env, idp, d, first, faults=("429", "reset", "badjson"))
+            used = [r for r in idp.requests("token") if r["auth"] == "certificate"
+                    and r["status"] == 200]
+            self.assertGreaterEqual(len(used), RENEWALS + 1)
+            self.assertEqual({r["assertion_alg"] for r in used}, {"PS256"})
+            # a new assertion for every request (the fake refuses a jti twice)
+            self.assertEqual(len({r["assertion_sha256"] for r in used}), len(used))
+            self.assert_no_person(d)
+            d.stop()
+
+    def test_unknown_certificate(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            _, cert = make_client_certificate(env.root, "registered")
+            idp.add_client_certificate(APP, cert)
+            pem, _ = make_client_certificate(env.root, "other")
+            env.add_secret_file(pem)
+            env.write_config(self.profile(env, auth="client_certificate", client_certificate=pem))
+            d = env.start_daemon()
+            self.assert_rejected(env, d, 700027)
+            d.stop()
+
+
+class WorkloadIdentityTest(Unattended, unittest.TestCase):
+    def setup_world(self, env, idp, lifetime=3600):
+        idp.add_federated_credential(APP, SUBJECT)
+        path = env.path("azure-identity-token")
+        write_private(path, idp.issue_federated_token(SUBJECT, lifetime=lifetime))
+        os.chmod(path, 0o644)   # as the kubelet projects it: not a file the daemon refuses
+        p = dict(self.outputs(env), auth="workload_identity", ca_file=idp.ca_file, tenant=None)
+        # tenant, client and authority from the environment the webhook sets
+        env.write_config({"default": p}, idp=False)
+        variables = {"AZURE_FEDERATED_TOKEN_FILE": path, "AZURE_CLIENT_ID": APP,
+                     "AZURE_TENANT_ID": TENANT, "AZURE_AUTHORITY_HOST": idp.url}
+        return path, variables
+
+    def test_workload_identity(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            path, variables = self.setup_world(env, idp)
+            d, first = self.start_and_time_first_token(env, idp, env=variables)
+            rotated = []
+
+            def rotate(i):   # the kubelet replaces the file: the next request must carry it
+                token = idp.issue_federated_token(SUBJECT, lifetime=3600)
+                tmp = path + ".tmp"
+                write_private(tmp, token)
+                os.replace(tmp, path)
+                rotated.append(token)
+            self.assert_renewals(env, idp, d, first, faults=("503", "hang"), rotate=rotate)
+            import hashlib
+            sent = {r["assertion_sha256"] for r in idp.requests("token")
+                    if r["auth"] == "federated" and r["status"] == 200}
+            for token in rotated:
+                self.assertIn(hashlib.sha256(token.encode()).hexdigest()[:16], sent)
+            reqs = [r for r in idp.requests("token") if r["auth"] == "federated"]
+            self.assertEqual({r["tenant"] for r in reqs}, {TENANT})
+            self.assert_no_person(d)
+            d.stop()
+
+    def test_expired_federated_token(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            _, variables = self.setup_world(env, idp, lifetime=-600)
+            d = env.start_daemon(env=variables)
+            self.assert_rejected(env, d, 700024)
+            d.stop()
+
+
+class ManagedIdentityTest(Unattended, unittest.TestCase):
+    def profile(self, env, **keys):
+        p = dict(self.outputs(env), auth="managed_identity", tenant=None)
+        p.update(keys)
+        return {"default": p}
+
+    def start_mi(self, env, idp, kind, **kw):
+        mi = FakeManagedIdentity(idp, kind, **kw).start()
+        self.addCleanup(mi.stop)
+        return mi
+
+    def test_imds(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            mi = self.start_mi(env, idp, "vm")
+            uami = mi.add_user_assigned()
+            env.write_config(self.profile(env, imds_endpoint=mi.url,
+                                          managed_identity_client_id=uami["client_id"]), idp=False)
+            d, first = self.start_and_time_first_token(env, idp)
+            self.assertEqual(json.loads(harness_b64(first.split(".")[1]))["appid"], uami["client_id"])
+            self.assert_renewals(env, idp, d, first, faults=("500", "429", "close"), endpoint="imds")
+            for r in idp.requests("imds"):
+                self.assertEqual(r["metadata"], "true")
+                self.assertEqual(r["resource"], "6dae42f8-4368-4678-94ff-3960e28e3630")
+            self.assert_no_person(d)
+            d.stop()
+
+    def test_imds_that_answers_500(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            mi = self.start_mi(env, idp, "vm")
+            env.write_config(self.profile(env, imds_endpoint=mi.url), idp=False)
+            idp.queue_fault("500", endpoint="imds", count=2)
+            d = env.start_daemon()
+            # transient: retried until it answers
+            wait_until(lambda: (lambda t: t and idp.token_is_valid(t))(self.read_outputs(env)),
+                       30, "a token after two 500s")
+            self.assertEqual(len([r for r in idp.requests("imds") if r["fault"] == "500"]), 2)
+            # persistently: the token runs out, check says why and exits 1
+            idp.queue_fault("500", endpoint="imds", count=10000)
+            st = wait_until(lambda: (lambda s: s if s["state"] in ("expired", "error") else None)(
+                d.status()), LIFETIME * 10, "the token to run out")
+            self.assertEqual(st["state"], "expired", st)
+            self.assertIn("HTTP 500", st["last_error"])
+            p = d.ctl("check")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("HTTP 500", p.stderr)
+            self.assertGreater(len([r for r in idp.requests("imds") if r["fault"] == "500"]), 3)
+            idp.clear_faults()
+            wait_until(lambda: d.status()["state"] == "valid", LIFETIME * 10, "recovery")
+            d.stop()
+
+    def test_app_service(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            mi = self.start_mi(env, idp, "appservice")
+            env.write_config(self.profile(env), idp=False)
+            d, first = self.start_and_time_first_token(env, idp, env=mi.env())
+            self.assert_renewals(env, idp, d, first, faults=("503",), endpoint="imds")
+            d.stop()
