@@ -147,6 +147,8 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
                 .identity_endpoint = getenv_nonempty("IDENTITY_ENDPOINT"),
                 .identity_header = getenv_nonempty("IDENTITY_HEADER"),
                 .imds_endpoint = getenv_nonempty("IMDS_ENDPOINT"),
+                /* Only the tests move Arc's key directory (they cannot write /var/opt). */
+                .arc_key_dir = getenv_nonempty("AKSSPARK_TEST_ARC_KEY_DIR"),
                 .lookup = process_lookup,
         };
         *ret_home_owner = TAKE_PTR(home);

@@ -719,6 +719,7 @@ static ProfileConfig *profile_config_free(ProfileConfig *pc) {
         free(pc->managed_identity_resource_id);
         free(pc->msi_endpoint);
         secret_free(pc->identity_header);
+        free(pc->arc_key_dir);
         free(pc->federated_token_file);
         free(pc);
         return NULL;
@@ -877,6 +878,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                                 if (!pc->identity_header)
                                         p->oom = true;
                         }
+                        if (pc->msi_kind == MSI_ARC)
+                                (void) strdup_to(p, env->arc_key_dir ?: AKS_ARC_KEY_DIR, &pc->arc_key_dir);
                         if (pc->msi_kind == MSI_ARC && (pc->managed_identity_client_id || pc->managed_identity_object_id ||
                                                         pc->managed_identity_resource_id))
                                 problem(p, rp->line, "Azure Arc has a system-assigned identity only: remove the managed_identity_* key");

@@ -140,7 +140,8 @@ static int64_t claim_time(json_t *payload, const char *name) {
 }
 
 int jwt_read_claims(const char *token, size_t len, JwtClaims *ret) {
-        static const char *const account_claims[] = { "upn", "unique_name", "preferred_username", "name" };
+        static const char *const account_claims[] = { "upn", "unique_name", "preferred_username", "name",
+                                                       "appid" /* an application (idtyp app): its id */ };
         _cleanup_free_ char *payload = NULL;
         const char *dot1, *dot2;
         json_error_t error;

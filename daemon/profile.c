@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "aad.h"
+#include "credential.h"
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
@@ -31,6 +32,9 @@
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
 #define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
+/* A rejected credential (state error) is tried again this often: a secret file, a certificate
+ * or a federated token can be fixed without a reload. */
+#define REJECTED_RETRY (5 * USEC_PER_MINUTE)
 
 struct Profile {
         const ProfileContext *ctx;
@@ -61,6 +65,9 @@ struct Profile {
         HttpRequest *refresh_req;
         usec_t refresh_sent;
 
+        Credential *credential;       /* unattended kinds: a request for a token under way */
+        CredentialCallbacks credential_callbacks;
+
         LoginDevice *login;           /* a sign-in under way */
         LoginDeviceCallbacks login_callbacks;
 
@@ -79,12 +86,21 @@ static bool token_valid_at(const Profile *p, usec_t t) {
         return p->access_token && t < p->expires_on;
 }
 
+/* No person, no refresh token: the credential is presented for every token. */
+static bool unattended(const Profile *p) {
+        return auth_kind_is_unattended(p->cfg->auth);
+}
+
+AuthKind profile_auth(const Profile *p) {
+        return p->cfg->auth;
+}
+
 ProfileState profile_state(const Profile *p) {
-        if (p->refresh_req)
+        if (p->refresh_req || p->credential)
                 return PROFILE_REFRESHING;
         if (p->config_error)
                 return PROFILE_ERROR;
-        if (p->needs_login || !p->refresh_token)
+        if (!unattended(p) && (p->needs_login || !p->refresh_token))
                 return PROFILE_LOGIN_REQUIRED;
         if (token_valid_at(p, now_realtime()))
                 return PROFILE_VALID;
@@ -129,7 +145,7 @@ static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
         if (!token_valid_at(p, now) || p->expires_on - now < min_valid) {
-                if (p->needs_login || !p->refresh_token)
+                if (!unattended(p) && (p->needs_login || !p->refresh_token))
                         return -ENOKEY;
                 if (p->config_error)
                         return -EBADR;
@@ -222,7 +238,11 @@ static int on_expiry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (p->expiry_notified)
                 return 0;
         p->expiry_notified = true;
-        if (p->needs_login || !p->refresh_token) {
+        if (unattended(p)) {
+                log_error("Profile %s: the access token has expired; getting a new one with the %s credential has failed since (%s). Retrying.",
+                          p->name, auth_kind_to_string(p->cfg->auth), p->last_error ? p->last_error : "no answer yet");
+                notify_person(p, "expired", "The access token has expired and no new one could be had yet.");
+        } else if (p->needs_login || !p->refresh_token) {
                 log_warning("Profile %s: the access token has expired and cannot be refreshed; "
                             "sign in with: aksspark-tokenctl --profile %s login", p->name, p->name);
                 notify_person(p, "expired", "The access token has expired; sign in with aksspark-tokenctl login.");
@@ -349,7 +369,8 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
         p->expires_on = sent + t->expires_in;
         p->refresh_in = t->refresh_in;
         claims_update(p);
-        state_save(p);
+        if (!unattended(p))   /* nothing to keep: the credential itself stays where it is */
+                state_save(p);
 
         p->needs_login = false;
         p->config_error = false;
@@ -461,12 +482,63 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
         profile_changed(p);
 }
 
+/* ---- unattended kinds -------------------------------------------------------------------- */
+
+static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retry_after, const char *error,
+                               void *userdata) {
+        Profile *p = userdata;
+        int waiter_result = result;
+
+        p->credential = credential_free(p->credential);
+        if (result >= 0)
+                token_accept(p, t, sent);
+        else if (result == -EBADR) {
+                bool was = p->config_error;
+
+                set_last_error(p, "%s", error ? error : "the credential was rejected");
+                p->config_error = true;
+                refresh_schedule_at(p, now_realtime() + REJECTED_RETRY);
+                if (!was)
+                        log_error("Profile %s: %s. Fix the credential (it is tried again every %s, and at every refresh or check).",
+                                  p->name, p->last_error, "5m");
+                else
+                        log_warning("Profile %s: %s.", p->name, p->last_error);
+        } else {
+                set_last_error(p, "%s", error ? error : "no token");
+                refresh_retry(p, retry_after);
+                waiter_result = -EIO;
+        }
+        waiters_finish_refresh(p, waiter_result);
+        profile_changed(p);
+}
+
+static void credential_start(Profile *p) {
+        int r;
+
+        if (p->credential)
+                return;
+        timer_disarm(p->refresh_timer);
+        p->credential_callbacks = (CredentialCallbacks) { .on_done = on_credential_done, .userdata = p };
+        r = credential_acquire(p->ctx, p->cfg, p->name, &p->credential_callbacks, &p->credential);
+        if (r < 0) {
+                set_last_error(p, "cannot ask for a token: %s", strerror(-r));
+                refresh_retry(p, 0);
+                waiters_finish_refresh(p, -EIO);
+                return;
+        }
+        profile_changed(p);
+}
+
 static void refresh_start(Profile *p) {
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL;
         char request_id[37];
         int r;
 
+        if (unattended(p)) {
+                credential_start(p);
+                return;
+        }
         if (p->refresh_req)
                 return;
         if (!p->refresh_token) {
@@ -504,7 +576,7 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
 
         if (!w)
                 return -ENOMEM;
-        if (!p->refresh_token)
+        if (!p->refresh_token && !unattended(p))
                 r = profile_waiter_defer_result(w, -ENOKEY);
         else {
                 p->config_error = false; /* a forced refresh is a person's explicit retry */
@@ -583,6 +655,9 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
         ProfileWaiter *w;
         int r;
 
+        if (unattended(p))
+                return -EOPNOTSUPP;
+
         w = profile_waiter_new(&p->waiters, WAITER_LOGIN, done, userdata);
         if (!w)
                 return -ENOMEM;
@@ -614,6 +689,8 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
 }
 
 int profile_logout(Profile *p) {
+        if (unattended(p))
+                return -EOPNOTSUPP;
         http_request_cancel(p->refresh_req);
         p->refresh_req = NULL;
         token_forget(p);
@@ -682,6 +759,12 @@ int profile_start(Profile *p) {
         usec_t now = now_realtime();
 
         outputs_remove_stale_temps(p->outputs);
+        if (unattended(p)) {
+                /* Nothing is stored for these kinds: ask for the first token at once. */
+                refresh_start(p);
+                profile_changed(p);
+                return 0;
+        }
         state_load(p);
         /* A kubeconfig output holds no token: it can be there before the first sign-in. */
         if (!token_valid_at(p, now))
@@ -739,7 +822,22 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 login_end(p, -ECANCELED);
         else if (p->login)
                 login_device_set_config(p->login, cfg);
-        if (foreign) {
+        if (unattended(p)) {
+                p->config_error = false;
+                if (foreign || !p->access_token) {
+                        p->credential = credential_free(p->credential);
+                        http_request_cancel(p->refresh_req);
+                        p->refresh_req = NULL;
+                        token_forget(p);
+                        p->attempt = 0;
+                        set_last_error(p, NULL);
+                        refresh_start(p);
+                } else {
+                        outputs_write(p);
+                        if (!p->credential)
+                                refresh_arm_next(p);
+                }
+        } else if (foreign) {
                 http_request_cancel(p->refresh_req);
                 p->refresh_req = NULL;
                 token_forget(p);
@@ -763,6 +861,7 @@ Profile *profile_free(Profile *p) {
 
         http_request_cancel(p->refresh_req);
         p->refresh_req = NULL;
+        p->credential = credential_free(p->credential);
         p->login = login_device_free(p->login);
         for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
                 w->finishing = true;

@@ -374,6 +374,15 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
                 return;
         }
 
+        if ((req.op == OP_LOGIN || req.op == OP_LOGOUT) && auth_kind_is_unattended(profile_auth(p))) {
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "profile %s uses auth = %s: there is no person to sign in or out, its tokens come from the credential",
+                             profile_name(p), auth_kind_to_string(profile_auth(p))) < 0)
+                        m = NULL;
+                connection_answer_error(c, ERR_BAD_REQUEST, m ?: "this profile has no person to sign in or out");
+                return;
+        }
+
         switch (req.op) {
         case OP_STATUS:
                 answer_status(c, p);

@@ -15,7 +15,7 @@
 #define AKS_DEFAULT_HTTP_TIMEOUT (30 * USEC_PER_SEC)
 #define AKS_DEFAULT_TOKEN_FILE "~/.kube/oauthToken"
 #define AKS_DEFAULT_IMDS_ENDPOINT "http://169.254.169.254"
-#define AKS_ARC_DEFAULT_ENDPOINT "http://localhost:40342/metadata/identity/oauth2/token"
+#define AKS_ARC_KEY_DIR "/var/opt/azcmagent/tokens"
 
 /* How a profile gets its token (`auth =`): a person signs in once (device code, browser), or
  * nobody does and the daemon presents a credential for every token (the unattended kinds). */
@@ -70,6 +70,7 @@ typedef struct ProfileConfig {
         MsiKind msi_kind;
         char *msi_endpoint;   /* IMDS: scheme://host[:port]; App Service, Arc: the token URL */
         Secret *identity_header;              /* App Service's IDENTITY_HEADER, else NULL */
+        char *arc_key_dir;                    /* Arc: where its challenge files must be */
         char *federated_token_file;           /* expanded */
 } ProfileConfig;
 
@@ -103,6 +104,7 @@ typedef struct ConfigEnv {
         const char *identity_endpoint;  /* App Service, Arc */
         const char *identity_header;    /* App Service */
         const char *imds_endpoint;      /* Arc */
+        const char *arc_key_dir;        /* Arc's key files; NULL: /var/opt/azcmagent/tokens (tests move it) */
         env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;

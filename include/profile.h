@@ -53,6 +53,7 @@ int profile_start(Profile *p);
 void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *outputs);
 
 const char *profile_name(const Profile *p);
+AuthKind profile_auth(const Profile *p);
 ProfileState profile_state(const Profile *p);
 
 /* Refresh now (sharing one in flight), then call done. */
@@ -63,7 +64,8 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
 int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret);
 
-/* Start (or join) the device sign-in: device() once the message is known, done() at the end. */
+/* Start (or join) the device sign-in: device() once the message is known, done() at the end.
+ * -EOPNOTSUPP for the unattended kinds (as profile_logout()): there is no person. */
 int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret);
 

@@ -16,10 +16,19 @@
 #include "profile.h"
 #include "secret.h"
 
+/* What MSAL sends on every request to say it honours Retry-After and 429 answers. */
+#define TOKEN_SOURCE_LIB_CAPABILITY "x-ms-lib-capability: retry-after, h429"
+
 /* POST a form to the identity provider with cfg's trust, ctx's timeouts and a fresh request id
  * (written to request_id). */
 int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
                       http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]);
+
+/* GET url (a managed-identity token service) with the same trust, timeouts and request id, plus
+ * n_headers plain header lines and, when secret_header_name is set, one whose value is a secret. */
+int token_source_get(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const char *const *headers,
+                     size_t n_headers, const char *secret_header_name, const Secret *secret_header_value,
+                     http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]);
 
 /* "error: description (correlation id ...)" for a log line or last_error; never a secret. */
 const char *token_source_error_words(const AadError *e, char *buf, size_t size);
