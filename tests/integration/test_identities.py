@@ -308,3 +308,38 @@ class ManagedIdentityTest(Unattended, unittest.TestCase):
             d, first = self.start_and_time_first_token(env, idp, daemon_env=mi.env())
             self.assert_renewals(env, idp, d, first, faults=("503",), endpoint="imds")
             d.stop()
+
+
+class ArcTest(Unattended, unittest.TestCase):
+    def test_arc_challenge(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            keys = env.path("azcmagent-tokens")
+            mi = FakeManagedIdentity(idp, "arc", key_dir=keys).start()
+            self.addCleanup(mi.stop)
+            p = dict(self.outputs(env), auth="managed_identity", tenant=None)
+            env.write_config({"default": p}, idp=False)
+            variables = dict(mi.env(), AKSSPARK_TEST_ARC_KEY_DIR=keys)
+            d, first = self.start_and_time_first_token(env, idp, daemon_env=variables)
+            self.assert_renewals(env, idp, d, first, faults=("500",), endpoint="imds")
+            reqs = [r for r in idp.requests("imds") if not r["fault"]]
+            # each token: a 401 with the challenge, then the answer with the key
+            self.assertEqual([r["status"] for r in reqs[:2]], [401, 200])
+            self.assertGreaterEqual(len([r for r in reqs if r["status"] == 200]), RENEWALS + 1)
+            d.stop()
+
+    def test_arc_challenge_outside_its_directory_is_refused(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            keys = env.path("elsewhere")
+            mi = FakeManagedIdentity(idp, "arc", key_dir=keys).start()
+            self.addCleanup(mi.stop)
+            p = dict(self.outputs(env), auth="managed_identity", tenant=None)
+            env.write_config({"default": p}, idp=False)
+            variables = dict(mi.env(), AKSSPARK_TEST_ARC_KEY_DIR=env.path("azcmagent-tokens"))
+            d = env.start_daemon(env=variables)
+            st = wait_until(lambda: (lambda s: s if s["state"] == "error" else None)(d.status()), 20,
+                            "state error")
+            self.assertIn("no key file in its token directory", st["last_error"])
+            self.assertEqual(d.ctl("check").returncode, 1)
+            d.stop()
