@@ -20,6 +20,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "login-browser.h"
 #include "login-device.h"
 #include "notify.h"
 #include "outputs.h"
@@ -68,8 +69,10 @@ struct Profile {
         Credential *credential;       /* unattended kinds: a request for a token under way */
         CredentialCallbacks credential_callbacks;
 
-        LoginDevice *login;           /* a sign-in under way */
+        LoginDevice *login;           /* a sign-in under way: device code, */
         LoginDeviceCallbacks login_callbacks;
+        LoginBrowser *browser;        /* or browser */
+        LoginBrowserCallbacks browser_callbacks;
 
         bool expiry_notified;         /* for the current token */
         ProfileWaiterList waiters;
@@ -191,7 +194,8 @@ static void waiters_send_device(Profile *p) {
                         return;
                 w->device_sent = true;
                 if (w->device)
-                        w->device(p, login_device_code(p->login), w->userdata);
+                        w->device(p, p->login ? login_device_code(p->login) : login_browser_url(p->browser),
+                                  w->userdata);
         }
 }
 
@@ -625,6 +629,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
 
 static void login_end(Profile *p, int result) {
         p->login = login_device_free(p->login);
+        p->browser = login_browser_free(p->browser);
         waiters_finish_login(p, result);
         profile_changed(p);
 }
@@ -650,7 +655,7 @@ static void on_login_done(int result, AadToken *t, usec_t sent, const char *erro
         login_end(p, result);
 }
 
-int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
+int profile_login(Profile *p, int method, profile_device_fn device, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret) {
         ProfileWaiter *w;
         int r;
@@ -663,10 +668,30 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
                 return -ENOMEM;
         w->device = device;
 
-        if (p->login) {
+        if (p->login || p->browser) {
                 /* Join the flow under way; a late joiner still gets the message. */
-                if (login_device_code(p->login))
+                if (p->login ? !!login_device_code(p->login) : !!login_browser_url(p->browser))
                         waiters_send_device(p);
+                if (ret)
+                        *ret = w;
+                return 0;
+        }
+
+        if (method < 0)
+                method = p->cfg->auth;
+        if (method == AUTH_BROWSER) {
+                p->browser_callbacks = (LoginBrowserCallbacks) {
+                        .on_url = on_login_code,
+                        .on_done = on_login_done,
+                        .userdata = p,
+                };
+                r = login_browser_start(p->ctx, p->cfg, p->name, p->cfg->redirect_port, NULL, &p->browser_callbacks,
+                                        &p->browser);
+                if (r < 0) {
+                        profile_waiter_cancel(w);
+                        return r;
+                }
+                log_info("Profile %s: starting a browser sign-in at %s.", p->name, p->cfg->authority_host);
                 if (ret)
                         *ret = w;
                 return 0;
@@ -818,10 +843,12 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         p->outputs = o;
         p->cfg = cfg;
 
-        if (p->login && foreign)
+        if ((p->login || p->browser) && foreign)
                 login_end(p, -ECANCELED);
         else if (p->login)
                 login_device_set_config(p->login, cfg);
+        else if (p->browser)
+                login_browser_set_config(p->browser, cfg);
         if (unattended(p)) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
@@ -863,6 +890,7 @@ Profile *profile_free(Profile *p) {
         p->refresh_req = NULL;
         p->credential = credential_free(p->credential);
         p->login = login_device_free(p->login);
+        p->browser = login_browser_free(p->browser);
         for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
                 w->finishing = true;
                 w->result = -ECANCELED;
@@ -921,7 +949,9 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .last_error = p->last_error,
                 .account = p->account,
                 .tenant = p->tenant ? p->tenant : p->cfg->tenant,
-                .device_message = login_device_code(p->login) ? login_device_code(p->login)->message : NULL,
+                .device_message = login_device_code(p->login)     ? login_device_code(p->login)->message
+                                  : login_browser_url(p->browser) ? login_browser_url(p->browser)->message
+                                                                  : NULL,
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
         };

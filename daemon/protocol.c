@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "macro.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -162,8 +163,9 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
                            const char **reterr_message) {
         _cleanup_json_ json_t *root = NULL;
         _cleanup_free_ char *profile = NULL;
-        json_t *op, *prof, *min;
+        json_t *op, *prof, *min, *method;
         usec_t min_valid = 0;
+        int login_method = -1;
         RequestOp o;
         json_error_t error;
 
@@ -202,6 +204,19 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
                         return bad(ERR_INTERNAL, "out of memory", -ENOMEM, reterr_code, reterr_message);
         }
 
+        method = json_object_get(root, "method");
+        if (method && !json_is_null(method)) {
+                const char *m = json_is_string(method) ? json_string_value(method) : "";
+
+                if (streq(m, "browser"))
+                        login_method = AUTH_BROWSER;
+                else if (streq(m, "device_code"))
+                        login_method = AUTH_DEVICE_CODE;
+                else
+                        return bad(ERR_BAD_REQUEST, "\"method\" must be \"browser\" or \"device_code\"", -EBADMSG,
+                                   reterr_code, reterr_message);
+        }
+
         min = json_object_get(root, "min_valid");
         if (min && !json_is_null(min)) {
                 json_int_t v = json_is_integer(min) ? json_integer_value(min) : -1;
@@ -217,6 +232,7 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
                 .op = o,
                 .profile = TAKE_PTR(profile),
                 .min_valid = min_valid,
+                .login_method = login_method,
         };
         return 0;
 }
@@ -475,6 +491,8 @@ char *protocol_login_started_answer(const char *message, const char *verificatio
         if (set(o, "ok", json_true()) < 0 || set(o, "device_message", json_string_lossy(message)) < 0 ||
             set(o, "verification_uri", json_string_lossy(verification_uri)) < 0 ||
             set(o, "user_code", json_string_lossy(user_code)) < 0 ||
+            /* a browser sign-in: the URL to open, and no code to type */
+            (!user_code && set(o, "authorize_url", json_string_lossy(verification_uri)) < 0) ||
             set(o, "expires_in", json_integer((json_int_t) (expires_in / USEC_PER_SEC))) < 0) {
                 json_decref(o);
                 return NULL;

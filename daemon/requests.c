@@ -213,7 +213,7 @@ static void request_start_wait(const RequestContext *rc, Connection *c, Profile 
                 r = profile_check(p, req->min_valid, on_profile_done, pr, &w);
                 break;
         case OP_LOGIN:
-                r = profile_login(p, on_profile_device, on_profile_done, pr, &w);
+                r = profile_login(p, req->login_method, on_profile_device, on_profile_done, pr, &w);
                 break;
         default:
                 r = -EINVAL;

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +51,7 @@ static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
 static TokenctlSetupArgs arg_setup = {};
 static const char *arg_api_version = NULL;
+static const char *arg_login_method = NULL;   /* "browser" or "device_code" for one sign-in */
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -73,7 +76,9 @@ static void help(void) {
                "  status [--json]          state, account, time left, next refresh, outputs\n"
                "  token                    print the access token\n"
                "  refresh                  refresh the token now and wait for the result\n"
-               "  login                    sign in with a device code (prints where and what to enter)\n"
+               "  login [--browser|--device-code]\n"
+               "                           sign in (as the profile's auth says, or as chosen for this\n"
+               "                           once): prints the device code, or the URL to open\n"
                "  check [--min-valid DUR]  succeed if the token stays valid DUR (default 5m) and every\n"
                "                           output is written; refresh first if needed\n"
                "  exec-credential [--api-version V]\n"
@@ -97,6 +102,8 @@ static void help(void) {
                "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  --api-version V      for exec-credential: client.authentication.k8s.io/v1 or\n"
                "                       .../v1beta1 (default: KUBERNETES_EXEC_INFO's, else v1beta1)\n"
+               "  --browser, --device-code\n"
+               "                       for login: sign in in a browser, or with a device code\n"
                "  -h, --help           show this help\n"
                "  --version            show the version\n"
                "\n"
@@ -239,6 +246,8 @@ static int client_send_request(Client *c, RequestOp op, bool with_min_valid, use
                 return fail(EXIT_TRANSIENT, "out of memory");
         if (arg_profile)
                 json_object_set_new(o, "profile", json_string(arg_profile));
+        if (op == OP_LOGIN && arg_login_method)
+                json_object_set_new(o, "method", json_string(arg_login_method));
         if (with_min_valid)
                 json_object_set_new(o, "min_valid", json_integer((json_int_t) ((min_valid + USEC_PER_SEC - 1) / USEC_PER_SEC)));
         s = json_dumps(o, JSON_COMPACT);
@@ -603,6 +612,32 @@ static int cmd_reload(const char *path) {
         return request_and_print(path, OP_RELOAD, false, QUICK_TIMEOUT, print_reloaded);
 }
 
+/* With a desktop session, hand the URL to xdg-open as well; never wait for it. */
+static void open_in_browser(const char *url) {
+        const char *display = getenv("DISPLAY"), *wayland = getenv("WAYLAND_DISPLAY");
+        pid_t pid;
+
+        if (!(display && *display) && !(wayland && *wayland))
+                return;
+        pid = fork();
+        if (pid < 0)
+                return;
+        if (pid == 0) {
+                /* a grandchild, so that nobody has to reap it and it outlives nothing */
+                if (fork() == 0) {
+                        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                        if (null >= 0) {
+                                (void) dup2(null, STDIN_FILENO);
+                                (void) dup2(null, STDOUT_FILENO);
+                                (void) dup2(null, STDERR_FILENO);
+                        }
+                        execlp("xdg-open", "xdg-open", url, (char *) NULL);
+                }
+                _exit(0);
+        }
+        (void) waitpid(pid, NULL, 0);
+}
+
 static int cmd_login(const char *path) {
         _cleanup_(client_done) Client c = { .fd = -EBADF };
         json_t *a = NULL;
@@ -625,9 +660,13 @@ static int cmd_login(const char *path) {
                 return r;
         }
 
-        if (get_string(a, "user_code")) {
-                printf("%s\n", get_string(a, "device_message") ?: get_string(a, "user_code"));
+        if (get_string(a, "user_code") || get_string(a, "authorize_url")) {
+                const char *url = get_string(a, "authorize_url");
+
+                printf("%s\n", get_string(a, "device_message") ?: get_string(a, "user_code") ?: url);
                 fflush(stdout);
+                if (url)
+                        open_in_browser(url);
                 expires_in = json_object_get(a, "expires_in");
                 deadline = now_monotonic() + 60 * USEC_PER_SEC +
                            (json_is_integer(expires_in) && json_integer_value(expires_in) > 0
@@ -829,7 +868,7 @@ static const Command commands[] = {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_MIN_VALID, ARG_API_VERSION };
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_MIN_VALID, ARG_API_VERSION, ARG_BROWSER, ARG_DEVICE_CODE };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "profile", required_argument, NULL, 'p' },
@@ -841,6 +880,8 @@ int main(int argc, char *argv[]) {
                 { "context", required_argument, NULL, 'x' },
                 { "force", no_argument, NULL, 'f' },
                 { "api-version", required_argument, NULL, ARG_API_VERSION },
+                { "browser", no_argument, NULL, ARG_BROWSER },
+                { "device-code", no_argument, NULL, ARG_DEVICE_CODE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -886,6 +927,12 @@ int main(int argc, char *argv[]) {
                 case ARG_API_VERSION:
                         arg_api_version = optarg;
                         break;
+                case ARG_BROWSER:
+                case ARG_DEVICE_CODE:
+                        if (arg_login_method)
+                                return fail(EXIT_USAGE, "--browser and --device-code: choose one.");
+                        arg_login_method = c == ARG_BROWSER ? "browser" : "device_code";
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -910,6 +957,8 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "unknown command '%s'. Try 'aksspark-tokenctl --help'.", argv[optind]);
         if (arg_json && !command->json)
                 return fail(EXIT_USAGE, "--json does not apply to %s.", command->name);
+        if (arg_login_method && command->run != cmd_login)
+                return fail(EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
         if (init_given && command->run != cmd_init && (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))

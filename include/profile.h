@@ -64,9 +64,11 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
 int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret);
 
-/* Start (or join) the device sign-in: device() once the message is known, done() at the end.
+/* Start (or join) the sign-in: device() once the message (device code, or the browser's URL) is
+ * known, done() at the end. method: AUTH_BROWSER or AUTH_DEVICE_CODE for this one sign-in, -1 for
+ * the profile's own auth.
  * -EOPNOTSUPP for the unattended kinds (as profile_logout()): there is no person. */
-int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, void *userdata,
+int profile_login(Profile *p, int method, profile_device_fn device, profile_done_fn done, void *userdata,
                   ProfileWaiter **ret);
 
 /* Forget the refresh token (and the state file); state becomes login_required. */

@@ -71,6 +71,7 @@ typedef struct Request {
         RequestOp op;
         char *profile;          /* NULL = the default profile */
         usec_t min_valid;       /* check: seconds in the request, 0 if absent */
+        int login_method;       /* login: AUTH_BROWSER or AUTH_DEVICE_CODE for this one sign-in; -1 the profile's */
 } Request;
 
 void request_clear(Request *r);

@@ -343,3 +343,94 @@ class ArcTest(Unattended, unittest.TestCase):
             self.assertIn("no key file in its token directory", st["last_error"])
             self.assertEqual(d.ctl("check").returncode, 1)
             d.stop()
+
+
+class BrowserTest(unittest.TestCase):
+    USER = "carol@contoso.com"
+
+    def start_login(self, d, *flags):
+        import subprocess
+        proc = subprocess.Popen([harness.TOKENCTL, "--socket", d.socket_path, "login"] + list(flags),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        line = proc.stdout.readline()
+        url = next((w for w in line.split() if w.startswith("https://")), None)
+        self.assertTrue(url, "login printed no URL: %r" % line)
+        return proc, url
+
+    def finish_login(self, env, proc):
+        out, err = proc.communicate(timeout=60)
+        env.client_stderr.append(err)
+        return proc.returncode, out, err
+
+    def test_browser_sign_in_then_refreshes_through_faults(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            token_file = env.path("home", "token")
+            env.write_config({"default": {"auth": "browser", "token_file": token_file}})
+            d = env.start_daemon()
+            self.assertEqual(d.status()["state"], "login_required")
+            proc, url = self.start_login(d)
+            q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+            self.assertEqual((q["response_type"], q["code_challenge_method"], q["prompt"]),
+                             ("code", "S256", "select_account"))
+            redirect = urllib.parse.urlsplit(q["redirect_uri"])
+            self.assertEqual((redirect.scheme, redirect.hostname), ("http", "localhost"))
+            # a visit with another state is refused, and the sign-in goes on
+            forged = url.replace("state=" + q["state"], "state=" + "x" * 22)
+            out = idp.browse(forged)
+            self.assertEqual(out["app_status"], 400)
+            self.assertIn(b"state mismatch", out["app_body"])
+            self.assertIsNone(proc.poll())
+            out = idp.browse(url, user=self.USER)
+            self.assertEqual(out["app_status"], 200)
+            self.assertIn(b"Signed in", out["app_body"])
+            rc, stdout, err = self.finish_login(env, proc)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("Signed in as %s" % self.USER, stdout)
+            code_grants = [r for r in idp.requests("token") if r["grant_type"] == "authorization_code"]
+            self.assertEqual(len(code_grants), 1)
+            self.assertEqual((code_grants[0]["status"], code_grants[0]["client_info"]), (200, "1"))
+            self.assertEqual(idp.access_token_user(read(token_file)), self.USER)
+            # the port is closed after the one sign-in
+            import socket
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", redirect.port), timeout=2).close()
+            # then it refreshes like a device-code profile, through faults
+            seen = {read(token_file)}
+            for fault in ("503", "close", "429"):
+                idp.queue_fault(fault)
+                token = wait_until(lambda: (lambda t: t if t not in seen and idp.token_is_valid(t)
+                                            else None)(read(token_file)), LIFETIME * 10,
+                                   "a refresh after %s" % fault)
+                seen.add(token)
+            refreshes = [r for r in idp.requests("token") if r["grant_type"] == "refresh_token"
+                         and r["status"] == 200]
+            self.assertGreaterEqual(len(refreshes), 3)
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+    def test_declined_and_device_code_override(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            env.write_config({"default": {"auth": "browser", "token_file": env.path("home", "t")}})
+            d = env.start_daemon()
+            proc, url = self.start_login(d)
+            out = idp.browse(url, decline=True)
+            self.assertEqual(out["app_status"], 400)
+            rc, _, err = self.finish_login(env, proc)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("access_denied", d.status()["last_error"])
+            # login --device-code on a browser profile: the device flow, once
+            import subprocess
+            p = subprocess.Popen([harness.TOKENCTL, "--socket", d.socket_path, "login",
+                                  "--device-code"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+            code = wait_until(lambda: idp.pending_device_codes(), 20, "a device code")[0]
+            idp.approve(code, user=self.USER)
+            stdout, err = p.communicate(timeout=60)
+            env.client_stderr.append(err)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn(code, stdout)
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
