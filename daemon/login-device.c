@@ -24,6 +24,7 @@ struct LoginDevice {
         usec_t poll_interval;
         usec_t poll_sent;
         sd_event_source *poll_timer;
+        char *claims;                 /* a Conditional Access challenge to answer, or NULL */
 };
 
 static void login_poll(LoginDevice *l);
@@ -124,7 +125,7 @@ static void login_poll(LoginDevice *l) {
         }
 
         url = aad_token_url(l->cfg);
-        r = url ? aad_device_token_body(l->cfg, l->device.device_code, &body) : -ENOMEM;
+        r = url ? aad_device_token_body_claims(l->cfg, l->device.device_code, l->claims, &body) : -ENOMEM;
         if (r < 0) {
                 login_done(l, r, NULL, NULL);
                 return;
@@ -213,12 +214,26 @@ LoginDevice *login_device_free(LoginDevice *l) {
         http_request_cancel(l->req);
         sd_event_source_disable_unref(l->poll_timer);
         aad_device_code_clear(&l->device);
+        free(l->claims);
         free(l);
         return NULL;
 }
 
 void login_device_set_config(LoginDevice *l, const ProfileConfig *cfg) {
         l->cfg = cfg;
+}
+
+int login_device_set_claims(LoginDevice *l, const char *claims) {
+        char *c = NULL;
+
+        if (claims) {
+                c = strdup(claims);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(l->claims);
+        l->claims = c;
+        return 0;
 }
 
 const AadDeviceCode *login_device_code(const LoginDevice *l) {

@@ -52,6 +52,7 @@ struct Profile {
         char *tenant;
 
         bool needs_login;             /* no usable refresh token: a person must sign in */
+        char *claims;                 /* Conditional Access: the challenge the next sign-in answers */
         bool config_error;            /* AAD rejected the configuration: no retries */
         char *last_error;
         usec_t last_refresh;
@@ -459,8 +460,23 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 waiter_result = 0;
                 break;
         case AAD_NEEDS_LOGIN:
+                free(p->claims);
+                p->claims = e.claims ? strdup(e.claims) : NULL;
+                if (streq_ptr(e.suberror, "message_only")) {
+                        p->refreshes[REFRESH_CONFIG_ERROR]++;
+                        /* Conditional Access says nothing a person does now can fix it: say so
+                         * instead of asking for a sign-in that would fail the same way. */
+                        set_last_error(p, "a new sign-in will not help (Azure AD's suberror message_only): %s",
+                                       token_source_error_words(&e, buf, sizeof buf));
+                        p->config_error = true;
+                        p->next_refresh = 0;
+                        log_error("Profile %s: %s", p->name, p->last_error);
+                        waiter_result = -EBADR;
+                        break;
+                }
                 p->refreshes[REFRESH_LOGIN_REQUIRED]++;
-                set_last_error(p, "%s", token_source_error_words(&e, buf, sizeof buf));
+                set_last_error(p, "%s%s", token_source_error_words(&e, buf, sizeof buf),
+                               p->claims ? "; the next sign-in answers the claims challenge" : "");
                 enter_login_required(p, p->last_error);
                 waiter_result = -ENOKEY;
                 break;
@@ -645,6 +661,8 @@ static void on_login_done(int result, AadToken *t, usec_t sent, const char *erro
         Profile *p = userdata;
 
         if (result >= 0) {
+                free(p->claims);   /* answered */
+                p->claims = NULL;
                 token_accept(p, t, sent);
                 log_notice("Profile %s: signed in as %s.", p->name, p->account ? p->account : "(unknown account)");
         } else if (error) {
@@ -685,8 +703,8 @@ int profile_login(Profile *p, int method, profile_device_fn device, profile_done
                         .on_done = on_login_done,
                         .userdata = p,
                 };
-                r = login_browser_start(p->ctx, p->cfg, p->name, p->cfg->redirect_port, NULL, &p->browser_callbacks,
-                                        &p->browser);
+                r = login_browser_start(p->ctx, p->cfg, p->name, p->cfg->redirect_port, p->claims,
+                                        &p->browser_callbacks, &p->browser);
                 if (r < 0) {
                         profile_waiter_cancel(w);
                         return r;
@@ -703,7 +721,10 @@ int profile_login(Profile *p, int method, profile_device_fn device, profile_done
                 .userdata = p,
         };
         r = login_device_start(p->ctx, p->cfg, p->name, &p->login_callbacks, &p->login);
+        if (r >= 0 && p->claims)
+                r = login_device_set_claims(p->login, p->claims);
         if (r < 0) {
+                p->login = login_device_free(p->login);
                 profile_waiter_cancel(w);
                 return r;
         }
@@ -907,6 +928,7 @@ Profile *profile_free(Profile *p) {
         free(p->account);
         free(p->tenant);
         free(p->last_error);
+        free(p->claims);
         free(p->name);
         free(p);
         return NULL;

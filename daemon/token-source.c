@@ -46,8 +46,9 @@ int token_source_get(const ProfileContext *ctx, const ProfileConfig *cfg, const 
 }
 
 const char *token_source_error_words(const AadError *e, char *buf, size_t size) {
-        snprintf(buf, size, "%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
+        snprintf(buf, size, "%s%s%s%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
                  e->description ? ": " : "", e->description ? e->description : "",
+                 e->suberror ? " (suberror " : "", e->suberror ? e->suberror : "", e->suberror ? ")" : "",
                  e->correlation_id ? " (correlation id " : "", e->correlation_id ? e->correlation_id : "",
                  e->correlation_id ? ")" : "");
         return buf;

@@ -35,5 +35,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(LoginDevice *, login_device_free);
 /* The profile was reconfigured for the same identity: poll with the new configuration. */
 void login_device_set_config(LoginDevice *l, const ProfileConfig *cfg);
 
+/* Send a Conditional Access claims challenge with the redemption (as MSAL does); NULL: none. */
+int login_device_set_claims(LoginDevice *l, const char *claims);
+
 /* The device code once the identity provider answered, else NULL. */
 const AadDeviceCode *login_device_code(const LoginDevice *l);

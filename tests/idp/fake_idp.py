@@ -754,6 +754,7 @@ class FakeIdp:
             client_id = form.get("client_id", "")
             rec["grant_type"], rec["client_id"] = grant or None, client_id
             rec["scope"], rec["client_info"] = form.get("scope"), form.get("client_info")
+            rec["claims"] = form.get("claims")
             if not grant:
                 return self._error("invalid_request", 900144, "The request body must contain "
                                    "the following parameter: 'grant_type'.", crid)

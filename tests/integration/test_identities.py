@@ -434,3 +434,60 @@ class BrowserTest(unittest.TestCase):
             self.assertIn(code, stdout)
             self.assertEqual(d.status()["state"], "valid")
             d.stop()
+
+
+class ConditionalAccessTest(unittest.TestCase):
+    CLAIMS = '{"access_token":{"capolids":{"essential":true,"values":["5e2d6f4a"]}}}'
+
+    def test_claims_challenge_is_shown_and_answered(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            env.write_config({"default": {"token_file": env.path("home", "t")}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+            idp.queue_fault("aad:interaction_required:50076:basic_action", claims=self.CLAIMS)
+            st = wait_until(lambda: (lambda s: s if s["state"] == "login_required" else None)(
+                d.status()), LIFETIME * 10, "login_required after the challenge")
+            self.assertIn("AADSTS50076", st["last_error"])
+            self.assertIn("suberror basic_action", st["last_error"])
+            self.assertIn("claims challenge", st["last_error"])
+            # the next sign-in (device code) sends the claims with the redemption
+            d.sign_in(idp)
+            redeemed = [r for r in idp.requests("token") if r["grant_type"] ==
+                        "urn:ietf:params:oauth:grant-type:device_code" and r["status"] == 200]
+            self.assertEqual(redeemed[-1]["claims"], self.CLAIMS)
+            self.assertEqual(redeemed[-1]["client_info"], "1")
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+    def test_claims_go_to_the_browser_sign_in(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            env.write_config({"default": {"token_file": env.path("home", "t")}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+            idp.queue_fault("aad:interaction_required:53003", claims=self.CLAIMS)
+            wait_until(lambda: d.status()["state"] == "login_required", LIFETIME * 10, "login_required")
+            proc, url = BrowserTest.start_login(self, d, "--browser")
+            self.assertEqual(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["claims"],
+                             self.CLAIMS)
+            self.assertEqual(idp.browse(url)["app_status"], 200)
+            rc, _, err = BrowserTest.finish_login(self, env, proc)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(idp.requests("authorize")[-1]["claims"], self.CLAIMS)
+            d.stop()
+
+    def test_message_only_says_a_sign_in_will_not_help(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            env.write_config({"default": {"token_file": env.path("home", "t")}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+            idp.queue_fault("aad:interaction_required:53000:message_only")
+            st = wait_until(lambda: (lambda s: s if s["state"] == "error" else None)(d.status()),
+                            LIFETIME * 10, "state error")
+            self.assertIn("a new sign-in will not help", st["last_error"])
+            self.assertIn("AADSTS53000", st["last_error"])
+            p = d.ctl("check")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            d.stop()
