@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "protocol.h"
 #include "secret.h"
 #include "testlib.h"
@@ -107,6 +108,39 @@ START_TEST(test_fields_parse) {
                 ck_assert_str_eq(req.profile, name);
                 request_clear(&req);
         }
+}
+END_TEST
+
+START_TEST(test_login_method) {
+        Request req = {};
+
+        ck_assert_int_eq(parse("{\"op\":\"login\"}", &req, NULL, NULL), 0);
+        ck_assert_int_eq(req.login_method, -1);
+        request_clear(&req);
+        ck_assert_int_eq(parse("{\"op\":\"login\",\"method\":\"browser\"}", &req, NULL, NULL), 0);
+        ck_assert_int_eq(req.login_method, AUTH_BROWSER);
+        request_clear(&req);
+        ck_assert_int_eq(parse("{\"op\":\"login\",\"method\":\"device_code\"}", &req, NULL, NULL), 0);
+        ck_assert_int_eq(req.login_method, AUTH_DEVICE_CODE);
+        request_clear(&req);
+        assert_bad("{\"op\":\"login\",\"method\":\"password\"}", ERR_BAD_REQUEST);
+        assert_bad("{\"op\":\"login\",\"method\":1}", ERR_BAD_REQUEST);
+}
+END_TEST
+
+START_TEST(test_browser_login_answer) {
+        _cleanup_free_ char *line = protocol_login_started_answer("Open https://x/authorize?a=b", "https://x/authorize?a=b", NULL,
+                                                                 600 * USEC_PER_SEC);
+        json_t *j = load_answer(line);
+
+        ck_assert_str_eq(json_string_value(json_object_get(j, "authorize_url")), "https://x/authorize?a=b");
+        ck_assert(json_is_null(json_object_get(j, "user_code")) || !json_object_get(j, "user_code"));
+        json_decref(j);
+        free(line);
+        line = protocol_login_started_answer("m", "https://microsoft.com/devicelogin", "ABC", 900 * USEC_PER_SEC);
+        j = load_answer(line);
+        ck_assert_ptr_null(json_object_get(j, "authorize_url"));
+        json_decref(j);
 }
 END_TEST
 
@@ -485,6 +519,8 @@ static Suite *protocol_suite(void) {
         Suite *s = suite_create("protocol");
         TCase *tc = tcase_create("core");
 
+        tcase_add_test(tc, test_login_method);
+        tcase_add_test(tc, test_browser_login_answer);
         tcase_add_test(tc, test_ops_parse);
         tcase_add_test(tc, test_fields_parse);
         tcase_add_test(tc, test_bad_requests);
