@@ -31,6 +31,8 @@ ProfileIdentity profile_config_identity(const ProfileConfig *p) {
                 .server_id = p->server_id,
                 .authority_host = p->authority_host,
                 .auth = auth_kind_to_string(p->auth),
+                .managed_identity = p->managed_identity_client_id   ?: p->managed_identity_object_id
+                                    ?: p->managed_identity_resource_id,
         };
 }
 
@@ -39,7 +41,7 @@ bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) 
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&
                (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
-               (!a->auth || !b->auth || streq(a->auth, b->auth));
+               (!a->auth || !b->auth || streq(a->auth, b->auth)) && streq_ptr(a->managed_identity, b->managed_identity);
 }
 
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {

@@ -144,6 +144,7 @@ typedef struct ProfileIdentity {
         const char *server_id;          /* NULL: not known (the state file does not record it) */
         const char *authority_host;
         const char *auth;               /* "device_code", ...; NULL: not known (an older state file) */
+        const char *managed_identity;   /* the managed_identity_* selector; NULL: the system-assigned one */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);

@@ -1126,12 +1126,30 @@ START_TEST(test_identity_errors) {
 }
 END_TEST
 
+START_TEST(test_identity_includes_auth) {
+        Config *a = parse_ok(DEFAULT_PROFILE), *b = parse_ok(DEFAULT_PROFILE "auth = browser\n"),
+               *c = parse_ok(DEFAULT_PROFILE), *m1 = parse_ok("[profile default]\nauth = managed_identity\n"),
+               *m2 = parse_ok("[profile default]\nauth = managed_identity\nmanaged_identity_client_id = " APP "\n");
+
+        ck_assert(profile_config_same_identity(a->profiles[0], c->profiles[0]));
+        ck_assert(!profile_config_same_identity(a->profiles[0], b->profiles[0]));
+        ck_assert(!profile_config_same_identity(m1->profiles[0], m2->profiles[0]));
+        ck_assert(profile_config_same_identity(m2->profiles[0], m2->profiles[0]));
+        config_free(a);
+        config_free(b);
+        config_free(c);
+        config_free(m1);
+        config_free(m2);
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc;
 
         tc = tcase_create("values");
         tcase_add_test(tc, test_identities);
+        tcase_add_test(tc, test_identity_includes_auth);
         tcase_add_test(tc, test_identity_environment);
         tcase_add_test(tc, test_identity_errors);
         tcase_add_test(tc, test_defaults);
