@@ -896,9 +896,7 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                 else if (env->azure_federated_token_file) {
                         const Setting d = { .value = (char *) env->azure_federated_token_file, .line = rp->line };
                         (void) setting_path(p, &d, "AZURE_FEDERATED_TOKEN_FILE", false, &pc->federated_token_file);
-                } else
-                        problem(p, rp->line, "profile '%s' has auth = workload_identity but no federated_token_file, and AZURE_FEDERATED_TOKEN_FILE is not set",
-                                rp->name);
+                }
                 break;
         default:
                 break;
@@ -914,10 +912,9 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                         (void) strdup_to(p, v, &pc->client_id);
                 else if (v)
                         problem(p, rp->line, "AZURE_CLIENT_ID '%s' is not an application ID (a GUID)", v);
-                else
-                        problem(p, rp->line, "profile '%s' has auth = %s but no client_id: give the application (client) ID of the service principal%s",
-                                rp->name, auth_kind_to_string(pc->auth),
-                                pc->auth == AUTH_WORKLOAD_IDENTITY ? " or set AZURE_CLIENT_ID" : "");
+                else if (pc->auth != AUTH_WORKLOAD_IDENTITY)   /* workload: the pod's variable, at run time */
+                        problem(p, rp->line, "profile '%s' has auth = %s but no client_id: give the application (client) ID of the service principal",
+                                rp->name, auth_kind_to_string(pc->auth));
         }
 }
 
@@ -954,11 +951,13 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         } else if (!s->value && pc->auth == AUTH_MANAGED_IDENTITY)
                 /* The host's identity belongs to its tenant: nothing to name, nothing sent. */
                 (void) strdup_to(p, "(managed identity)", &pc->tenant);
-        else if (s->value && pc->auth == AUTH_MANAGED_IDENTITY)
-                problem(p, s->line, "tenant is not used by auth = managed_identity (the identity's own tenant is): remove it");
+        else if (!s->value && pc->auth == AUTH_WORKLOAD_IDENTITY)
+                /* In the pod the webhook sets AZURE_TENANT_ID; a configuration written elsewhere
+                 * (init) is still valid, and the profile says what is missing when it runs. */
+                ;
         else if (!s->value)
-                problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>%s",
-                        rp->name, pc->auth == AUTH_WORKLOAD_IDENTITY ? " (or set AZURE_TENANT_ID)" : "");
+                problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>",
+                        rp->name);
         else if (!config_tenant_is_valid(s->value))
                 problem(p, s->line, "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
                         s->value);

@@ -250,6 +250,13 @@ static int workload_identity_send(Credential *c) {
         _cleanup_secret_ Secret *token = NULL, *body = NULL;
         int r;
 
+        if (!c->cfg->tenant || !c->cfg->client_id || !c->cfg->federated_token_file)
+                return fail_later(c, -EBADR,
+                                  "workload identity needs %s: the workload identity webhook sets it in the pod, or give %s in the profile",
+                                  !c->cfg->tenant      ? "AZURE_TENANT_ID"
+                                  : !c->cfg->client_id ? "AZURE_CLIENT_ID"
+                                                       : "AZURE_FEDERATED_TOKEN_FILE",
+                                  !c->cfg->tenant ? "tenant" : !c->cfg->client_id ? "client_id" : "federated_token_file");
         /* Re-read every time: the kubelet rotates the projected token. */
         r = credfile_read(c->cfg->federated_token_file, CREDFILE_MAX, false, true, &token);
         if (r < 0)

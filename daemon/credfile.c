@@ -123,20 +123,24 @@ int credfile_check_profile(const ProfileConfig *p, ConfigErrors *errors) {
         size_t before = errors->n;
         int r;
 
+        /* A file that does not exist yet is not judged: ${CREDENTIALS_DIRECTORY} exists only
+         * while the service runs, and init names files the person creates afterwards. */
         if (p->client_secret_file) {
                 r = credfile_read(p->client_secret_file, CREDFILE_MAX, true, true, &secret);
-                if (r < 0 && add(errors, problem_line(p, "client_secret_file", p->client_secret_file, r)) < 0)
+                if (r < 0 && r != -ENOENT && add(errors, problem_line(p, "client_secret_file", p->client_secret_file, r)) < 0)
                         return -ENOMEM;
         }
         if (p->client_certificate_password_file) {
                 r = credfile_read(p->client_certificate_password_file, CREDFILE_MAX, true, true, &password);
-                if (r < 0 && add(errors,
+                if (r < 0 && r != -ENOENT && add(errors,
                                  problem_line(p, "client_certificate_password_file", p->client_certificate_password_file, r)) < 0)
                         return -ENOMEM;
         }
         if (p->client_certificate) {
                 r = credfile_read(p->client_certificate, CREDFILE_MAX, true, false, &pem);
-                if (r < 0) {
+                if (r == -ENOENT)
+                        ;
+                else if (r < 0) {
                         if (add(errors, problem_line(p, "client_certificate", p->client_certificate, r)) < 0)
                                 return -ENOMEM;
                 } else if (!p->client_certificate_password_file || password) {

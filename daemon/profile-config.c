@@ -95,7 +95,8 @@ char *profile_config_summary(const ProfileConfig *p) {
                              files);
         else if (p->auth != AUTH_DEVICE_CODE)
                 r = asprintf(&s, "profile %s: %s as %s, tenant %s via %s, %s", p->name, auth_kind_to_string(p->auth),
-                             p->client_id, p->tenant, p->authority_host, files);
+                             p->client_id ?: "$AZURE_CLIENT_ID", p->tenant ?: "$AZURE_TENANT_ID", p->authority_host,
+                             files);
         else
                 r = asprintf(&s, "profile %s: tenant %s via %s, %s", p->name, p->tenant, p->authority_host, files);
         if (r < 0)

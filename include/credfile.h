@@ -16,6 +16,6 @@
 int credfile_read(const char *path, size_t max, bool private_only, bool trim, Secret **ret);
 
 /* The problems with a profile's credential files, for --check-config: each a line saying
- * what is wrong and what to do, appended to errors. Reads the files (and parses a certificate)
+ * what is wrong and what to do, appended to errors. A file that does not exist (yet) is none. Reads the files (and parses a certificate)
  * but prints nothing. Returns the number of problems, or -ENOMEM. */
 int credfile_check_profile(const ProfileConfig *p, ConfigErrors *errors);

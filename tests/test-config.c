@@ -1037,6 +1037,11 @@ START_TEST(test_identities) {
         ck_assert_str_eq(p->managed_identity_client_id, APP);
         config_free(c);
 
+        /* tenant is not used, but a profile written by init may name it: kept for display */
+        c = parse_ok(DEFAULT_PROFILE "auth = managed_identity\n");
+        ck_assert_str_eq(c->profiles[0]->tenant, TENANT);
+        config_free(c);
+
         c = parse_ok("[profile default]\nauth = managed_identity\nimds_endpoint = http://127.0.0.1:8080/\n");
         ck_assert_str_eq(c->profiles[0]->msi_endpoint, "http://127.0.0.1:8080");
         config_free(c);
@@ -1064,6 +1069,15 @@ START_TEST(test_identity_environment) {
         ck_assert_str_eq(c->profiles[0]->tenant, TENANT);
         ck_assert_str_eq(c->profiles[0]->federated_token_file, "/t");
         config_free(c);
+        /* outside the pod (init writes such a profile): valid, the profile says at run time */
+        {
+                ConfigEnv bare = test_env();
+                c = parse_ok_env("[profile default]\nauth = workload_identity\n", &bare);
+                ck_assert_ptr_null(c->profiles[0]->tenant);
+                ck_assert_ptr_null(c->profiles[0]->client_id);
+                ck_assert_ptr_null(c->profiles[0]->federated_token_file);
+                config_free(c);
+        }
         /* the variables are for workload identity only */
         c = parse_ok_env(DEFAULT_PROFILE, &env);
         ck_assert_str_eq(c->profiles[0]->client_id, AKS_DEFAULT_CLIENT_ID);
@@ -1109,7 +1123,6 @@ START_TEST(test_identity_errors) {
                       "3: imds_endpoint");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://127.0.0.1/x\n",
                       "3: imds_endpoint");
-        EXPECT_ERRORS(DEFAULT_PROFILE "auth = managed_identity\n", "2: tenant is not used by auth = managed_identity");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nclient_id = " APP "\n",
                       "3: client_id does not choose a managed identity: use managed_identity_client_id");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_client_id = " APP
@@ -1119,10 +1132,7 @@ START_TEST(test_identity_errors) {
                       "3: managed_identity_client_id 'x' is not a client ID");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_resource_id = x\n",
                       "3: managed_identity_resource_id 'x' is not an Azure resource ID");
-        EXPECT_ERRORS("[profile default]\nauth = workload_identity\n",
-                      "1: profile 'default' has no tenant: add tenant = <tenant ID, domain or organizations> (or set AZURE_TENANT_ID)",
-                      "1: no federated_token_file, and AZURE_FEDERATED_TOKEN_FILE is not set",
-                      "1: has auth = workload_identity but no client_id: give the application (client) ID of the service principal or set AZURE_CLIENT_ID");
+        EXPECT_ERRORS("[profile default]\nauth = workload_identity\nclient_id = x\n", "3: client_id 'x' is not an application ID");
 }
 END_TEST
 

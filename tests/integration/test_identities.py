@@ -237,6 +237,18 @@ class WorkloadIdentityTest(Unattended, unittest.TestCase):
             self.assert_no_person(d)
             d.stop()
 
+    def test_outside_the_pod_says_what_is_missing(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=LIFETIME)
+            path, variables = self.setup_world(env, idp)
+            del variables["AZURE_TENANT_ID"]
+            d = env.start_daemon(env=variables)
+            st = wait_until(lambda: (lambda s: s if s["state"] == "error" else None)(d.status()), 20,
+                            "state error")
+            self.assertIn("workload identity needs AZURE_TENANT_ID", st["last_error"])
+            self.assertEqual(d.ctl("check").returncode, 1)
+            d.stop()
+
     def test_expired_federated_token(self):
         with Env() as env:
             idp = env.start_idp(lifetime=LIFETIME)
