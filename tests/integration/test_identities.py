@@ -503,3 +503,7 @@ class ConditionalAccessTest(unittest.TestCase):
             p = d.ctl("check")
             self.assertEqual(p.returncode, 1, p.stderr)
             d.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
