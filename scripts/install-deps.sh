@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
         # build
         gcc clang clang-format meson ninja-build pkg-config scdoc
-        libcurl4-openssl-dev libsystemd-dev libinih-dev libyaml-dev libjansson-dev check
+        libcurl4-openssl-dev libssl-dev libsystemd-dev libinih-dev libyaml-dev libjansson-dev check
         # the tests: local identity provider, Java's Properties reader, systemd, faults
         python3 openssl ca-certificates openjdk-17-jdk-headless systemd bash-completion
         util-linux passwd procps libclang-rt-14-dev valgrind strace
