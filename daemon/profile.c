@@ -510,6 +510,7 @@ static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retr
         int waiter_result = result;
 
         p->credential = credential_free(p->credential);
+        p->refreshes[result >= 0 ? REFRESH_OK : result == -EBADR ? REFRESH_CONFIG_ERROR : REFRESH_TRANSIENT]++;
         if (result >= 0)
                 token_accept(p, t, sent);
         else if (result == -EBADR) {
@@ -541,6 +542,7 @@ static void credential_start(Profile *p) {
         p->credential_callbacks = (CredentialCallbacks) { .on_done = on_credential_done, .userdata = p };
         r = credential_acquire(p->ctx, p->cfg, p->name, &p->credential_callbacks, &p->credential);
         if (r < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
                 set_last_error(p, "cannot ask for a token: %s", strerror(-r));
                 refresh_retry(p, 0);
                 waiters_finish_refresh(p, -EIO);
