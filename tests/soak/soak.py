@@ -153,9 +153,11 @@ def run(minutes, profiles, lifetime=6, rate=0.3, seed=1, idps=1, http_timeout=2,
         t_end = time.time()
         for idp in providers:
             idp.clear_faults()
-        # Let every profile come back to a valid token without faults, then stop watching.
-        harness.wait_until(lambda: all(d.status(n)["state"] == "valid" for n in names), 3 * lifetime + 10,
-                           "every profile valid once the faults stop")
+        # Let every profile come back to a valid token without faults, then stop watching. A
+        # profile whose token expired under a streak of faults backs off by doubling (up to
+        # SCHEDULE_BACKOFF_MAX, 5 min) and its next try may be that far away: wait that long.
+        harness.wait_until(lambda: all(d.status(n)["state"] == "valid" for n in names),
+                           3 * lifetime + 5 * 60 + 10, "every profile valid once the faults stop")
         reader.stop()
         sampler.stop()
         log_text = d.log()
