@@ -1,0 +1,118 @@
+"""The robustness promises of interface.md: nothing the daemon waits on (a name lookup, a FIFO,
+a hung file system) stalls its loop; a planted symlink is not followed; an oversized request is
+answered and closed in order. Every status answer during a fault is timed."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from harness import BUILD, TOKENCTL, Env, wait_until
+
+HANG_RESOLVER = os.path.join(BUILD, "tests", "tools", "hang-resolver.so")
+STATUS_LIMIT = 0.100   # seconds: every socket client is answered within 100 ms
+
+
+class StatusProbe:
+    """Asks for status on a fresh connection every 20 ms and records how long each answer took."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.times, self.errors = [], []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            start = time.monotonic()
+            try:
+                self.daemon.request({"op": "status"}, timeout=20)
+            except Exception as e:  # noqa: BLE001 - recorded, asserted below
+                self.errors.append(repr(e))
+            self.times.append(time.monotonic() - start)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        self.thread.join()
+
+    def assert_fast(self, test, minimum=20):
+        test.assertEqual(self.errors, [])
+        test.assertGreaterEqual(len(self.times), minimum, "too few status answers were timed")
+        worst = max(self.times)
+        test.assertLess(worst, STATUS_LIMIT, "the slowest of %d status answers took %.0f ms"
+                        % (len(self.times), worst * 1000))
+        return worst
+
+
+def token_of(path):
+    try:
+        return harness.read(path)
+    except FileNotFoundError:
+        return None
+
+
+def sanitizer_env():
+    """LD_PRELOAD beside AddressSanitizer: the shim need not come after libasan."""
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    return {"ASAN_OPTIONS": (opts + ":" if opts else "") + "verify_asan_link_order=0"}
+
+
+class SlowNameLookupTest(unittest.TestCase):
+    def test_a_hung_lookup_stalls_nothing(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=6)
+            hung_url = "https://idp.hang.invalid:%d" % int(idp.url.rsplit(":", 1)[1])
+            other_token = env.path("other.token")
+            env.write_config(daemon={"http_timeout": "2s"}, profiles={
+                "other": {"token_file": other_token},
+                "hung": {"authority_host": hung_url, "ca_file": idp.ca_file,
+                         "token_file": env.path("hung.token")},
+            })
+            e = sanitizer_env()
+            e.update({"LD_PRELOAD": HANG_RESOLVER, "AKSSPARK_HANG_RESOLVER_SEC": "12"})
+            d = env.start_daemon(env=e)
+            d.sign_in(idp, profile="other")
+            first = token_of(other_token)
+
+            # Each login asks the hung host for a device code: the lookup hangs for 12 s, the
+            # transfer times out after 2 s and is removed from curl while its lookup still runs.
+            logins = [subprocess.Popen([TOKENCTL, "--socket", d.socket_path, "--profile", "hung", "login"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+            try:
+                with StatusProbe(d) as probe:
+                    wait_until(lambda: "Failed" in d.log() and "hang.invalid" in d.log() or
+                               logins[0].poll() is not None, 30, "the hung login to fail")
+                    logins.append(subprocess.Popen(
+                        [TOKENCTL, "--socket", d.socket_path, "--profile", "hung", "login"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    # The other profile keeps refreshing while lookups hang.
+                    wait_until(lambda: token_of(other_token) not in (None, first), 20,
+                               "the other profile to refresh")
+                    second = token_of(other_token)
+                    wait_until(lambda: token_of(other_token) not in (None, second), 20,
+                               "the other profile to refresh again")
+                    time.sleep(0.5)
+                worst = probe.assert_fast(self)
+                print("slowest status during the hung lookup: %.1f ms of %d"
+                      % (worst * 1000, len(probe.times)), flush=True)
+                self.assertTrue(idp.token_is_valid(token_of(other_token)))
+                # SIGTERM while a lookup still hangs.
+                d.stop(timeout=1.0)
+            finally:
+                for p in logins:
+                    p.kill()
+                    p.wait()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
