@@ -114,5 +114,39 @@ class SlowNameLookupTest(unittest.TestCase):
                     p.wait()
 
 
+class OversizedRequestTest(unittest.TestCase):
+    def test_answered_then_closed_in_order(self):
+        with Env() as env:
+            env.start_idp()
+            env.write_config()
+            d = env.start_daemon()
+            for size in (70 * 1024, 512 * 1024):
+                with d.connect(timeout=10) as s:
+                    sent = {}
+
+                    def send():
+                        try:
+                            s.sendall(b"x" * size)
+                            sent["ok"] = True
+                        except OSError as e:
+                            sent["error"] = e
+
+                    t = threading.Thread(target=send, daemon=True)
+                    t.start()
+                    data = b""
+                    while True:   # a reset raises ConnectionResetError here
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    t.join(10)
+                    answer = json.loads(data.decode().splitlines()[0])
+                    self.assertEqual(answer.get("error"), "bad_request", answer)
+                    self.assertIn("too large", answer["message"])
+                    self.assertEqual(sent, {"ok": True}, "the client's send failed")
+            self.assertEqual(d.status()["state"], "login_required")
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
