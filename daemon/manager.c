@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
 #include "manager.h"
 #include "metrics.h"
 #include "server.h"
@@ -314,7 +315,9 @@ int manager_start(Manager *m) {
 }
 
 int manager_run(Manager *m) {
-        return sd_event_loop(m->event);
+        LoopStats stats = {};
+
+        return loop_run(m->event, &stats);
 }
 
 /* Settings that only a restart can change keep their old values; say so. */

@@ -7,6 +7,7 @@ secret the identity provider ever issued, and fails the test if one appears.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,11 @@ BUILD = os.environ.get("AKSSPARK_BUILD_DIR") or os.path.join(SOURCE, "build")
 TOKEND = os.path.join(BUILD, "aksspark-tokend")
 TOKENCTL = os.path.join(BUILD, "aksspark-tokenctl")
 IS_ROOT = os.geteuid() == 0
+# Every socket client is answered within 100 ms (interface.md, "Robustness promises"): no
+# iteration of the daemon's loop may take that long. Sanitizer and valgrind runs may allow more.
+STALL_LIMIT_MS = float(os.environ.get("AKSSPARK_STALL_LIMIT_MS", "100"))
+STALL_REPORT = os.environ.get("AKSSPARK_STALL_REPORT")   # a file: one line per daemon
+STALL_RE = re.compile(r"Event loop: longest stall(?: so far)? ([0-9.]+) ms")
 
 sys.path.insert(0, os.path.join(SOURCE, "tests", "idp"))
 
@@ -214,6 +220,13 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
+    def longest_stall_ms(self):
+        """The longest event-loop stall the daemon logged (daemon/loop.c), in ms; 0 if none."""
+        longest = 0.0
+        for m in STALL_RE.finditer(self.log()):
+            longest = max(longest, float(m.group(1)))
+        return longest
+
 
 class Env:
     """A temporary world for one test: use as a context manager."""
@@ -243,6 +256,7 @@ class Env:
                 d.notify.close()
             if exc_type is None:
                 self.assert_no_secret_leaked()
+                self.assert_loop_never_stalled()
         finally:
             for idp in self.idps:
                 idp.stop()
@@ -361,6 +375,17 @@ class Env:
                     out.add(s[:24])
                     out.add(s[-24:])
         return out
+
+    def assert_loop_never_stalled(self):
+        """No daemon of this test held its event loop for STALL_LIMIT_MS or longer."""
+        for d in self.daemons:
+            stall = d.longest_stall_ms()
+            if STALL_REPORT:
+                with open(STALL_REPORT, "a") as f:
+                    f.write("%.1f %s %s\n" % (stall, os.path.basename(sys.argv[0]), d.log_path))
+            if stall >= STALL_LIMIT_MS:
+                raise AssertionError("the daemon's event loop stalled %.1f ms (limit %.0f ms); see %s"
+                                     % (stall, STALL_LIMIT_MS, d.log_path))
 
     def assert_no_secret_leaked(self):
         texts = [("daemon log %s" % d.log_path, d.log()) for d in self.daemons]
