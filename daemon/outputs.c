@@ -14,6 +14,9 @@
 #define OUTPUT_MODE 0600
 #define PROPS_MAX_SIZE (1024 * 1024)
 #define KUBECONFIG_MAX_SIZE (4 * 1024 * 1024)
+#define REFUSED_LINK                                                                              \
+        "refused to follow a symlink another user owns in a sticky world-writable directory (as " \
+        "fs.protected_symlinks does)"
 
 const char *output_kind_to_string(OutputKind k) {
         switch (k) {
@@ -123,7 +126,7 @@ static char *outputs_k8s_server(const Outputs *o) {
 
         if (!o->kubeconfig)
                 return NULL;
-        r = read_file_full(o->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
+        r = read_regular_file(o->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
         if (r >= 0)
                 r = kubeconfig_context_server(text, len, o->kubeconfig_context, &server);
         if (r >= 0)
@@ -140,6 +143,9 @@ static char *outputs_k8s_server(const Outputs *o) {
                 break;
         case -EBADMSG:
                 why = "it is not valid YAML or not a kubeconfig";
+                break;
+        case -EINVAL:
+                why = "it is not a regular file";
                 break;
         default:
                 why = NULL;
@@ -206,7 +212,7 @@ static int kubeconfig_output_content(const Outputs *o, Secret **ret, const char 
 /* The bytes for one output; *ret_what says which step failed, for the status message. */
 static int output_content(const Outputs *o, const Output *out, const Secret *token, Secret **ret,
                           const char **ret_what) {
-        _cleanup_free_ char *server = NULL;
+        _cleanup_free_ char *server = NULL, *target = NULL;
         char *text = NULL;
         size_t len = 0;
         int r;
@@ -223,7 +229,13 @@ static int output_content(const Outputs *o, const Output *out, const Secret *tok
                 return 0;
         }
 
-        r = read_file_full(out->path, PROPS_MAX_SIZE, &text, &len);
+        /* Read what the write will replace: through a link only where the write may follow it. */
+        r = atomic_resolve_target(out->path, &target);
+        if (r < 0) {
+                *ret_what = r == -ENOLINK ? REFUSED_LINK : "cannot follow the symlink";
+                return r;
+        }
+        r = read_regular_file(target, PROPS_MAX_SIZE, &text, &len);
         if (r == -ENOENT) {
                 server = outputs_k8s_server(o);
                 r = props_new_file(token, server, ret);
@@ -232,8 +244,9 @@ static int output_content(const Outputs *o, const Output *out, const Secret *tok
                 return r;
         }
         if (r < 0) {
-                *ret_what = r == -EFBIG ? "the existing file is larger than 1 MiB"
-                                        : "cannot read the existing file";
+                *ret_what = r == -EFBIG                 ? "the existing file is larger than 1 MiB"
+                            : r == -EINVAL || r == -EISDIR ? "not a regular file"
+                                                            : "cannot read the existing file";
                 return r;
         }
 
@@ -248,16 +261,25 @@ static int output_write(Outputs *o, Output *out, const Secret *token, usec_t now
         _cleanup_secret_ Secret *content = NULL;
         const char *what = "cannot replace the file";
         AtomicResult res = {};
+        AtomicIdentity id;
         char *msg = NULL;
         int r;
 
         out->attempted = true;
         out->last_attempt = now;
 
+        /* Run as root, the file is written with the rights of whoever owns its directory. */
+        atomic_identity_enter(out->path, &id);
         r = output_content(o, out, token, &content, &what);
-        if (r >= 0)
+        if (r >= 0) {
                 r = atomic_replace(out->path, secret_reveal(content), secret_len(content),
                                    OUTPUT_MODE, ATOMIC_MKDIR_PARENTS, &res);
+                if (r == -ENOLINK)
+                        what = REFUSED_LINK;
+                else if (r == -EINVAL || r == -EISDIR)
+                        what = "not a regular file";
+        }
+        atomic_identity_leave(&id);
         if (r < 0) {
                 out->last_result = r;
                 if (asprintf(&msg, "%s: %s", what, strerror(-r)) >= 0) {

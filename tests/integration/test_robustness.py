@@ -148,5 +148,112 @@ class OversizedRequestTest(unittest.TestCase):
             d.stop()
 
 
+class PerRunUser:
+    """A local user made for this run only (useradd), removed again (userdel) at the end."""
+
+    def __enter__(self):
+        self.name = "aksr%s" % os.urandom(4).hex()
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", self.name],
+                       check=True, capture_output=True)
+        import pwd
+        self.pw = pwd.getpwnam(self.name)
+        return self.pw
+
+    def __exit__(self, *exc):
+        subprocess.run(["userdel", self.name], capture_output=True)
+
+
+def output_of(status, path):
+    for o in status["outputs"]:
+        if o["path"] == path:
+            return o
+    raise AssertionError("no output %s in %r" % (path, status))
+
+
+@unittest.skipUnless(harness.IS_ROOT, "planting a link as another user needs root")
+class SymlinkTest(unittest.TestCase):
+    def test_planted_link_dangling_link_and_own_link(self):
+        with Env() as env, PerRunUser() as mallory:
+            idp = env.start_idp(lifetime=300)
+            shared = env.path("shared")           # as /tmp: sticky and world-writable
+            os.mkdir(shared)
+            os.chmod(shared, 0o1777)
+            victim = env.path("victim.conf")      # a root-owned 0644 file
+            with open(victim, "w") as f:
+                f.write("root's own\n")
+            os.chmod(victim, 0o644)
+            planted = os.path.join(shared, "spark.properties")
+            os.symlink(victim, planted)
+            os.lchown(planted, mallory.pw_uid, mallory.pw_gid)
+            victim2 = env.path("victim2.conf")    # the token file needs no read first
+            with open(victim2, "w") as f:
+                f.write("root's own\n")
+            os.chmod(victim2, 0o644)
+            planted_token = os.path.join(shared, "oauthToken")
+            os.symlink(victim2, planted_token)
+            os.lchown(planted_token, mallory.pw_uid, mallory.pw_gid)
+            nowhere = env.path("nowhere")
+            dangling = env.path("dangling.properties")
+            os.symlink(os.path.join(nowhere, "deep", "spark.properties"), dangling)
+            mine_target = env.path("mine.properties")
+            mine = os.path.join(shared, "mine.properties")   # the daemon's own (root's) link
+            os.symlink(mine_target, mine)
+            env.write_config(profiles={"default": {"spark_properties": [planted, dangling, mine],
+                                                   "token_file": planted_token}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+
+            st = wait_until(lambda: (lambda s: s if all(o["ok"] is not None for o in s["outputs"]) else None)(d.status()),
+                            10, "every output attempted")
+            for path, target in ((planted_token, victim2), (planted, victim)):
+                self.assertEqual(harness.read(target), "root's own\n", "%s was written through" % path)
+                self.assertEqual(os.stat(target).st_mode & 0o777, 0o644)
+                o = output_of(st, path)
+                self.assertFalse(o["ok"], o)
+                self.assertIn("symlink", o["error"])
+                self.assertIn("sticky", o["error"])
+            o = output_of(st, dangling)
+            self.assertFalse(o["ok"], o)
+            self.assertFalse(os.path.exists(nowhere), "a directory was created where a link points")
+            self.assertTrue(output_of(st, mine)["ok"])
+            self.assertIn("oauthToken", harness.read(mine_target))
+            self.assertTrue(os.path.islink(mine))
+            p = d.ctl("check")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            d.stop()
+
+    def test_root_writes_a_users_file_with_the_users_rights(self):
+        with Env() as env, PerRunUser() as alice:
+            idp = env.start_idp(lifetime=300)
+            home = env.path("alice")
+            os.mkdir(home, 0o755)
+            os.chown(home, alice.pw_uid, alice.pw_gid)
+            rootdir = env.path("rootdir")         # alice may not write here
+            os.mkdir(rootdir, 0o755)
+            victim = os.path.join(rootdir, "victim")
+            with open(victim, "w") as f:
+                f.write("root's own\n")
+            os.chmod(victim, 0o644)
+            link = os.path.join(home, "spark.properties")
+            os.symlink(victim, link)
+            os.lchown(link, alice.pw_uid, alice.pw_gid)
+            token_file = os.path.join(home, "kube", "oauthToken")
+            env.write_config(profiles={"default": {"spark_properties": link, "token_file": token_file}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+            st = wait_until(lambda: (lambda s: s if all(o["ok"] is not None for o in s["outputs"]) else None)(d.status()),
+                            10, "every output attempted")
+            o = output_of(st, link)
+            self.assertFalse(o["ok"], o)
+            self.assertIn("Permission denied", o["error"])
+            self.assertEqual(harness.read(victim), "root's own\n")
+            # Her own new file and directory are hers, made with her rights.
+            self.assertTrue(output_of(st, token_file)["ok"])
+            for path in (token_file, os.path.dirname(token_file)):
+                self.assertEqual(os.stat(path).st_uid, alice.pw_uid, path)
+            self.assertEqual(d.ctl("check").returncode, 1)
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
