@@ -31,6 +31,9 @@
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
 #define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
+/* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
+ * answer with the files written), no longer: a hung file system must not hold them. */
+#define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
 
 struct Profile {
         const ProfileContext *ctx;
@@ -54,6 +57,10 @@ struct Profile {
         unsigned attempt;             /* transient failures in a row */
         unsigned output_attempt;
         uint64_t refreshes[_REFRESH_RESULT_MAX];  /* by result, for the metrics */
+        bool output_retrying;         /* the write in flight is a retry after a failure */
+        bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
+        bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
+        sd_event_source *hold_timer;
 
         sd_event_source *refresh_timer;
         sd_event_source *expiry_timer;
@@ -125,6 +132,24 @@ static void notify_person(Profile *p, const char *state, const char *message) {
 
 /* ---- waiters ---------------------------------------------------------------------------- */
 
+static bool waiters_held(Profile *p);
+static int check_result(Profile *p, usec_t min_valid);
+
+/* Answer every waiter marked finishing, unless an output write or state save is still in
+ * flight (waiters_held()): then once it is done. A verdict on the outputs given while they were
+ * being written is given again. */
+static void waiters_flush(Profile *p) {
+        if (waiters_held(p))
+                return;
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
+                if (w->finishing && w->kind == WAITER_CHECK && (w->result == 0 || w->result == -EREMOTEIO)) {
+                        int r = check_result(p, w->min_valid);
+                        if (r == 0 || r == -EREMOTEIO)
+                                w->result = r;
+                }
+        profile_waiters_flush(&p->waiters);
+}
+
 static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
@@ -153,7 +178,7 @@ static void waiters_finish_refresh(Profile *p, int result) {
                         w->result = r == -EIO && result < 0 ? result : r;
                 }
         }
-        profile_waiters_flush(&p->waiters);
+        waiters_flush(p);
 }
 
 static void waiters_finish_login(Profile *p, int result) {
@@ -162,7 +187,7 @@ static void waiters_finish_login(Profile *p, int result) {
                         w->finishing = true;
                         w->result = result;
                 }
-        profile_waiters_flush(&p->waiters);
+        waiters_flush(p);
 }
 
 static void waiters_send_device(Profile *p) {
@@ -235,44 +260,75 @@ static int on_expiry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Profile *p = userdata;
-        usec_t delay;
+static void outputs_start_write(Profile *p, bool retry) {
         int r;
 
-        if (!token_valid_at(p, now_realtime()))
-                return 0;
+        p->output_retrying = retry;
         r = outputs_write_all(p->outputs, p->access_token, now_realtime());
-        if (r >= 0) {
-                p->output_attempt = 0;
-                log_info("Profile %s: outputs written after an earlier failure.", p->name);
-                profile_changed(p);
-                return 0;
-        }
-        p->output_attempt++;
-        delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
-        (void) timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer);
-        profile_changed(p);
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: cannot start writing the outputs: %m", p->name);
+}
+
+static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        if (token_valid_at(p, now_realtime()))
+                outputs_start_write(p, true);
         return 0;
 }
 
-static void outputs_write(Profile *p) {
-        int r;
+/* The worker wrote every output (outputs.c logged each failure): retry failures with backoff,
+ * answer the waiters that waited for the files. */
+static void on_outputs_written(Outputs *o, int result, void *userdata) {
+        Profile *p = userdata;
+        usec_t delay;
 
-        if (!p->access_token)
-                return;
-        r = outputs_write_all(p->outputs, p->access_token, now_realtime());
-        if (r >= 0) {
+        if (result >= 0) {
+                if (p->output_retrying)
+                        log_info("Profile %s: outputs written after an earlier failure.", p->name);
                 p->output_attempt = 0;
+                p->output_retrying = false;
                 timer_disarm(p->output_timer);
-                return;
+        } else if (!outputs_busy(o)) {
+                /* Try again soon rather than at the next refresh. */
+                p->output_attempt = p->output_retrying ? p->output_attempt + 1 : 0;
+                delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
+                if (timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer) < 0)
+                        log_warning("Profile %s: failed to arm the output retry timer.", p->name);
         }
-        /* The failure itself was logged per output; try again soon rather than at the next refresh. */
-        p->output_attempt = 0;
-        r = timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + OUTPUT_RETRY_MIN,
-                      on_output_timer);
-        if (r < 0)
-                log_warning_errno(r, "Profile %s: failed to arm the output retry timer: %m", p->name);
+        waiters_flush(p);
+        profile_changed(p);
+}
+
+static void outputs_write(Profile *p) {
+        if (p->access_token)
+                outputs_start_write(p, false);
+}
+
+static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        p->hold_expired = true;
+        waiters_flush(p);
+        return 0;
+}
+
+/* Should answers wait for the output write in flight? Yes, up to OUTPUT_ANSWER_WAIT. */
+static bool waiters_held(Profile *p) {
+        if (!outputs_busy(p->outputs)) {
+                p->answers_held = p->hold_expired = false;
+                timer_disarm(p->hold_timer);
+                return false;
+        }
+        if (p->hold_expired)
+                return false;
+        if (!p->answers_held) {
+                if (timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT,
+                              on_hold_timer) < 0)
+                        return false;
+                p->answers_held = true;
+        }
+        return true;
 }
 
 /* ---- tokens -------------------------------------------------------------------------------- */
@@ -538,6 +594,11 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
                 p->config_error = false;
                 refresh_start(p);
                 r = 0;
+        } else if (outputs_busy(p->outputs) && !p->hold_expired) {
+                /* The retry above is being written: the verdict waits for it (on_outputs_written()). */
+                w->finishing = true;
+                w->result = verdict;
+                r = waiters_held(p) ? 0 : profile_waiter_defer_result(w, verdict);
         } else
                 r = profile_waiter_defer_result(w, verdict);
         if (r < 0) {
@@ -723,6 +784,9 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         r = outputs_new(cfg, &ctx->outputs_exec, &p->outputs);
         if (r < 0)
                 return r;
+        r = outputs_attach(p->outputs, ctx->event, on_outputs_written, p);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -734,6 +798,9 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         outputs_free(p->outputs);
         p->outputs = o;
         p->cfg = cfg;
+        /* Cannot fail quietly: without a worker the outputs would be written on the loop. */
+        if (outputs_attach(p->outputs, p->ctx->event, on_outputs_written, p) < 0)
+                log_warning("Profile %s: no thread for the outputs; writing them from the event loop.", p->name);
 
         if (p->login && foreign)
                 login_end(p, -ECANCELED);
@@ -773,6 +840,7 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->refresh_timer);
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
+        sd_event_source_disable_unref(p->hold_timer);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
         outputs_free(p->outputs);

@@ -255,5 +255,124 @@ class SymlinkTest(unittest.TestCase):
             d.stop()
 
 
+MEMFS = os.path.join(harness.SOURCE, "tests", "tools", "memfs.py")
+DEBIAN_PYTHON = "/usr/bin/python3"   # python3-fusepy is Debian's
+
+
+def all_attempted(daemon, profile=None):
+    st = daemon.status(profile)
+    return st if st["outputs"] and all(o["ok"] is not None for o in st["outputs"]) else None
+
+
+class FifoTest(unittest.TestCase):
+    def test_fifo_at_spark_properties(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=300)
+            fifo = env.path("spark.properties")
+            os.mkfifo(fifo)
+            env.write_config(profiles={"default": {"spark_properties": fifo}})
+            d = env.start_daemon()
+            with StatusProbe(d) as probe:
+                d.sign_in(idp, timeout=15)
+                st = wait_until(lambda: all_attempted(d), 10, "every output attempted")
+                time.sleep(0.3)
+            probe.assert_fast(self, minimum=5)
+            o = output_of(st, fifo)
+            self.assertFalse(o["ok"], o)
+            self.assertIn("not a regular file", o["error"])
+            self.assertTrue(output_of(st, os.path.join(env.home, ".kube", "oauthToken"))["ok"])
+            self.assertTrue(stat_is_fifo(fifo))
+            self.assertEqual(d.ctl("check").returncode, 1)
+            d.stop()
+
+
+def stat_is_fifo(path):
+    import stat
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+class MemFs:
+    """tests/tools/memfs.py mounted on a directory of the test's own; stop() freezes it."""
+
+    def __init__(self, mountpoint):
+        self.mountpoint = mountpoint
+        os.mkdir(mountpoint)
+        self.proc = subprocess.Popen([DEBIAN_PYTHON, MEMFS, mountpoint], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until(lambda: os.path.ismount(mountpoint) or self.proc.poll() is not None, 10, "memfs mounted")
+        if self.proc.poll() is not None:
+            raise AssertionError("memfs.py exited with %s" % self.proc.returncode)
+
+    def freeze(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self):
+        self.thaw()
+        subprocess.run(["fusermount3", "-u", self.mountpoint], capture_output=True)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@unittest.skipUnless(harness.IS_ROOT and os.path.exists("/dev/fuse") and os.path.exists(DEBIAN_PYTHON),
+                     "mounting a FUSE file system needs root and /dev/fuse")
+class HungFileSystemTest(unittest.TestCase):
+    def test_a_stopped_fuse_server_under_one_output_stalls_nothing(self):
+        with Env() as env:
+            fs = MemFs(env.path("nfs-home"))
+            try:
+                idp = env.start_idp(lifetime=6)
+                hung_token = os.path.join(fs.mountpoint, "kube", "oauthToken")
+                other_token = env.path("other.token")
+                env.write_config(profiles={
+                    "hung": {"token_file": hung_token},
+                    "other": {"token_file": other_token},
+                })
+                d = env.start_daemon()
+                d.sign_in(idp, profile="hung")
+                d.sign_in(idp, profile="other")
+                self.assertTrue(idp.token_is_valid(harness.read(hung_token)))
+                first = token_of(other_token)
+
+                written = d.status("hung")["outputs"][0]["last_write"]
+                frozen_at = time.time()
+                fs.freeze()
+                try:
+                    with StatusProbe(d) as probe:
+                        # The hung profile's next refresh tries to write under the stopped server.
+                        refreshes = len([r for r in idp.requests("token")
+                                         if r.get("grant_type") == "refresh_token"])
+                        wait_until(lambda: len([r for r in idp.requests("token")
+                                                if r.get("grant_type") == "refresh_token"]) >= refreshes + 2,
+                                   30, "both profiles to refresh")
+                        wait_until(lambda: token_of(other_token) not in (None, first), 20,
+                                   "the other profile to refresh")
+                        second = token_of(other_token)
+                        wait_until(lambda: token_of(other_token) not in (None, second), 20,
+                                   "the other profile to refresh again")
+                        self.assertTrue(idp.token_is_valid(token_of(other_token)))
+                        for name in ("hung", "other"):
+                            self.assertEqual(d.status(name)["state"], "valid")
+                        # The hung profile refreshed, and its write is the one that hangs.
+                        hung = d.status("hung")
+                        self.assertGreaterEqual(hung["last_refresh"], int(frozen_at))
+                        self.assertEqual(hung["outputs"][0]["last_write"], written)
+                    worst = probe.assert_fast(self)
+                    print("slowest status while a FUSE server was stopped: %.1f ms of %d"
+                          % (worst * 1000, len(probe.times)), flush=True)
+                    # SIGTERM with the write still hung: the daemon does not wait for it.
+                    d.stop(timeout=1.0)
+                finally:
+                    fs.thaw()
+            finally:
+                fs.close()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
