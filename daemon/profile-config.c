@@ -37,7 +37,8 @@ bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) 
         return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&
-               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id));
+               (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
+               streq(a->auth ?: "device_code", b->auth ?: "device_code");
 }
 
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {

@@ -34,6 +34,8 @@
 /* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
  * answer with the files written), no longer: a hung file system must not hold them. */
 #define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
+/* How this profile signs in, as the state file records it. */
+#define PROFILE_AUTH STORE_AUTH_DEFAULT
 
 struct Profile {
         const ProfileContext *ctx;
@@ -364,6 +366,8 @@ static void state_save(Profile *p) {
                 .tenant = p->cfg->tenant,
                 .client_id = p->cfg->client_id,
                 .authority_host = p->cfg->authority_host,
+                .server_id = p->cfg->server_id,
+                .auth = (char *) PROFILE_AUTH,
                 .refresh_token = p->refresh_token,
                 .access_token = p->access_token,
                 .obtained = p->obtained,
@@ -696,7 +700,9 @@ static bool stored_matches(const Profile *p, const StoredProfile *s) {
         ProfileIdentity stored = {
                 .tenant = s->tenant,
                 .client_id = s->client_id,
+                .server_id = s->server_id, /* NULL in a file from before it was recorded */
                 .authority_host = s->authority_host,
+                .auth = s->auth,
         };
 
         return profile_identity_equal(&mine, &stored);
@@ -723,10 +729,19 @@ static void state_load(Profile *p) {
         }
         if (!stored_matches(p, &s) || !s.refresh_token) {
                 p->needs_login = true;
-                log_warning("Profile %s: the saved sign-in belongs to another tenant, client or authority; "
-                            "a new sign-in is needed: aksspark-tokenctl --profile %s login", p->name, p->name);
-                notify_person(p, "login_required", "The saved sign-in is for another tenant or client.");
+                log_warning("Profile %s: the saved sign-in belongs to another tenant, client, server, authority "
+                            "or way of signing in; a new sign-in is needed: aksspark-tokenctl --profile %s login",
+                            p->name, p->name);
+                notify_person(p, "login_required", "The saved sign-in is for another tenant, client or server.");
                 return;
+        }
+        if (!s.server_id) {
+                /* Saved before the server was recorded: the refresh token is good for any
+                 * audience, the saved access token perhaps for another one. Refresh at once. */
+                log_info("Profile %s: the saved access token does not say which server it is for; refreshing.",
+                         p->name);
+                s.access_token = secret_free(s.access_token);
+                s.obtained = s.expires_on = 0;
         }
 
         p->refresh_token = TAKE_PTR(s.refresh_token);

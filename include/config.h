@@ -92,11 +92,12 @@ typedef struct ProfileIdentity {
         const char *client_id;
         const char *server_id;          /* NULL: not known (the state file does not record it) */
         const char *authority_host;
+        const char *auth;               /* how the person signs in; NULL: device_code */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);
-/* The same identity: tenant, client and authority present and equal, and the server the same
- * where both sides know it. */
+/* The same identity: tenant, client and authority present and equal, the same way of signing
+ * in, and the server the same where both sides know it. */
 bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b);
 /* Reload keeps a profile's sign-in only for the same identity. */
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b);

@@ -374,5 +374,33 @@ class HungFileSystemTest(unittest.TestCase):
                 fs.close()
 
 
+class IdentityKeysTest(unittest.TestCase):
+    SERVER_A = "6dae42f8-4368-4678-94ff-3960e28e3630"
+    SERVER_B = "0d9ef4b2-7d58-4e0c-9f2c-6a4e9e3d1f11"
+
+    def test_restart_with_another_server_id_is_a_new_sign_in(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=300)
+            env.write_config(profiles={"default": {"server_id": self.SERVER_A}})
+            d = env.start_daemon()
+            d.sign_in(idp)
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+            # Same server: the sign-in survives the restart.
+            d = env.start_daemon()
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+            env.write_config(profiles={"default": {"server_id": self.SERVER_B}})
+            d = env.start_daemon()
+            st = d.status()
+            self.assertEqual(st["state"], "login_required", st)
+            answer = d.request({"op": "token"})
+            self.assertFalse(answer.get("ok"), "a token for the old audience was served")
+            self.assertEqual(d.ctl("check").returncode, 2)   # a person must sign in
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
