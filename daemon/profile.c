@@ -34,6 +34,8 @@
 /* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
  * answer with the files written), no longer: a hung file system must not hold them. */
 #define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
+#define STORE_RETRY_MIN (1 * USEC_PER_SEC)
+#define STORE_RETRY_MAX (1 * USEC_PER_MINUTE)
 /* How this profile signs in, as the state file records it. */
 #define PROFILE_AUTH STORE_AUTH_DEFAULT
 
@@ -60,6 +62,12 @@ struct Profile {
         unsigned output_attempt;
         uint64_t refreshes[_REFRESH_RESULT_MAX];  /* by result, for the metrics */
         bool output_retrying;         /* the write in flight is a retry after a failure */
+        int store_result;             /* the last save of the sign-in: 0 ok, -errno failed */
+        bool store_attempted;
+        usec_t store_last_save;       /* realtime of the last attempt */
+        unsigned store_attempt;       /* failed saves in a row */
+        sd_event_source *store_timer; /* retries a failed save */
+        Secret *saved_refresh_token;  /* the one on disk while a newer one could not be saved */
         bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
         bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
         sd_event_source *hold_timer;
@@ -162,7 +170,7 @@ static int check_result(Profile *p, usec_t min_valid) {
                         return -EBADR;
                 return -EIO;
         }
-        if (!outputs_all_ok(p->outputs))
+        if (!outputs_all_ok(p->outputs) || p->store_result < 0)
                 return -EREMOTEIO;
         return 0;
 }
@@ -361,7 +369,19 @@ static void claims_update(Profile *p) {
         jwt_claims_clear(&c);
 }
 
-static void state_save(Profile *p) {
+static int state_save(Profile *p);
+
+static int on_store_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        if (p->refresh_token && !p->needs_login)
+                (void) state_save(p);
+        return 0;
+}
+
+/* Save the sign-in; a failure is kept for status and check, and retried with backoff: a
+ * restart must never silently lose the sign-in. */
+static int state_save(Profile *p) {
         StoredProfile s = {
                 .tenant = p->cfg->tenant,
                 .client_id = p->cfg->client_id,
@@ -378,10 +398,33 @@ static void state_save(Profile *p) {
         int r;
 
         r = store_save(p->ctx->state_dir, p->name, &s);
-        if (r < 0)
-                log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
-                                   "a restart will need a new sign-in: %m",
-                                p->name, p->ctx->state_dir);
+        p->store_attempted = true;
+        p->store_last_save = now_realtime();
+        if (r < 0) {
+                usec_t delay = MIN(STORE_RETRY_MIN << MIN(p->store_attempt, 10u), STORE_RETRY_MAX);
+
+                if (p->store_attempt == 0)
+                        log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
+                                           "a restart now would need a new sign-in; retrying: %m",
+                                        p->name, p->ctx->state_dir);
+                else
+                        log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", p->name);
+                p->store_result = r;
+                p->store_attempt++;
+                if (timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_store_timer) < 0)
+                        log_warning("Profile %s: failed to arm the state save retry timer.", p->name);
+                profile_changed(p);
+                return r;
+        }
+        if (p->store_result < 0) {
+                log_info("Profile %s: the sign-in is saved again.", p->name);
+                profile_changed(p);
+        }
+        p->store_result = 0;
+        p->store_attempt = 0;
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
+        timer_disarm(p->store_timer);
+        return 0;
 }
 
 static void refresh_arm_next(Profile *p) {
@@ -402,7 +445,11 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
         secret_free(p->access_token);
         p->access_token = TAKE_PTR(t->access_token);
         if (t->refresh_token) {
-                secret_free(p->refresh_token);
+                /* The one on disk stays in memory until the new one is saved (state_save()). */
+                if (p->saved_refresh_token)
+                        secret_free(p->refresh_token);
+                else
+                        p->saved_refresh_token = p->refresh_token;
                 p->refresh_token = TAKE_PTR(t->refresh_token);
         }
         p->obtained = sent;
@@ -856,6 +903,8 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
         sd_event_source_disable_unref(p->hold_timer);
+        sd_event_source_disable_unref(p->store_timer);
+        secret_free(p->saved_refresh_token);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
         outputs_free(p->outputs);
@@ -908,6 +957,10 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .device_message = login_device_code(p->login) ? login_device_code(p->login)->message : NULL,
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
+                .store_attempted = p->store_attempted,
+                .store_ok = p->store_result >= 0,
+                .store_error = p->store_result < 0 ? strerror(-p->store_result) : NULL,
+                .store_last_save = p->store_last_save,
         };
         memcpy(ret->refreshes, p->refreshes, sizeof ret->refreshes);
 }

@@ -402,5 +402,39 @@ class IdentityKeysTest(unittest.TestCase):
             d.stop()
 
 
+@unittest.skipUnless(harness.IS_ROOT, "chattr +i needs root")
+class StoreFailureTest(unittest.TestCase):
+    def test_a_failed_save_is_shown_retried_and_loses_nothing(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=8)
+            env.write_config()
+            d = env.start_daemon()
+            d.sign_in(idp)
+            self.assertTrue(d.status()["store"]["ok"])
+            subprocess.run(["chattr", "+i", env.state], check=True)
+            try:
+                # The next refresh rotates the refresh token and cannot save it.
+                st = wait_until(lambda: (lambda s: s if s["store"]["ok"] is False else None)(d.status()),
+                                30, "a failed save in status")
+                self.assertEqual(st["state"], "valid")
+                self.assertTrue(st["store"]["error"])
+                p = d.ctl("check", "--min-valid", "1s")
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                self.assertIn("save the sign-in", p.stdout + p.stderr)
+            finally:
+                subprocess.run(["chattr", "-i", env.state], check=True)
+            # Retried without a refresh: saved, and check passes again.
+            wait_until(lambda: d.status()["store"]["ok"] is True, 90, "the save retried")
+            p = d.ctl("check", "--min-valid", "1s")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            d.stop()
+            # The saved refresh token is the current one: no new sign-in after a restart.
+            d = env.start_daemon()
+            wait_until(lambda: d.status()["state"] == "valid" and d.status()["last_refresh"], 30,
+                       "a refresh with the saved token")
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
