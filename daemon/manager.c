@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "schedule.h"
 #include "manager.h"
 #include "metrics.h"
 #include "server.h"
@@ -150,6 +151,7 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
         m->profile_ctx = (ProfileContext) {
                 .event = m->event,
                 .http = m->http,
+                .refresh_floor = env->refresh_floor,
                 .on_changed = on_profile_changed,
                 .userdata = m,
         };

@@ -430,6 +430,8 @@ static int state_save(Profile *p) {
 static void refresh_arm_next(Profile *p) {
         usec_t at = schedule_refresh_at(p->obtained, p->expires_on, p->cfg->refresh_before, p->refresh_in,
                                         random_u64());
+
+        at = schedule_not_before(at, p->obtained, p->ctx->refresh_floor);
         refresh_schedule_at(p, at);
         p->expiry_notified = false;
         if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0)

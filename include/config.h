@@ -54,6 +54,9 @@ typedef struct ConfigEnv {
         const char *state_directory;    /* $STATE_DIRECTORY, may be NULL */
         const char *runtime_directory;  /* $RUNTIME_DIRECTORY, may be NULL */
         const char *metrics_file;       /* $AKSSPARK_TOKEND_METRICS_FILE (wins over metrics_file), may be NULL */
+        /* Scheduled refreshes at least this far apart: SCHEDULE_MIN_INTERVAL, or the test aid
+         * $AKSSPARK_TEST_REFRESH_FLOOR_SEC (0..3600 s; anything else is ignored). */
+        usec_t refresh_floor;
         env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;

@@ -168,6 +168,22 @@ START_TEST(test_backoff_retry_after_and_last_chance) {
 }
 END_TEST
 
+START_TEST(test_min_interval) {
+        /* expires_in 1: the plain schedule says half a second after; the floor says 30 s. */
+        usec_t at = schedule_refresh_at(T0, T0 + 1 * SEC, 10 * MIN_, 0, 0);
+
+        ck_assert_uint_lt(at, T0 + 1 * SEC);
+        ck_assert_uint_eq(schedule_not_before(at, T0, SCHEDULE_MIN_INTERVAL), T0 + 30 * SEC);
+        /* Expired on arrival: not at once either. */
+        ck_assert_uint_eq(schedule_not_before(schedule_refresh_at(T0, T0, 10 * MIN_, 0, 0), T0, SCHEDULE_MIN_INTERVAL),
+                          T0 + 30 * SEC);
+        /* Later than the floor: unchanged; no floor: unchanged. */
+        ck_assert_uint_eq(schedule_not_before(T0 + 50 * MIN_, T0, SCHEDULE_MIN_INTERVAL), T0 + 50 * MIN_);
+        ck_assert_uint_eq(schedule_not_before(at, T0, 0), at);
+        ck_assert_uint_eq(schedule_not_before(T0, USEC_INFINITY - 1, SCHEDULE_MIN_INTERVAL), USEC_INFINITY);
+}
+END_TEST
+
 static Suite *schedule_suite(void) {
         Suite *s = suite_create("schedule");
         TCase *tc = tcase_create("core");
@@ -178,6 +194,7 @@ static Suite *schedule_suite(void) {
         tcase_add_test(tc, test_refresh_bounds);
         tcase_add_test(tc, test_backoff_growth);
         tcase_add_test(tc, test_backoff_retry_after_and_last_chance);
+        tcase_add_test(tc, test_min_interval);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -322,8 +322,11 @@ class Env:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 e[k] = os.environ[k]
+        # Tokens here live seconds: let scheduled refreshes come closer than the 30 s floor.
+        # A test of the floor itself passes {"AKSSPARK_TEST_REFRESH_FLOOR_SEC": None}.
+        e["AKSSPARK_TEST_REFRESH_FLOOR_SEC"] = "0"
         e.update(extra or {})
-        return e
+        return {k: v for k, v in e.items() if v is not None}
 
     def start_daemon(self, extra_args=None, env=None, wait=True, config=None, prefix=None):
         self._n += 1

@@ -436,5 +436,33 @@ class StoreFailureTest(unittest.TestCase):
             d.stop()
 
 
+class RefreshFloorTest(unittest.TestCase):
+    def test_expires_in_1_refreshes_at_most_once_per_30s(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=1)
+            env.write_config()
+            # Without the test aid: the real 30 s floor.
+            d = env.start_daemon(env={"AKSSPARK_TEST_REFRESH_FLOOR_SEC": None})
+            d.sign_in(idp)
+            signed_in = time.time()
+
+            def refreshes():
+                return [r for r in idp.requests("token") if r.get("grant_type") == "refresh_token"]
+
+            # Old behaviour: 16 refreshes in 8 s. Now none in the first 30 s...
+            time.sleep(12)   # observing that nothing happens takes time; no condition to wait for
+            self.assertEqual(refreshes(), [], "a scheduled refresh within 30 s of the last one")
+            # ... and then one, not sooner than 30 s after the sign-in.
+            wait_until(lambda: refreshes(), 45, "the refresh after the floor")
+            first = refreshes()[0]["t"]
+            self.assertGreaterEqual(first - signed_in, 29.0)
+            time.sleep(3)
+            self.assertEqual(len(refreshes()), 1)
+            # A forced refresh is not held back.
+            p = d.ctl("refresh")
+            self.assertEqual(len(refreshes()), 2, p.stderr)
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
