@@ -8,7 +8,11 @@
  * (outputs.c) and arms the next refresh (schedule.c) -> waiters_finish() answers whoever asked.
  *
  * All deadlines are CLOCK_REALTIME instants (what `status` shows) armed as absolute realtime
- * timers, so a refresh that fell due during a suspend or before a wall-clock jump runs at once. */
+ * timers, so a refresh that fell due during a suspend or before a wall-clock jump runs at once;
+ * beside each, the same deadline on CLOCK_BOOTTIME (counts suspend, never steps), so a backward
+ * wall-clock step neither postpones a refresh nor stretches a token's life: whichever clock
+ * says so first wins. Boottime deadlines start from when the token arrived in this process
+ * (not from the state file). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +77,9 @@ struct Profile {
         sd_event_source *hold_timer;
 
         sd_event_source *refresh_timer;
+        sd_event_source *refresh_timer_boot;
+        sd_event_source *expiry_timer_boot;
+        usec_t expires_boot;          /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
         sd_event_source *expiry_timer;
         sd_event_source *output_timer;
         HttpRequest *refresh_req;
@@ -93,7 +100,13 @@ const char *profile_name(const Profile *p) {
 }
 
 static bool token_valid_at(const Profile *p, usec_t t) {
-        return p->access_token && t < p->expires_on;
+        return p->access_token && t < p->expires_on &&
+               (p->expires_boot == 0 || now_boottime() < p->expires_boot);
+}
+
+/* Time the token has left, by the stricter of the two clocks. */
+static usec_t token_time_left(const Profile *p, usec_t now) {
+        return schedule_time_left(p->expires_on, p->expires_boot, now, now_boottime());
 }
 
 ProfileState profile_state(const Profile *p) {
@@ -163,7 +176,7 @@ static void waiters_flush(Profile *p) {
 static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
-        if (!token_valid_at(p, now) || p->expires_on - now < min_valid) {
+        if (!token_valid_at(p, now) || token_time_left(p, now) < min_valid) {
                 if (p->needs_login || !p->refresh_token)
                         return -ENOKEY;
                 if (p->config_error)
@@ -234,6 +247,11 @@ static void timer_disarm(sd_event_source *s) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
+static void refresh_timers_disarm(Profile *p) {
+        timer_disarm(p->refresh_timer);
+        timer_disarm(p->refresh_timer_boot);
+}
+
 static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         refresh_start(userdata);
         return 0;
@@ -244,6 +262,9 @@ static void refresh_schedule_at(Profile *p, usec_t at) {
 
         p->next_refresh = at;
         r = timer_arm(p, &p->refresh_timer, CLOCK_REALTIME, at, on_refresh_timer);
+        if (r >= 0)
+                r = timer_arm(p, &p->refresh_timer_boot, CLOCK_BOOTTIME,
+                              schedule_boottime_of(at, now_realtime(), now_boottime()), on_refresh_timer);
         if (r < 0) {
                 /* Without a timer the token would silently go stale: try once more right now. */
                 log_error_errno(r, "Profile %s: failed to arm the refresh timer: %m", p->name);
@@ -348,8 +369,10 @@ static void token_forget(Profile *p) {
         p->refresh_token = secret_free(p->refresh_token);
         p->obtained = p->expires_on = p->refresh_in = 0;
         p->next_refresh = 0;
-        timer_disarm(p->refresh_timer);
+        refresh_timers_disarm(p);
         timer_disarm(p->expiry_timer);
+        timer_disarm(p->expiry_timer_boot);
+        p->expires_boot = 0;
         timer_disarm(p->output_timer);
 }
 
@@ -434,7 +457,9 @@ static void refresh_arm_next(Profile *p) {
         at = schedule_not_before(at, p->obtained, p->ctx->refresh_floor);
         refresh_schedule_at(p, at);
         p->expiry_notified = false;
-        if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0)
+        if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0 ||
+            (p->expires_boot != 0 &&
+             timer_arm(p, &p->expiry_timer_boot, CLOCK_BOOTTIME, p->expires_boot, on_expiry_timer) < 0))
                 log_warning("Profile %s: failed to arm the expiry timer.", p->name);
 }
 
@@ -456,6 +481,7 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
         }
         p->obtained = sent;
         p->expires_on = sent + t->expires_in;
+        p->expires_boot = schedule_boottime_of(p->expires_on, now, now_boottime());
         p->refresh_in = t->refresh_in;
         claims_update(p);
         state_save(p);
@@ -480,7 +506,7 @@ static void enter_login_required(Profile *p, const char *why) {
 
         p->needs_login = true;
         p->refresh_token = secret_free(p->refresh_token);
-        timer_disarm(p->refresh_timer);
+        refresh_timers_disarm(p);
         p->next_refresh = 0;
         (void) store_remove(p->ctx->state_dir, p->name);
         if (!was) {
@@ -583,7 +609,7 @@ static void refresh_start(Profile *p) {
                 return;
         }
 
-        timer_disarm(p->refresh_timer);
+        refresh_timers_disarm(p);
         url = aad_token_url(p->cfg);
         r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
         if (r < 0) {
@@ -902,6 +928,8 @@ Profile *profile_free(Profile *p) {
         profile_waiters_flush(&p->waiters);
 
         sd_event_source_disable_unref(p->refresh_timer);
+        sd_event_source_disable_unref(p->refresh_timer_boot);
+        sd_event_source_disable_unref(p->expiry_timer_boot);
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
         sd_event_source_disable_unref(p->hold_timer);

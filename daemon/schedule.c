@@ -56,6 +56,20 @@ usec_t schedule_not_before(usec_t at, usec_t previous, usec_t min_interval) {
         return MAX(at, previous + min_interval);
 }
 
+usec_t schedule_boottime_of(usec_t deadline_real, usec_t now_real, usec_t now_boot) {
+        usec_t left = deadline_real > now_real ? deadline_real - now_real : 0;
+
+        return left > USEC_INFINITY - now_boot ? USEC_INFINITY : now_boot + left;
+}
+
+usec_t schedule_time_left(usec_t deadline_real, usec_t deadline_boot, usec_t now_real, usec_t now_boot) {
+        usec_t left = deadline_real > now_real ? deadline_real - now_real : 0;
+
+        if (deadline_boot != 0)
+                left = MIN(left, deadline_boot > now_boot ? deadline_boot - now_boot : 0);
+        return left;
+}
+
 usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance, uint64_t random) {
         usec_t base, delay;
 

@@ -22,6 +22,14 @@ usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_be
  * refresh loop. A forced refresh (refresh, check) does not go through here. */
 usec_t schedule_not_before(usec_t at, usec_t previous, usec_t min_interval);
 
+/* The CLOCK_BOOTTIME instant of a realtime deadline, taken now: kept beside the realtime one,
+ * so a backward wall-clock step can neither postpone a refresh nor stretch a token's life. */
+usec_t schedule_boottime_of(usec_t deadline_real, usec_t now_real, usec_t now_boot);
+
+/* Time left until the earlier of both clocks' deadlines (boottime 0: not known, realtime
+ * only). 0 once either has passed. */
+usec_t schedule_time_left(usec_t deadline_real, usec_t deadline_boot, usec_t now_real, usec_t now_boot);
+
 /* Delay before retry number `attempt` (1 for the first retry) after a transient failure at
  * now: capped exponential backoff with jitter, at least retry_after (0 = none), but never past
  * last_chance (the last instant a try can surely beat expiry; USEC_INFINITY = no token to save),
