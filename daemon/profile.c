@@ -38,6 +38,11 @@
 /* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
  * answer with the files written), no longer: a hung file system must not hold them. */
 #define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
+/* Near expiry a hanging refresh is not the last chance: after HEDGE_DELAY without an answer,
+ * with less than HEDGE_WINDOW (plus two http_timeouts) left, a second request goes out on a
+ * new connection; the first answer wins and the other is cancelled. */
+#define HEDGE_WINDOW (2 * USEC_PER_SEC)
+#define HEDGE_DELAY_MAX (1 * USEC_PER_SEC)
 #define STORE_RETRY_MIN (1 * USEC_PER_SEC)
 #define STORE_RETRY_MAX (1 * USEC_PER_MINUTE)
 /* How this profile signs in, as the state file records it. */
@@ -82,8 +87,14 @@ struct Profile {
         usec_t expires_boot;          /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
         sd_event_source *expiry_timer;
         sd_event_source *output_timer;
-        HttpRequest *refresh_req;
+        HttpRequest *refresh_req;     /* the refresh attempt in flight */
         usec_t refresh_sent;
+        unsigned refresh_gen;         /* rt_generation when refresh_req was sent */
+        HttpRequest *hedge_req;       /* a second try on a new connection while refresh_req hangs */
+        usec_t hedge_sent;
+        unsigned hedge_gen;
+        sd_event_source *hedge_timer;
+        unsigned rt_generation;       /* bumped whenever refresh_token is replaced */
 
         LoginDevice *login;           /* a sign-in under way */
         LoginDeviceCallbacks login_callbacks;
@@ -478,6 +489,7 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
                 else
                         p->saved_refresh_token = p->refresh_token;
                 p->refresh_token = TAKE_PTR(t->refresh_token);
+                p->rt_generation++;
         }
         p->obtained = sent;
         p->expires_on = sent + t->expires_in;
@@ -536,16 +548,61 @@ static void refresh_retry(Profile *p, usec_t retry_after) {
                     p->last_error ? p->last_error : "unknown error", p->attempt, d);
 }
 
+/* Stop every request of the refresh attempt (both, when a second one went out). */
+static void refresh_cancel(Profile *p) {
+        http_request_cancel(p->refresh_req);
+        http_request_cancel(p->hedge_req);
+        p->refresh_req = p->hedge_req = NULL;
+        timer_disarm(p->hedge_timer);
+}
+
 static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
         Profile *p = userdata;
         _cleanup_(aad_token_clear) AadToken t = {};
         _cleanup_(aad_error_clear) AadError e = {};
-        usec_t retry_after = 0;
-        AadOutcome o;
+        bool hedge = req == p->hedge_req, stale;
+        usec_t retry_after = 0, sent;
+        unsigned gen;
+        AadOutcome o = AAD_TRANSIENT;
         char buf[512];
         int waiter_result;
 
-        p->refresh_req = NULL;
+        /* Which of the attempt's requests this is; the one still running (if any) becomes
+         * refresh_req, so "a refresh is under way" stays one pointer. */
+        gen = hedge ? p->hedge_gen : p->refresh_gen;
+        sent = hedge ? p->hedge_sent : p->refresh_sent;
+        if (!hedge && p->hedge_req) {
+                p->refresh_req = p->hedge_req;
+                p->refresh_sent = p->hedge_sent;
+                p->refresh_gen = p->hedge_gen;
+        } else if (!hedge)
+                p->refresh_req = NULL;
+        p->hedge_req = NULL;
+        /* The refresh token this request sent was replaced meanwhile (the other request, or a
+         * sign-in, won): its answer, whatever it says, is about a token we no longer use. */
+        stale = gen != p->rt_generation;
+
+        if (result >= 0) {
+                o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
+                if (resp->retry_after)
+                        (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC),
+                                                     &retry_after);
+        }
+        if (stale) {
+                log_debug("Profile %s: ignoring the answer to a superseded refresh request.", p->name);
+                return;
+        }
+        if (o != AAD_OK && p->refresh_req) {
+                /* The other request may still bring a token: it decides. */
+                log_info("Profile %s: one of two refresh requests failed (%s); waiting for the other.", p->name,
+                         result < 0 ? strerror(-result) : o == AAD_NEEDS_LOGIN ? "invalid_grant" : "bad answer");
+                return;
+        }
+        if (o == AAD_OK && p->refresh_req) {
+                http_request_cancel(p->refresh_req);
+                p->refresh_req = NULL;
+        }
+        timer_disarm(p->hedge_timer);
 
         if (result < 0) {
                 errno = -result;
@@ -558,14 +615,10 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 return;
         }
 
-        o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
-        if (resp->retry_after)
-                (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC), &retry_after);
-
         switch (o) {
         case AAD_OK:
                 p->refreshes[REFRESH_OK]++;
-                token_accept(p, &t, p->refresh_sent);
+                token_accept(p, &t, sent);
                 waiter_result = 0;
                 break;
         case AAD_NEEDS_LOGIN:
@@ -596,6 +649,43 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
         profile_changed(p);
 }
 
+static int on_hedge_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+        _cleanup_secret_ Secret *body = NULL;
+        _cleanup_free_ char *url = NULL;
+        char request_id[37], left[32];
+        int r;
+
+        if (!p->refresh_req || p->hedge_req || !p->refresh_token)
+                return 0;
+        url = aad_token_url(p->cfg);
+        r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
+        if (r >= 0) {
+                p->hedge_sent = now_realtime();
+                p->hedge_gen = p->rt_generation;
+                r = token_source_post_fresh(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->hedge_req, request_id);
+        }
+        if (r < 0) {
+                log_debug_errno(r, "Profile %s: cannot send a second refresh request: %m", p->name);
+                return 0;
+        }
+        log_info("Profile %s: the refresh has no answer yet and the token has %s left; trying again on a new "
+                 "connection (request id %s).",
+                 p->name, format_duration(left, sizeof left, token_time_left(p, now_realtime())), request_id);
+        return 0;
+}
+
+/* Near expiry, a second request goes out if the first one has not answered soon. */
+static void hedge_arm(Profile *p) {
+        usec_t timeout = p->ctx->http_timeout, now = now_realtime();
+
+        if (!p->access_token || token_time_left(p, now) > 2 * timeout + HEDGE_WINDOW)
+                return;
+        if (timer_arm(p, &p->hedge_timer, CLOCK_MONOTONIC, now_monotonic() + MIN(timeout / 4, HEDGE_DELAY_MAX),
+                      on_hedge_timer) < 0)
+                log_debug("Profile %s: cannot arm the second-request timer.", p->name);
+}
+
 static void refresh_start(Profile *p) {
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL;
@@ -621,6 +711,7 @@ static void refresh_start(Profile *p) {
         }
 
         p->refresh_sent = now_realtime();
+        p->refresh_gen = p->rt_generation;
         r = token_source_post(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->refresh_req, request_id);
         if (r < 0) {
                 p->refreshes[REFRESH_TRANSIENT]++;
@@ -630,6 +721,7 @@ static void refresh_start(Profile *p) {
                 return;
         }
         log_debug("Profile %s: refreshing (request id %s).", p->name, request_id);
+        hedge_arm(p);
         profile_changed(p);
 }
 
@@ -754,8 +846,7 @@ int profile_login(Profile *p, profile_device_fn device, profile_done_fn done, vo
 }
 
 int profile_logout(Profile *p) {
-        http_request_cancel(p->refresh_req);
-        p->refresh_req = NULL;
+        refresh_cancel(p);
         token_forget(p);
         p->needs_login = true;
         p->config_error = false;
@@ -897,8 +988,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         else if (p->login)
                 login_device_set_config(p->login, cfg);
         if (foreign) {
-                http_request_cancel(p->refresh_req);
-                p->refresh_req = NULL;
+                refresh_cancel(p);
                 token_forget(p);
                 log_notice("Profile %s: tenant, client or authority changed; the old sign-in is not used.", p->name);
                 enter_login_required(p, "the profile now names another tenant, client or authority");
@@ -918,8 +1008,7 @@ Profile *profile_free(Profile *p) {
         if (!p)
                 return NULL;
 
-        http_request_cancel(p->refresh_req);
-        p->refresh_req = NULL;
+        refresh_cancel(p);
         p->login = login_device_free(p->login);
         for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
                 w->finishing = true;
@@ -934,6 +1023,7 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->output_timer);
         sd_event_source_disable_unref(p->hold_timer);
         sd_event_source_disable_unref(p->store_timer);
+        sd_event_source_disable_unref(p->hedge_timer);
         secret_free(p->saved_refresh_token);
         secret_free(p->access_token);
         secret_free(p->refresh_token);

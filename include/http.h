@@ -24,6 +24,7 @@ typedef struct HttpOptions {
         usec_t connect_timeout;
         size_t max_body;         /* a longer answer fails with -EFBIG */
         const char *request_id;  /* sent as client-request-id; NULL = none */
+        bool fresh_connect;      /* a new connection, not a cached one, and not kept after */
 } HttpOptions;
 
 typedef struct HttpResponse {

@@ -464,5 +464,37 @@ class RefreshFloorTest(unittest.TestCase):
             d.stop()
 
 
+class NearExpiryHangTest(unittest.TestCase):
+    def test_a_hung_refresh_near_expiry_gets_a_second_try(self):
+        with Env() as env:
+            idp = env.start_idp(lifetime=8, hang_seconds=30)
+            token_file = os.path.join(env.home, ".kube", "oauthToken")
+            env.write_config(daemon={"http_timeout": "5s"})
+            d = env.start_daemon()
+            d.sign_in(idp)
+
+            def refreshes():
+                return [r for r in idp.requests("token") if r.get("grant_type") == "refresh_token"]
+
+            idp.queue_fault("hang")   # the next refresh request hangs for 30 s
+            lapses, reads = [], 0
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline and len([r for r in refreshes() if not r.get("fault")]) < 2:
+                token = token_of(token_file)
+                reads += 1
+                if not token or not idp.token_is_valid(token):
+                    lapses.append(time.time())
+                time.sleep(0.02)
+            rs = refreshes()
+            self.assertGreaterEqual(len(rs), 3, rs)
+            self.assertEqual(rs[0].get("fault"), "hang")
+            # The second try went out well before the first one's 5 s timeout.
+            self.assertLess(rs[1]["t"] - rs[0]["t"], 3.0)
+            self.assertEqual(lapses, [], "the token on disk expired %d times in %d reads" % (len(lapses), reads))
+            self.assertIn("trying again on a new connection", d.log())
+            self.assertEqual(d.status()["state"], "valid")
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
