@@ -378,6 +378,7 @@ static bool waiters_held(Profile *p) {
 static void token_forget(Profile *p) {
         p->access_token = secret_free(p->access_token);
         p->refresh_token = secret_free(p->refresh_token);
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
         p->obtained = p->expires_on = p->refresh_in = 0;
         p->next_refresh = 0;
         refresh_timers_disarm(p);
@@ -518,6 +519,7 @@ static void enter_login_required(Profile *p, const char *why) {
 
         p->needs_login = true;
         p->refresh_token = secret_free(p->refresh_token);
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
         refresh_timers_disarm(p);
         p->next_refresh = 0;
         (void) store_remove(p->ctx->state_dir, p->name);
@@ -590,6 +592,12 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
         }
         if (stale) {
                 log_debug("Profile %s: ignoring the answer to a superseded refresh request.", p->name);
+                if (!p->refresh_req) {
+                        /* The token that replaced ours is the refresh's result. */
+                        timer_disarm(p->hedge_timer);
+                        waiters_finish_refresh(p, token_valid_at(p, now_realtime()) ? 0 : -EIO);
+                        profile_changed(p);
+                }
                 return;
         }
         if (o != AAD_OK && p->refresh_req) {
