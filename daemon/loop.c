@@ -46,8 +46,7 @@ int loop_run(sd_event *e, LoopStats *stats) {
 
         log_info("Event loop: longest stall %llu.%llu ms over %llu iterations.",
                  (unsigned long long) (stats->longest / USEC_PER_MSEC),
-                 (unsigned long long) (stats->longest % USEC_PER_MSEC / 100),
-                 (unsigned long long) stats->iterations);
+                 (unsigned long long) (stats->longest % USEC_PER_MSEC / 100), (unsigned long long) stats->iterations);
         (void) sd_event_get_exit_code(e, &code);
         return code;
 }

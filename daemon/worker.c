@@ -25,12 +25,12 @@ typedef struct Shared {
 
         worker_run_fn run;
         worker_free_fn free_job;
-        void *waiting;          /* submitted, not started */
-        void *running;          /* in run() now */
+        void *waiting; /* submitted, not started */
+        void *running; /* in run() now */
         usec_t running_since;
-        void **done;            /* ran, not yet collected by the loop (oldest first) */
+        void **done; /* ran, not yet collected by the loop (oldest first) */
         size_t n_done;
-        bool quit;              /* the loop let go: stop after the current job */
+        bool quit; /* the loop let go: stop after the current job */
 } Shared;
 
 struct Worker {
@@ -128,8 +128,8 @@ static int on_worker_event(sd_event_source *source, int fd, uint32_t revents, vo
         return 0;
 }
 
-int worker_new(sd_event *e, const char *name, worker_run_fn run, worker_done_fn done,
-               worker_free_fn free_job, void *userdata, Worker **ret) {
+int worker_new(sd_event *e, const char *name, worker_run_fn run, worker_done_fn done, worker_free_fn free_job,
+               void *userdata, Worker **ret) {
         _cleanup_(worker_freep) Worker *w = NULL;
         sigset_t all, old;
         Shared *s;

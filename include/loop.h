@@ -12,7 +12,7 @@
  * returns to the end of sd_event_dispatch(), i.e. how late every other event source can be
  * served because of what this iteration ran (a blocking call shows up here whole). */
 typedef struct LoopStats {
-        usec_t longest;         /* the longest stall so far */
+        usec_t longest; /* the longest stall so far */
         uint64_t iterations;
 } LoopStats;
 

@@ -26,14 +26,14 @@ typedef struct Worker Worker;
  * second even with a write hung. */
 #define WORKER_EXIT_WAIT (400 * USEC_PER_MSEC)
 
-typedef void (*worker_run_fn)(void *job);                       /* in the worker thread */
+typedef void (*worker_run_fn)(void *job);                             /* in the worker thread */
 typedef void (*worker_done_fn)(Worker *w, void *job, void *userdata); /* on the loop; owns job */
 typedef void (*worker_free_fn)(void *job);
 
 /* done gets every job that ran, in order, and must free it (free_job does); free_job also
  * frees jobs that never ran (replaced, or left when the worker is freed). */
-int worker_new(sd_event *e, const char *name, worker_run_fn run, worker_done_fn done,
-               worker_free_fn free_job, void *userdata, Worker **ret);
+int worker_new(sd_event *e, const char *name, worker_run_fn run, worker_done_fn done, worker_free_fn free_job,
+               void *userdata, Worker **ret);
 
 /* Queue job (taken, also on failure). A job already waiting is freed: this one replaces it. */
 int worker_submit(Worker *w, void *job);

@@ -14,8 +14,9 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
-        int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
-                (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **)) dlsym(RTLD_NEXT, "getaddrinfo");
+        int (*real)(const char *, const char *, const struct addrinfo *,
+                    struct addrinfo **) = (int (*)(const char *, const char *, const struct addrinfo *,
+                                                   struct addrinfo **)) dlsym(RTLD_NEXT, "getaddrinfo");
 
         if (node && ends_with(node, ".hang.invalid")) {
                 const char *e = getenv("AKSSPARK_HANG_RESOLVER_SEC");
