@@ -30,6 +30,7 @@
 #include "profile.h"
 #include "schedule.h"
 #include "store.h"
+#include "worker.h"
 #include "token-source.h"
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
@@ -76,6 +77,7 @@ struct Profile {
         usec_t store_last_save;       /* realtime of the last attempt */
         unsigned store_attempt;       /* failed saves in a row */
         sd_event_source *store_timer; /* retries a failed save */
+        Worker *store_worker;         /* saves and removes the state file off the loop */
         Secret *saved_refresh_token;  /* the one on disk while a newer one could not be saved */
         bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
         bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
@@ -355,9 +357,10 @@ static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Should answers wait for the output write in flight? Yes, up to OUTPUT_ANSWER_WAIT. */
+/* Should answers wait for the output write or state save in flight? Yes, up to
+ * OUTPUT_ANSWER_WAIT: `login` and `refresh` answer with the files written and the sign-in saved. */
 static bool waiters_held(Profile *p) {
-        if (!outputs_busy(p->outputs)) {
+        if (!outputs_busy(p->outputs) && !worker_busy(p->store_worker)) {
                 p->answers_held = p->hold_expired = false;
                 timer_disarm(p->hold_timer);
                 return false;
@@ -405,6 +408,77 @@ static void claims_update(Profile *p) {
 }
 
 static int state_save(Profile *p);
+static void state_save_result(Profile *p, int r);
+
+/* One save (text) or removal (text NULL) of the state file, run by the profile's store worker
+ * thread: a state directory on a hung file system holds that thread, never the loop. */
+typedef struct StoreJob {
+        char *state_dir;
+        char *name;
+        Secret *text;
+        int result;
+} StoreJob;
+
+static void store_job_free(void *p) {
+        StoreJob *j = p;
+
+        if (!j)
+                return;
+        free(j->state_dir);
+        free(j->name);
+        secret_free(j->text);
+        free(j);
+}
+
+static void store_job_run(void *p) {
+        StoreJob *j = p;
+
+        j->result = j->text ? store_save_text(j->state_dir, j->name, j->text) : store_remove(j->state_dir, j->name);
+}
+
+static void on_store_job_done(Worker *w, void *p, void *userdata) {
+        StoreJob *j = p;
+        Profile *prof = userdata;
+        bool save = j->text;
+        int r = j->result;
+
+        store_job_free(j);
+        if (save)
+                state_save_result(prof, r);
+        else if (r < 0)
+                log_warning_errno(r, "Profile %s: failed to remove the saved sign-in: %m", prof->name);
+        waiters_flush(prof);
+}
+
+/* Queue a job (a newer one replaces one still waiting: the newest state wins); inline when
+ * the profile has no worker. */
+static int store_submit(Profile *p, Secret *text) {
+        StoreJob *j = calloc(1, sizeof *j);
+
+        if (!j) {
+                secret_free(text);
+                return -ENOMEM;
+        }
+        j->text = text;
+        j->state_dir = strdup(p->ctx->state_dir);
+        j->name = strdup(p->name);
+        if (!j->state_dir || !j->name) {
+                store_job_free(j);
+                return -ENOMEM;
+        }
+        if (p->store_worker)
+                return worker_submit(p->store_worker, j);
+        store_job_run(j);
+        on_store_job_done(NULL, j, p);
+        return 0;
+}
+
+static void state_remove(Profile *p) {
+        int r = store_submit(p, NULL);
+
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: cannot remove the saved sign-in: %m", p->name);
+}
 
 static int on_store_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Profile *p = userdata;
@@ -430,9 +504,21 @@ static int state_save(Profile *p) {
                 .refresh_in = p->refresh_in,
                 .account = p->account,
         };
+        Secret *text = NULL;
         int r;
 
-        r = store_save(p->ctx->state_dir, p->name, &s);
+        r = store_serialize(&s, &text);
+        if (r >= 0)
+                r = store_submit(p, text);
+        if (r < 0)
+                state_save_result(p, r);
+        return r;
+}
+
+/* A save finished (or could not start): keep its result for status and check; retry failures. */
+static void state_save_result(Profile *p, int r) {
+        if (p->needs_login)
+                return; /* signed out meanwhile: the file is being removed */
         p->store_attempted = true;
         p->store_last_save = now_realtime();
         if (r < 0) {
@@ -449,7 +535,7 @@ static int state_save(Profile *p) {
                 if (timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_store_timer) < 0)
                         log_warning("Profile %s: failed to arm the state save retry timer.", p->name);
                 profile_changed(p);
-                return r;
+                return;
         }
         if (p->store_result < 0) {
                 log_info("Profile %s: the sign-in is saved again.", p->name);
@@ -459,7 +545,6 @@ static int state_save(Profile *p) {
         p->store_attempt = 0;
         p->saved_refresh_token = secret_free(p->saved_refresh_token);
         timer_disarm(p->store_timer);
-        return 0;
 }
 
 static void refresh_arm_next(Profile *p) {
@@ -522,7 +607,7 @@ static void enter_login_required(Profile *p, const char *why) {
         p->saved_refresh_token = secret_free(p->saved_refresh_token);
         refresh_timers_disarm(p);
         p->next_refresh = 0;
-        (void) store_remove(p->ctx->state_dir, p->name);
+        state_remove(p);
         if (!was) {
                 log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login",
                             p->name, why, p->name);
@@ -860,7 +945,7 @@ int profile_logout(Profile *p) {
         p->config_error = false;
         p->attempt = 0;
         set_last_error(p, NULL);
-        (void) store_remove(p->ctx->state_dir, p->name);
+        state_remove(p);
         waiters_finish_refresh(p, -ENOKEY);
         log_notice("Profile %s: signed out; the refresh token is forgotten.", p->name);
         profile_changed(p);
@@ -976,6 +1061,9 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         r = outputs_attach(p->outputs, ctx->event, on_outputs_written, p);
         if (r < 0)
                 return r;
+        r = worker_new(ctx->event, "store", store_job_run, on_store_job_done, store_job_free, p, &p->store_worker);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -1031,6 +1119,7 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->output_timer);
         sd_event_source_disable_unref(p->hold_timer);
         sd_event_source_disable_unref(p->store_timer);
+        worker_free(p->store_worker); /* a save still under way finishes on its own */
         sd_event_source_disable_unref(p->hedge_timer);
         secret_free(p->saved_refresh_token);
         secret_free(p->access_token);

@@ -314,15 +314,21 @@ int store_load(const char *state_dir, const char *profile, StoredProfile *ret) {
 }
 
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s) {
-        _cleanup_free_ char *path = NULL;
         _cleanup_secret_ Secret *text = NULL;
+        int r;
+
+        r = store_serialize(s, &text);
+        if (r < 0)
+                return r;
+        return store_save_text(state_dir, profile, text);
+}
+
+int store_save_text(const char *state_dir, const char *profile, const Secret *text) {
+        _cleanup_free_ char *path = NULL;
         struct stat st;
         int r;
 
         r = store_path(state_dir, profile, &path);
-        if (r < 0)
-                return r;
-        r = store_serialize(s, &text);
         if (r < 0)
                 return r;
 

@@ -42,6 +42,8 @@ int store_parse(const char *text, size_t len, StoredProfile *ret); /* -EBADMSG i
  * remove: 0 also when there was none; the directory is fsync'd so a logout survives power loss. */
 int store_load(const char *state_dir, const char *profile, StoredProfile *ret);
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s);
+/* store_save()'s file I/O alone, for text from store_serialize() (it may run off the loop). */
+int store_save_text(const char *state_dir, const char *profile, const Secret *text);
 int store_remove(const char *state_dir, const char *profile);
 
 /* Create state_dir (0700) and take <state_dir>/lock (flock, O_CLOEXEC; our pid written into it).
