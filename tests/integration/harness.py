@@ -24,8 +24,9 @@ TOKEND = os.path.join(BUILD, "aksspark-tokend")
 TOKENCTL = os.path.join(BUILD, "aksspark-tokenctl")
 IS_ROOT = os.geteuid() == 0
 # Every socket client is answered within 100 ms (interface.md, "Robustness promises"): no
-# iteration of the daemon's loop may take that long. Sanitizer and valgrind runs may allow more.
-STALL_LIMIT_MS = float(os.environ.get("AKSSPARK_STALL_LIMIT_MS", "100"))
+# iteration of the daemon's loop may take that long. A sanitizer build is some times slower
+# (400 ms); a daemon under valgrind is only recorded, never judged.
+STALL_LIMIT_MS = os.environ.get("AKSSPARK_STALL_LIMIT_MS")
 STALL_REPORT = os.environ.get("AKSSPARK_STALL_REPORT")   # a file: one line per daemon
 STALL_RE = re.compile(r"Event loop: longest stall(?: so far)? ([0-9.]+) ms")
 
@@ -44,6 +45,15 @@ def ensure_user(name):
             return pwd.getpwnam(name)
         except KeyError:  # not created by a test running beside this one either
             raise AssertionError("useradd %s failed: %s" % (name, p.stderr))
+
+
+def built_with_sanitizers(binary=None):
+    """Is the daemon an AddressSanitizer build?"""
+    try:
+        with open(binary or TOKEND, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
 
 
 def wait_until(predicate, timeout, what="condition", interval=0.02):
@@ -341,6 +351,7 @@ class Env:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
         d = Daemon(self, proc, notify, log_path, self.socket_path)
+        d.under_valgrind = any("valgrind" in os.path.basename(str(a)) for a in (prefix or []))
         self.daemons.append(d)
         if wait:
             d.wait_ready()
@@ -380,15 +391,17 @@ class Env:
         return out
 
     def assert_loop_never_stalled(self):
-        """No daemon of this test held its event loop for STALL_LIMIT_MS or longer."""
+        """No daemon of this test held its event loop for the stall limit or longer."""
+        limit = float(STALL_LIMIT_MS) if STALL_LIMIT_MS else 400.0 if built_with_sanitizers() else 100.0
         for d in self.daemons:
             stall = d.longest_stall_ms()
             if STALL_REPORT:
                 with open(STALL_REPORT, "a") as f:
-                    f.write("%.1f %s %s\n" % (stall, os.path.basename(sys.argv[0]), d.log_path))
-            if stall >= STALL_LIMIT_MS:
+                    f.write("%.1f %s%s %s\n" % (stall, os.path.basename(sys.argv[0]),
+                                                 " (valgrind)" if d.under_valgrind else "", d.log_path))
+            if stall >= limit and not d.under_valgrind:
                 raise AssertionError("the daemon's event loop stalled %.1f ms (limit %.0f ms); see %s"
-                                     % (stall, STALL_LIMIT_MS, d.log_path))
+                                     % (stall, limit, d.log_path))
 
     def assert_no_secret_leaked(self):
         texts = [("daemon log %s" % d.log_path, d.log()) for d in self.daemons]
