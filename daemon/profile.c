@@ -97,6 +97,7 @@ struct Profile {
         unsigned hedge_gen;
         sd_event_source *hedge_timer;
         unsigned rt_generation;       /* bumped whenever refresh_token is replaced */
+        bool refresh_forced;          /* refresh_start() runs for `refresh` or `check`: no second try */
 
         LoginDevice *login;           /* a sign-in under way */
         LoginDeviceCallbacks login_callbacks;
@@ -772,7 +773,8 @@ static int on_hedge_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void hedge_arm(Profile *p) {
         usec_t timeout = p->ctx->http_timeout, now = now_realtime();
 
-        if (!p->access_token || token_time_left(p, now) > 2 * timeout + HEDGE_WINDOW)
+        /* A forced refresh (refresh, check) is one request whose outcome the person sees. */
+        if (p->refresh_forced || !p->access_token || token_time_left(p, now) > 2 * timeout + HEDGE_WINDOW)
                 return;
         if (timer_arm(p, &p->hedge_timer, CLOCK_MONOTONIC, now_monotonic() + MIN(timeout / 4, HEDGE_DELAY_MAX),
                       on_hedge_timer) < 0)
@@ -818,6 +820,12 @@ static void refresh_start(Profile *p) {
         profile_changed(p);
 }
 
+static void refresh_start_forced(Profile *p) {
+        p->refresh_forced = true;
+        refresh_start(p);
+        p->refresh_forced = false;
+}
+
 int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
         ProfileWaiter *w = profile_waiter_new(&p->waiters, WAITER_REFRESH, done, userdata);
         int r = 0;
@@ -828,7 +836,7 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
                 r = profile_waiter_defer_result(w, -ENOKEY);
         else {
                 p->config_error = false; /* a forced refresh is a person's explicit retry */
-                refresh_start(p);
+                refresh_start_forced(p);
         }
         if (r < 0) {
                 profile_waiter_cancel(w);
@@ -856,7 +864,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         if (verdict == -EIO) {
                 /* Too short, or none: refresh first, then decide. */
                 p->config_error = false;
-                refresh_start(p);
+                refresh_start_forced(p);
                 r = 0;
         } else if (outputs_busy(p->outputs) && !p->hold_expired) {
                 /* The retry above is being written: the verdict waits for it (on_outputs_written()). */

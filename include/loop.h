@@ -10,9 +10,12 @@
 
 /* A stall is the time one iteration spends away from waiting: from the moment sd_event_wait()
  * returns to the end of sd_event_dispatch(), i.e. how late every other event source can be
- * served because of what this iteration ran (a blocking call shows up here whole). */
+ * served because of what this iteration ran (a blocking call shows up here whole), less the
+ * time the thread waited for a CPU (/proc/thread-self/schedstat): a loaded machine is not the
+ * daemon's stall. The time preempted is reported beside it. */
 typedef struct LoopStats {
-        usec_t longest; /* the longest stall so far */
+        usec_t longest;           /* the longest stall so far, less the time spent preempted */
+        usec_t longest_preempted; /* the longest an iteration waited for a CPU (machine load) */
         uint64_t iterations;
 } LoopStats;
 

@@ -114,6 +114,8 @@ class NotifyListener:
 
 
 class Daemon:
+    under_valgrind = False   # its stalls are recorded, not judged
+
     def __init__(self, env, proc, notify, log_path, socket_path):
         self.env = env
         self.proc = proc
