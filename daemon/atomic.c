@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,8 +65,39 @@ static int readlink_malloc(const char *path, char **ret) {
         return -ENAMETOOLONG;
 }
 
-int atomic_resolve_target(const char *path, char **ret) {
+/* The identity the kernel checks our file accesses against (setfsuid(-1) changes nothing). */
+static uid_t current_fsuid(void) {
+        return (uid_t) setfsuid((uid_t) -1);
+}
+
+static int link_check_directory(const char *link_path, const struct stat *link);
+
+bool atomic_link_is_safe(uid_t follower, const struct stat *link, const struct stat *dir) {
+        bool sticky_world_writable = (dir->st_mode & S_ISVTX) && (dir->st_mode & S_IWOTH);
+
+        return !sticky_world_writable || link->st_uid == follower || link->st_uid == dir->st_uid;
+}
+
+/* May we follow the link at link_path (lstat'ed into link)? -ENOLINK when not. */
+static int link_check_directory(const char *link_path, const struct stat *link) {
+        _cleanup_free_ char *dir = NULL, *base = NULL;
+        struct stat st;
+        int r;
+
+        r = path_split(link_path, &dir, &base);
+        if (r < 0)
+                return r;
+        if (stat(dir, &st) < 0)
+                return -errno;
+        return atomic_link_is_safe(current_fsuid(), link, &st) ? 0 : -ENOLINK;
+}
+
+/* Follow links at path's final component as the kernel would with fs.protected_symlinks=1
+ * (and whatever that sysctl says): a link in a sticky world-writable directory is followed
+ * only when its owner is us or the directory's owner. *ret_hops: how many links were followed. */
+static int resolve_target(const char *path, char **ret, unsigned *ret_hops) {
         _cleanup_free_ char *cur = NULL;
+        unsigned hops;
         int r;
 
         if (!path || !*path)
@@ -74,7 +106,7 @@ int atomic_resolve_target(const char *path, char **ret) {
         if (!cur)
                 return -ENOMEM;
 
-        for (unsigned hops = 0;; hops++) {
+        for (hops = 0;; hops++) {
                 _cleanup_free_ char *target = NULL;
                 struct stat st;
                 char *next;
@@ -88,6 +120,9 @@ int atomic_resolve_target(const char *path, char **ret) {
                         break;
                 if (hops >= ATOMIC_MAX_HOPS)
                         return -ELOOP;
+                r = link_check_directory(cur, &st);
+                if (r < 0)
+                        return r;
 
                 r = readlink_malloc(cur, &target);
                 if (r < 0)
@@ -111,7 +146,14 @@ int atomic_resolve_target(const char *path, char **ret) {
         }
 
         *ret = TAKE_PTR(cur);
+        *ret_hops = hops;
         return 0;
+}
+
+int atomic_resolve_target(const char *path, char **ret) {
+        unsigned hops = 0;
+
+        return resolve_target(path, ret, &hops);
 }
 
 /* The directory and name of the file path finally names, through its symlinks. */
@@ -185,7 +227,7 @@ static bool file_content_equals(int dfd, const char *base, const void *data, siz
 /* Give the temp file the old file's owner where we may (root writing a user's file), then the
  * exact mode (umask cannot widen it, but it could narrow it). */
 static int temp_set_owner_and_mode(int fd, const struct stat *old, mode_t mode) {
-        if (old && (old->st_uid != geteuid() || old->st_gid != getegid())) {
+        if (old && (old->st_uid != current_fsuid() || old->st_gid != (gid_t) setfsgid((gid_t) -1))) {
                 if (fchown(fd, old->st_uid, old->st_gid) < 0) {
                         if (errno != EPERM)
                                 return -errno;
@@ -199,32 +241,69 @@ static int temp_set_owner_and_mode(int fd, const struct stat *old, mode_t mode) 
         return 0;
 }
 
+/* Open dir, creating what is missing (mode), as an openat() walk: an existing component is
+ * resolved by the kernel (its own protected_symlinks rule applies), and below the first
+ * directory we create nothing is followed (O_NOFOLLOW), so a link swapped in meanwhile, or a
+ * dangling one on the way, fails (-ELOOP, -ENOTDIR) instead of creating elsewhere. */
+static int open_dir_creating(const char *dir, mode_t mode) {
+        _cleanup_free_ char *copy = strdup(dir);
+        _cleanup_close_ int fd = -EBADF;
+        bool created = false;
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        fd = open(dir[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (created ? O_NOFOLLOW : 0), next;
+
+                next = openat(fd, c, flags);
+                if (next < 0 && errno == ENOENT) {
+                        if (mkdirat(fd, c, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        created = true;
+                        next = openat(fd, c, flags | O_NOFOLLOW);
+                }
+                if (next < 0)
+                        return -errno;
+                safe_close(fd);
+                fd = next;
+        }
+        return TAKE_FD(fd);
+}
+
 int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags,
                    AtomicResult *ret) {
-        _cleanup_free_ char *dir = NULL, *base = NULL, *tmp = NULL;
+        _cleanup_free_ char *target = NULL, *dir = NULL, *base = NULL, *tmp = NULL;
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         AtomicResult res = {};
         struct stat st;
         bool exists = true;
+        unsigned hops;
         int r;
 
         if (!path || (!data && len > 0))
                 return -EINVAL;
         mode &= 07777;
 
-        r = target_split(path, &dir, &base);
+        r = resolve_target(path, &target, &hops);
+        if (r < 0)
+                return r;
+        r = path_split(target, &dir, &base);
         if (r < 0)
                 return r;
 
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 && errno == ENOENT && (flags & ATOMIC_MKDIR_PARENTS)) {
-                r = mkdir_parents(dir, 0700);
-                if (r < 0)
-                        return r;
-                dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        }
+        /* Never create directories where a link points: only on the path as configured. */
+        if (dfd < 0 && errno == ENOENT && (flags & ATOMIC_MKDIR_PARENTS) && hops == 0)
+                dfd = open_dir_creating(dir, 0700);
+        else if (dfd < 0)
+                dfd = -errno;
         if (dfd < 0)
-                return -errno;
+                return dfd;
 
         if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno != ENOENT)
@@ -316,4 +395,38 @@ int atomic_remove_stale_temps(const char *path) {
         if (errno != 0)
                 return -errno;
         return removed;
+}
+
+void atomic_identity_enter(const char *path, AtomicIdentity *saved) {
+        _cleanup_free_ char *dir = NULL, *base = NULL;
+        struct stat st;
+
+        *saved = (AtomicIdentity) {};
+        if (!path || current_fsuid() != 0 || path_split(path, &dir, &base) < 0)
+                return;
+        /* The nearest existing ancestor decides: a missing ~/.kube belongs to the home's owner. */
+        while (stat(dir, &st) < 0) {
+                char *slash = strrchr(dir, '/');
+
+                if (errno != ENOENT || !slash)
+                        return;
+                if (slash == dir)
+                        slash[1] = 0;
+                else
+                        *slash = 0;
+        }
+        if (st.st_uid == 0)
+                return;
+        saved->uid = current_fsuid();
+        saved->gid = (gid_t) setfsgid((gid_t) -1);
+        (void) setfsgid(st.st_gid);
+        (void) setfsuid(st.st_uid);
+        saved->switched = true;
+}
+
+void atomic_identity_leave(const AtomicIdentity *saved) {
+        if (!saved || !saved->switched)
+                return;
+        (void) setfsuid(saved->uid);
+        (void) setfsgid(saved->gid);
 }

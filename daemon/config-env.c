@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config-env.h"
+#include "schedule.h"
 #include "macro.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -123,6 +124,21 @@ static const char *getenv_nonempty(const char *name) {
         return v && *v ? v : NULL;
 }
 
+/* A test aid (aksspark-tokend(8), ENVIRONMENT): the tests' tokens live seconds. */
+static usec_t refresh_floor_from_env(void) {
+        const char *e = getenv_nonempty("AKSSPARK_TEST_REFRESH_FLOOR_SEC");
+        unsigned long v;
+        char *end;
+
+        if (!e || e[0] < '0' || e[0] > '9')
+                return SCHEDULE_MIN_INTERVAL;
+        errno = 0;
+        v = strtoul(e, &end, 10);
+        if (errno != 0 || *end || v > 3600)
+                return SCHEDULE_MIN_INTERVAL;
+        return (usec_t) v * USEC_PER_SEC;
+}
+
 int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
         _cleanup_free_ char *home = NULL;
         int r;
@@ -149,6 +165,7 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
                 .imds_endpoint = getenv_nonempty("IMDS_ENDPOINT"),
                 /* Only the tests move Arc's key directory (they cannot write /var/opt). */
                 .arc_key_dir = getenv_nonempty("AKSSPARK_TEST_ARC_KEY_DIR"),
+                .refresh_floor = refresh_floor_from_env(),
                 .lookup = process_lookup,
         };
         *ret_home_owner = TAKE_PTR(home);

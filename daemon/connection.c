@@ -14,6 +14,10 @@
 #define INPUT_INITIAL 4096
 /* A full request line with its '\n': a buffer this full without a '\n' is over the limit. */
 #define INPUT_MAX (PROTOCOL_MAX_REQUEST + 1)
+/* After the last answer to a client we stop serving (a request over the limit), what it still
+ * sends is read and dropped, up to these bounds, so the close reaches it as end-of-file. */
+#define LINGER_MAX_BYTES (1024 * 1024)
+#define LINGER_TIMEOUT (2 * USEC_PER_SEC)
 
 /* ---- output ------------------------------------------------------------------------------ */
 
@@ -140,6 +144,7 @@ Connection *connection_free(Connection *c) {
         log_debug("Connection %u: closed.", c->id);
         if (c->held && c->hold_cancel)
                 c->hold_cancel(c->hold_data);
+        sd_event_source_disable_unref(c->linger_timer);
         sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
         erase_and_free(c->out, c->out_cap);
@@ -183,20 +188,66 @@ static void connection_read(Connection *c) {
         c->last_activity = now_monotonic();
 }
 
-static bool connection_finished(const Connection *c) {
+static int on_linger_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+
+        log_debug("Connection %u: the client kept sending after the answer, closing.", c->id);
+        connection_free(c);
+        return 0;
+}
+
+/* Closing a socket with unread input resets it: the client's read fails with ECONNRESET
+ * instead of reaching our answer and end-of-file. So once the answer is out, shut down our
+ * side for writing (the client reads EOF after the answer) and read and drop what it still
+ * sends until it closes, or LINGER_MAX_BYTES or LINGER_TIMEOUT are spent. Returns false when
+ * the connection can be closed now. */
+static bool connection_linger(Connection *c) {
+        char discard[4096];
+
+        if (!c->lingering) {
+                if (c->read_eof)
+                        return false;
+                if (shutdown(c->fd, SHUT_WR) < 0 ||
+                    sd_event_add_time_relative(sd_event_source_get_event(c->io), &c->linger_timer, CLOCK_MONOTONIC,
+                                               LINGER_TIMEOUT, 0, on_linger_timeout, c) < 0)
+                        return false;
+                (void) sd_event_source_set_description(c->linger_timer, "connection-linger");
+                c->lingering = true;
+        }
+
+        while (c->lingered < LINGER_MAX_BYTES) {
+                ssize_t n = recv(c->fd, discard, sizeof discard, MSG_DONTWAIT);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return true;
+                if (n <= 0)
+                        return false; /* end-of-file or an error: nothing left to protect */
+                c->lingered += (size_t) n;
+        }
+        log_debug("Connection %u: the client sent over %u bytes after the answer, closing.", c->id,
+                  (unsigned) LINGER_MAX_BYTES);
+        return false;
+}
+
+static bool connection_finished(Connection *c) {
         if (c->dead)
                 return true;
         if (c->out_len > 0 || c->held)
                 return false;
-        return c->closing || (c->read_eof && c->in_len == 0);
+        if (c->closing)
+                return !connection_linger(c);
+        return c->read_eof && c->in_len == 0;
 }
 
 void connection_update_events(Connection *c) {
         uint32_t events = 0;
         int r;
 
-        if (!c->held && !c->read_eof && !c->closing && !c->dead && c->out_len < CONNECTION_OUTPUT_HIGH &&
-            c->in_len < INPUT_MAX)
+        if (c->lingering ||
+            (!c->held && !c->read_eof && !c->closing && !c->dead && c->out_len < CONNECTION_OUTPUT_HIGH &&
+             c->in_len < INPUT_MAX))
                 events |= EPOLLIN;
         if (c->out_len > 0 || c->dead)
                 events |= EPOLLOUT;
@@ -217,6 +268,11 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
         /* HUP means the peer closed both directions: nobody is left to read an answer. */
         if (revents & (EPOLLHUP | EPOLLERR)) {
                 connection_free(c);
+                return 0;
+        }
+        if (c->lingering) {
+                if (!connection_linger(c))
+                        connection_free(c);
                 return 0;
         }
         if (revents & EPOLLIN)

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "atomic.h"
 #include "doctor.h"
 
 int doctor_parse_http_date(const char *value, time_t *ret) {
@@ -48,8 +49,9 @@ int64_t doctor_clock_offset(usec_t local, time_t server) {
         return s * (int64_t) USEC_PER_SEC;
 }
 
+/* The daemon's own rule (atomic.c), so doctor never disagrees with what the daemon does. */
 bool doctor_link_refused(uid_t link_owner, uid_t dir_owner, mode_t dir_mode, uid_t follower) {
-        if (!(dir_mode & S_ISVTX) || (dir_mode & S_IWOTH) != S_IWOTH)
-                return false;
-        return link_owner != follower && link_owner != dir_owner;
+        struct stat link = { .st_uid = link_owner }, dir = { .st_uid = dir_owner, .st_mode = dir_mode };
+
+        return !atomic_link_is_safe(follower, &link, &dir);
 }

@@ -554,6 +554,14 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
          * without a CApath would use ca_file alone. */
         if (opts->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, opts->ca_file) != CURLE_OK)
                 return -EIO;
+        if (opts->fresh_connect && (curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
+                                    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK))
+                return -EIO;
+        /* curl resolves names in a thread. Without QUICK_EXIT, removing a transfer whose lookup
+         * still runs (a timeout, a cancel, our exit) joins that thread, and the loop waits as long
+         * as the lookup hangs; with it the thread is left to finish alone (7.87 and later). */
+        if (curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK)
+                return -EIO;
 #if LIBCURL_VERSION_NUM >= 0x075700
         /* A rotated ca_file counts from the next connection, not a day later. */
         if (curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, 0L) != CURLE_OK)

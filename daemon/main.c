@@ -19,6 +19,7 @@
 #include "log.h"
 #include "manager.h"
 #include "version.h"
+#include "worker.h"
 
 /* Exit codes (sysexits.h values, as systemd units expect them). */
 #define EXIT_USAGE 64
@@ -189,6 +190,10 @@ static int run(const Arguments *args) {
         if (r < 0)
                 return EXIT_FAILURE;
         r = manager_run(m);
+        m = manager_free(m);
+        /* Outputs still being written get a moment (a hung file system gets no more). */
+        if (worker_wait_all(WORKER_EXIT_WAIT) > 0)
+                log_warning("An output write still hangs; exiting without it.");
         if (r < 0) {
                 log_error_errno(r, "The event loop failed: %m");
                 return EXIT_FAILURE;

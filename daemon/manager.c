@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
+#include "schedule.h"
 #include "manager.h"
 #include "metrics.h"
 #include "server.h"
@@ -149,6 +151,7 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
         m->profile_ctx = (ProfileContext) {
                 .event = m->event,
                 .http = m->http,
+                .refresh_floor = env->refresh_floor,
                 .on_changed = on_profile_changed,
                 .userdata = m,
         };
@@ -314,7 +317,9 @@ int manager_start(Manager *m) {
 }
 
 int manager_run(Manager *m) {
-        return sd_event_loop(m->event);
+        LoopStats stats = {};
+
+        return loop_run(m->event, &stats);
 }
 
 /* Settings that only a restart can change keep their old values; say so. */

@@ -41,7 +41,7 @@ bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) 
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&
                (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
-               (!a->auth || !b->auth || streq(a->auth, b->auth)) && streq_ptr(a->managed_identity, b->managed_identity);
+               streq(a->auth ?: "device_code", b->auth ?: "device_code") && streq_ptr(a->managed_identity, b->managed_identity);
 }
 
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {

@@ -8,7 +8,11 @@
  * (outputs.c) and arms the next refresh (schedule.c) -> waiters_finish() answers whoever asked.
  *
  * All deadlines are CLOCK_REALTIME instants (what `status` shows) armed as absolute realtime
- * timers, so a refresh that fell due during a suspend or before a wall-clock jump runs at once. */
+ * timers, so a refresh that fell due during a suspend or before a wall-clock jump runs at once;
+ * beside each, the same deadline on CLOCK_BOOTTIME (counts suspend, never steps), so a backward
+ * wall-clock step neither postpones a refresh nor stretches a token's life: whichever clock
+ * says so first wins. Boottime deadlines start from when the token arrived in this process
+ * (not from the state file). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +32,7 @@
 #include "profile.h"
 #include "schedule.h"
 #include "store.h"
+#include "worker.h"
 #include "token-source.h"
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
@@ -36,6 +41,16 @@
 /* A rejected credential (state error) is tried again this often: a secret file, a certificate
  * or a federated token can be fixed without a reload. */
 #define REJECTED_RETRY (5 * USEC_PER_MINUTE)
+/* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
+ * answer with the files written), no longer: a hung file system must not hold them. */
+#define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
+/* Near expiry a hanging refresh is not the last chance: after HEDGE_DELAY without an answer,
+ * with less than HEDGE_WINDOW (plus two http_timeouts) left, a second request goes out on a
+ * new connection; the first answer wins and the other is cancelled. */
+#define HEDGE_WINDOW (2 * USEC_PER_SEC)
+#define HEDGE_DELAY_MAX (1 * USEC_PER_SEC)
+#define STORE_RETRY_MIN (1 * USEC_PER_SEC)
+#define STORE_RETRY_MAX (1 * USEC_PER_MINUTE)
 
 struct Profile {
         const ProfileContext *ctx;
@@ -60,12 +75,33 @@ struct Profile {
         unsigned attempt;             /* transient failures in a row */
         unsigned output_attempt;
         uint64_t refreshes[_REFRESH_RESULT_MAX];  /* by result, for the metrics */
+        bool output_retrying;         /* the write in flight is a retry after a failure */
+        int store_result;             /* the last save of the sign-in: 0 ok, -errno failed */
+        bool store_attempted;
+        usec_t store_last_save;       /* realtime of the last attempt */
+        unsigned store_attempt;       /* failed saves in a row */
+        sd_event_source *store_timer; /* retries a failed save */
+        Worker *store_worker;         /* saves and removes the state file off the loop */
+        Secret *saved_refresh_token;  /* the one on disk while a newer one could not be saved */
+        bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
+        bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
+        sd_event_source *hold_timer;
 
         sd_event_source *refresh_timer;
+        sd_event_source *refresh_timer_boot;
+        sd_event_source *expiry_timer_boot;
+        usec_t expires_boot;          /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
         sd_event_source *expiry_timer;
         sd_event_source *output_timer;
-        HttpRequest *refresh_req;
+        HttpRequest *refresh_req;     /* the refresh attempt in flight */
         usec_t refresh_sent;
+        unsigned refresh_gen;         /* rt_generation when refresh_req was sent */
+        HttpRequest *hedge_req;       /* a second try on a new connection while refresh_req hangs */
+        usec_t hedge_sent;
+        unsigned hedge_gen;
+        sd_event_source *hedge_timer;
+        unsigned rt_generation;       /* bumped whenever refresh_token is replaced */
+        bool refresh_forced;          /* refresh_start() runs for `refresh` or `check`: no second try */
 
         Credential *credential;       /* unattended kinds: a request for a token under way */
         CredentialCallbacks credential_callbacks;
@@ -87,7 +123,13 @@ const char *profile_name(const Profile *p) {
 }
 
 static bool token_valid_at(const Profile *p, usec_t t) {
-        return p->access_token && t < p->expires_on;
+        return p->access_token && t < p->expires_on &&
+               (p->expires_boot == 0 || now_boottime() < p->expires_boot);
+}
+
+/* Time the token has left, by the stricter of the two clocks. */
+static usec_t token_time_left(const Profile *p, usec_t now) {
+        return schedule_time_left(p->expires_on, p->expires_boot, now, now_boottime());
 }
 
 /* No person, no refresh token: the credential is presented for every token. */
@@ -145,17 +187,35 @@ static void notify_person(Profile *p, const char *state, const char *message) {
 
 /* ---- waiters ---------------------------------------------------------------------------- */
 
+static bool waiters_held(Profile *p);
+static int check_result(Profile *p, usec_t min_valid);
+
+/* Answer every waiter marked finishing, unless an output write or state save is still in
+ * flight (waiters_held()): then once it is done. A verdict on the outputs given while they were
+ * being written is given again. */
+static void waiters_flush(Profile *p) {
+        if (waiters_held(p))
+                return;
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
+                if (w->finishing && w->kind == WAITER_CHECK && (w->result == 0 || w->result == -EREMOTEIO)) {
+                        int r = check_result(p, w->min_valid);
+                        if (r == 0 || r == -EREMOTEIO)
+                                w->result = r;
+                }
+        profile_waiters_flush(&p->waiters);
+}
+
 static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
-        if (!token_valid_at(p, now) || p->expires_on - now < min_valid) {
+        if (!token_valid_at(p, now) || token_time_left(p, now) < min_valid) {
                 if (!unattended(p) && (p->needs_login || !p->refresh_token))
                         return -ENOKEY;
                 if (p->config_error)
                         return -EBADR;
                 return -EIO;
         }
-        if (!outputs_all_ok(p->outputs))
+        if (!outputs_all_ok(p->outputs) || p->store_result < 0)
                 return -EREMOTEIO;
         return 0;
 }
@@ -173,7 +233,7 @@ static void waiters_finish_refresh(Profile *p, int result) {
                         w->result = r == -EIO && result < 0 ? result : r;
                 }
         }
-        profile_waiters_flush(&p->waiters);
+        waiters_flush(p);
 }
 
 static void waiters_finish_login(Profile *p, int result) {
@@ -182,7 +242,7 @@ static void waiters_finish_login(Profile *p, int result) {
                         w->finishing = true;
                         w->result = result;
                 }
-        profile_waiters_flush(&p->waiters);
+        waiters_flush(p);
 }
 
 static void waiters_send_device(Profile *p) {
@@ -220,6 +280,11 @@ static void timer_disarm(sd_event_source *s) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
+static void refresh_timers_disarm(Profile *p) {
+        timer_disarm(p->refresh_timer);
+        timer_disarm(p->refresh_timer_boot);
+}
+
 static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         refresh_start(userdata);
         return 0;
@@ -230,6 +295,9 @@ static void refresh_schedule_at(Profile *p, usec_t at) {
 
         p->next_refresh = at;
         r = timer_arm(p, &p->refresh_timer, CLOCK_REALTIME, at, on_refresh_timer);
+        if (r >= 0)
+                r = timer_arm(p, &p->refresh_timer_boot, CLOCK_BOOTTIME,
+                              schedule_boottime_of(at, now_realtime(), now_boottime()), on_refresh_timer);
         if (r < 0) {
                 /* Without a timer the token would silently go stale: try once more right now. */
                 log_error_errno(r, "Profile %s: failed to arm the refresh timer: %m", p->name);
@@ -260,44 +328,76 @@ static int on_expiry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Profile *p = userdata;
-        usec_t delay;
+static void outputs_start_write(Profile *p, bool retry) {
         int r;
 
-        if (!token_valid_at(p, now_realtime()))
-                return 0;
+        p->output_retrying = retry;
         r = outputs_write_all(p->outputs, p->access_token, now_realtime());
-        if (r >= 0) {
-                p->output_attempt = 0;
-                log_info("Profile %s: outputs written after an earlier failure.", p->name);
-                profile_changed(p);
-                return 0;
-        }
-        p->output_attempt++;
-        delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
-        (void) timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer);
-        profile_changed(p);
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: cannot start writing the outputs: %m", p->name);
+}
+
+static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        if (token_valid_at(p, now_realtime()))
+                outputs_start_write(p, true);
         return 0;
 }
 
-static void outputs_write(Profile *p) {
-        int r;
+/* The worker wrote every output (outputs.c logged each failure): retry failures with backoff,
+ * answer the waiters that waited for the files. */
+static void on_outputs_written(Outputs *o, int result, void *userdata) {
+        Profile *p = userdata;
+        usec_t delay;
 
-        if (!p->access_token)
-                return;
-        r = outputs_write_all(p->outputs, p->access_token, now_realtime());
-        if (r >= 0) {
+        if (result >= 0) {
+                if (p->output_retrying)
+                        log_info("Profile %s: outputs written after an earlier failure.", p->name);
                 p->output_attempt = 0;
+                p->output_retrying = false;
                 timer_disarm(p->output_timer);
-                return;
+        } else if (!outputs_busy(o)) {
+                /* Try again soon rather than at the next refresh. */
+                p->output_attempt = p->output_retrying ? p->output_attempt + 1 : 0;
+                delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
+                if (timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer) < 0)
+                        log_warning("Profile %s: failed to arm the output retry timer.", p->name);
         }
-        /* The failure itself was logged per output; try again soon rather than at the next refresh. */
-        p->output_attempt = 0;
-        r = timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + OUTPUT_RETRY_MIN,
-                      on_output_timer);
-        if (r < 0)
-                log_warning_errno(r, "Profile %s: failed to arm the output retry timer: %m", p->name);
+        waiters_flush(p);
+        profile_changed(p);
+}
+
+static void outputs_write(Profile *p) {
+        if (p->access_token)
+                outputs_start_write(p, false);
+}
+
+static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        p->hold_expired = true;
+        waiters_flush(p);
+        return 0;
+}
+
+/* Should answers wait for the output write or state save in flight? Yes, up to
+ * OUTPUT_ANSWER_WAIT: `login` and `refresh` answer with the files written and the sign-in saved. */
+static bool waiters_held(Profile *p) {
+        if (!outputs_busy(p->outputs) && !worker_busy(p->store_worker)) {
+                p->answers_held = p->hold_expired = false;
+                timer_disarm(p->hold_timer);
+                return false;
+        }
+        if (p->hold_expired)
+                return false;
+        if (!p->answers_held) {
+                if (timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT,
+                              on_hold_timer) < 0)
+                        return false;
+                p->answers_held = true;
+        }
+        return true;
 }
 
 /* ---- tokens -------------------------------------------------------------------------------- */
@@ -305,10 +405,13 @@ static void outputs_write(Profile *p) {
 static void token_forget(Profile *p) {
         p->access_token = secret_free(p->access_token);
         p->refresh_token = secret_free(p->refresh_token);
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
         p->obtained = p->expires_on = p->refresh_in = 0;
         p->next_refresh = 0;
-        timer_disarm(p->refresh_timer);
+        refresh_timers_disarm(p);
         timer_disarm(p->expiry_timer);
+        timer_disarm(p->expiry_timer_boot);
+        p->expires_boot = 0;
         timer_disarm(p->output_timer);
 }
 
@@ -328,11 +431,96 @@ static void claims_update(Profile *p) {
         jwt_claims_clear(&c);
 }
 
-static void state_save(Profile *p) {
+static int state_save(Profile *p);
+static void state_save_result(Profile *p, int r);
+
+/* One save (text) or removal (text NULL) of the state file, run by the profile's store worker
+ * thread: a state directory on a hung file system holds that thread, never the loop. */
+typedef struct StoreJob {
+        char *state_dir;
+        char *name;
+        Secret *text;
+        int result;
+} StoreJob;
+
+static void store_job_free(void *p) {
+        StoreJob *j = p;
+
+        if (!j)
+                return;
+        free(j->state_dir);
+        free(j->name);
+        secret_free(j->text);
+        free(j);
+}
+
+static void store_job_run(void *p) {
+        StoreJob *j = p;
+
+        j->result = j->text ? store_save_text(j->state_dir, j->name, j->text) : store_remove(j->state_dir, j->name);
+}
+
+static void on_store_job_done(Worker *w, void *p, void *userdata) {
+        StoreJob *j = p;
+        Profile *prof = userdata;
+        bool save = j->text;
+        int r = j->result;
+
+        store_job_free(j);
+        if (save)
+                state_save_result(prof, r);
+        else if (r < 0)
+                log_warning_errno(r, "Profile %s: failed to remove the saved sign-in: %m", prof->name);
+        waiters_flush(prof);
+}
+
+/* Queue a job (a newer one replaces one still waiting: the newest state wins); inline when
+ * the profile has no worker. */
+static int store_submit(Profile *p, Secret *text) {
+        StoreJob *j = calloc(1, sizeof *j);
+
+        if (!j) {
+                secret_free(text);
+                return -ENOMEM;
+        }
+        j->text = text;
+        j->state_dir = strdup(p->ctx->state_dir);
+        j->name = strdup(p->name);
+        if (!j->state_dir || !j->name) {
+                store_job_free(j);
+                return -ENOMEM;
+        }
+        if (p->store_worker)
+                return worker_submit(p->store_worker, j);
+        store_job_run(j);
+        on_store_job_done(NULL, j, p);
+        return 0;
+}
+
+static void state_remove(Profile *p) {
+        int r = store_submit(p, NULL);
+
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: cannot remove the saved sign-in: %m", p->name);
+}
+
+static int on_store_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+
+        if (p->refresh_token && !p->needs_login)
+                (void) state_save(p);
+        return 0;
+}
+
+/* Save the sign-in; a failure is kept for status and check, and retried with backoff: a
+ * restart must never silently lose the sign-in. */
+static int state_save(Profile *p) {
         StoredProfile s = {
                 .tenant = p->cfg->tenant,
                 .client_id = p->cfg->client_id,
                 .authority_host = p->cfg->authority_host,
+                .server_id = p->cfg->server_id,
+                .auth = (char *) auth_kind_to_string(p->cfg->auth),
                 .refresh_token = p->refresh_token,
                 .access_token = p->access_token,
                 .obtained = p->obtained,
@@ -340,21 +528,59 @@ static void state_save(Profile *p) {
                 .refresh_in = p->refresh_in,
                 .account = p->account,
         };
+        Secret *text = NULL;
         int r;
 
-        r = store_save(p->ctx->state_dir, p->name, &s);
+        r = store_serialize(&s, &text);
+        if (r >= 0)
+                r = store_submit(p, text);
         if (r < 0)
-                log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
-                                   "a restart will need a new sign-in: %m",
-                                p->name, p->ctx->state_dir);
+                state_save_result(p, r);
+        return r;
+}
+
+/* A save finished (or could not start): keep its result for status and check; retry failures. */
+static void state_save_result(Profile *p, int r) {
+        if (p->needs_login)
+                return; /* signed out meanwhile: the file is being removed */
+        p->store_attempted = true;
+        p->store_last_save = now_realtime();
+        if (r < 0) {
+                usec_t delay = MIN(STORE_RETRY_MIN << MIN(p->store_attempt, 10u), STORE_RETRY_MAX);
+
+                if (p->store_attempt == 0)
+                        log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
+                                           "a restart now would need a new sign-in; retrying: %m",
+                                        p->name, p->ctx->state_dir);
+                else
+                        log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", p->name);
+                p->store_result = r;
+                p->store_attempt++;
+                if (timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_store_timer) < 0)
+                        log_warning("Profile %s: failed to arm the state save retry timer.", p->name);
+                profile_changed(p);
+                return;
+        }
+        if (p->store_result < 0) {
+                log_info("Profile %s: the sign-in is saved again.", p->name);
+                profile_changed(p);
+        }
+        p->store_result = 0;
+        p->store_attempt = 0;
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
+        timer_disarm(p->store_timer);
 }
 
 static void refresh_arm_next(Profile *p) {
         usec_t at = schedule_refresh_at(p->obtained, p->expires_on, p->cfg->refresh_before, p->refresh_in,
                                         random_u64());
+
+        at = schedule_not_before(at, p->obtained, p->ctx->refresh_floor);
         refresh_schedule_at(p, at);
         p->expiry_notified = false;
-        if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0)
+        if (timer_arm(p, &p->expiry_timer, CLOCK_REALTIME, p->expires_on, on_expiry_timer) < 0 ||
+            (p->expires_boot != 0 &&
+             timer_arm(p, &p->expiry_timer_boot, CLOCK_BOOTTIME, p->expires_boot, on_expiry_timer) < 0))
                 log_warning("Profile %s: failed to arm the expiry timer.", p->name);
 }
 
@@ -367,11 +593,17 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
         secret_free(p->access_token);
         p->access_token = TAKE_PTR(t->access_token);
         if (t->refresh_token) {
-                secret_free(p->refresh_token);
+                /* The one on disk stays in memory until the new one is saved (state_save()). */
+                if (p->saved_refresh_token)
+                        secret_free(p->refresh_token);
+                else
+                        p->saved_refresh_token = p->refresh_token;
                 p->refresh_token = TAKE_PTR(t->refresh_token);
+                p->rt_generation++;
         }
         p->obtained = sent;
         p->expires_on = sent + t->expires_in;
+        p->expires_boot = schedule_boottime_of(p->expires_on, now, now_boottime());
         p->refresh_in = t->refresh_in;
         claims_update(p);
         if (!unattended(p))   /* nothing to keep: the credential itself stays where it is */
@@ -397,9 +629,10 @@ static void enter_login_required(Profile *p, const char *why) {
 
         p->needs_login = true;
         p->refresh_token = secret_free(p->refresh_token);
-        timer_disarm(p->refresh_timer);
+        p->saved_refresh_token = secret_free(p->saved_refresh_token);
+        refresh_timers_disarm(p);
         p->next_refresh = 0;
-        (void) store_remove(p->ctx->state_dir, p->name);
+        state_remove(p);
         if (!was) {
                 log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login",
                             p->name, why, p->name);
@@ -427,16 +660,67 @@ static void refresh_retry(Profile *p, usec_t retry_after) {
                     p->last_error ? p->last_error : "unknown error", p->attempt, d);
 }
 
+/* Stop every request of the refresh attempt (both, when a second one went out). */
+static void refresh_cancel(Profile *p) {
+        http_request_cancel(p->refresh_req);
+        http_request_cancel(p->hedge_req);
+        p->refresh_req = p->hedge_req = NULL;
+        timer_disarm(p->hedge_timer);
+}
+
 static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
         Profile *p = userdata;
         _cleanup_(aad_token_clear) AadToken t = {};
         _cleanup_(aad_error_clear) AadError e = {};
-        usec_t retry_after = 0;
-        AadOutcome o;
+        bool hedge = req == p->hedge_req, stale;
+        usec_t retry_after = 0, sent;
+        unsigned gen;
+        AadOutcome o = AAD_TRANSIENT;
         char buf[512];
         int waiter_result;
 
-        p->refresh_req = NULL;
+        /* Which of the attempt's requests this is; the one still running (if any) becomes
+         * refresh_req, so "a refresh is under way" stays one pointer. */
+        gen = hedge ? p->hedge_gen : p->refresh_gen;
+        sent = hedge ? p->hedge_sent : p->refresh_sent;
+        if (!hedge && p->hedge_req) {
+                p->refresh_req = p->hedge_req;
+                p->refresh_sent = p->hedge_sent;
+                p->refresh_gen = p->hedge_gen;
+        } else if (!hedge)
+                p->refresh_req = NULL;
+        p->hedge_req = NULL;
+        /* The refresh token this request sent was replaced meanwhile (the other request, or a
+         * sign-in, won): its answer, whatever it says, is about a token we no longer use. */
+        stale = gen != p->rt_generation;
+
+        if (result >= 0) {
+                o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
+                if (resp->retry_after)
+                        (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC),
+                                                     &retry_after);
+        }
+        if (stale) {
+                log_debug("Profile %s: ignoring the answer to a superseded refresh request.", p->name);
+                if (!p->refresh_req) {
+                        /* The token that replaced ours is the refresh's result. */
+                        timer_disarm(p->hedge_timer);
+                        waiters_finish_refresh(p, token_valid_at(p, now_realtime()) ? 0 : -EIO);
+                        profile_changed(p);
+                }
+                return;
+        }
+        if (o != AAD_OK && p->refresh_req) {
+                /* The other request may still bring a token: it decides. */
+                log_info("Profile %s: one of two refresh requests failed (%s); waiting for the other.", p->name,
+                         result < 0 ? strerror(-result) : o == AAD_NEEDS_LOGIN ? "invalid_grant" : "bad answer");
+                return;
+        }
+        if (o == AAD_OK && p->refresh_req) {
+                http_request_cancel(p->refresh_req);
+                p->refresh_req = NULL;
+        }
+        timer_disarm(p->hedge_timer);
 
         if (result < 0) {
                 errno = -result;
@@ -449,14 +733,10 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
                 return;
         }
 
-        o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
-        if (resp->retry_after)
-                (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC), &retry_after);
-
         switch (o) {
         case AAD_OK:
                 p->refreshes[REFRESH_OK]++;
-                token_accept(p, &t, p->refresh_sent);
+                token_accept(p, &t, sent);
                 waiter_result = 0;
                 break;
         case AAD_NEEDS_LOGIN:
@@ -551,6 +831,44 @@ static void credential_start(Profile *p) {
         profile_changed(p);
 }
 
+static int on_hedge_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Profile *p = userdata;
+        _cleanup_secret_ Secret *body = NULL;
+        _cleanup_free_ char *url = NULL;
+        char request_id[37], left[32];
+        int r;
+
+        if (!p->refresh_req || p->hedge_req || !p->refresh_token)
+                return 0;
+        url = aad_token_url(p->cfg);
+        r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
+        if (r >= 0) {
+                p->hedge_sent = now_realtime();
+                p->hedge_gen = p->rt_generation;
+                r = token_source_post_fresh(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->hedge_req, request_id);
+        }
+        if (r < 0) {
+                log_debug_errno(r, "Profile %s: cannot send a second refresh request: %m", p->name);
+                return 0;
+        }
+        log_info("Profile %s: the refresh has no answer yet and the token has %s left; trying again on a new "
+                 "connection (request id %s).",
+                 p->name, format_duration(left, sizeof left, token_time_left(p, now_realtime())), request_id);
+        return 0;
+}
+
+/* Near expiry, a second request goes out if the first one has not answered soon. */
+static void hedge_arm(Profile *p) {
+        usec_t timeout = p->ctx->http_timeout, now = now_realtime();
+
+        /* A forced refresh (refresh, check) is one request whose outcome the person sees. */
+        if (p->refresh_forced || !p->access_token || token_time_left(p, now) > 2 * timeout + HEDGE_WINDOW)
+                return;
+        if (timer_arm(p, &p->hedge_timer, CLOCK_MONOTONIC, now_monotonic() + MIN(timeout / 4, HEDGE_DELAY_MAX),
+                      on_hedge_timer) < 0)
+                log_debug("Profile %s: cannot arm the second-request timer.", p->name);
+}
+
 static void refresh_start(Profile *p) {
         _cleanup_secret_ Secret *body = NULL;
         _cleanup_free_ char *url = NULL;
@@ -568,7 +886,7 @@ static void refresh_start(Profile *p) {
                 return;
         }
 
-        timer_disarm(p->refresh_timer);
+        refresh_timers_disarm(p);
         url = aad_token_url(p->cfg);
         r = url ? aad_refresh_body(p->cfg, p->refresh_token, &body) : -ENOMEM;
         if (r < 0) {
@@ -580,6 +898,7 @@ static void refresh_start(Profile *p) {
         }
 
         p->refresh_sent = now_realtime();
+        p->refresh_gen = p->rt_generation;
         r = token_source_post(p->ctx, p->cfg, url, body, on_refresh_done, p, &p->refresh_req, request_id);
         if (r < 0) {
                 p->refreshes[REFRESH_TRANSIENT]++;
@@ -589,7 +908,14 @@ static void refresh_start(Profile *p) {
                 return;
         }
         log_debug("Profile %s: refreshing (request id %s).", p->name, request_id);
+        hedge_arm(p);
         profile_changed(p);
+}
+
+static void refresh_start_forced(Profile *p) {
+        p->refresh_forced = true;
+        refresh_start(p);
+        p->refresh_forced = false;
 }
 
 int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
@@ -602,7 +928,7 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
                 r = profile_waiter_defer_result(w, -ENOKEY);
         else {
                 p->config_error = false; /* a forced refresh is a person's explicit retry */
-                refresh_start(p);
+                refresh_start_forced(p);
         }
         if (r < 0) {
                 profile_waiter_cancel(w);
@@ -630,8 +956,13 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         if (verdict == -EIO) {
                 /* Too short, or none: refresh first, then decide. */
                 p->config_error = false;
-                refresh_start(p);
+                refresh_start_forced(p);
                 r = 0;
+        } else if (outputs_busy(p->outputs) && !p->hold_expired) {
+                /* The retry above is being written: the verdict waits for it (on_outputs_written()). */
+                w->finishing = true;
+                w->result = verdict;
+                r = waiters_held(p) ? 0 : profile_waiter_defer_result(w, verdict);
         } else
                 r = profile_waiter_defer_result(w, verdict);
         if (r < 0) {
@@ -739,14 +1070,13 @@ int profile_login(Profile *p, int method, profile_device_fn device, profile_done
 int profile_logout(Profile *p) {
         if (unattended(p))
                 return -EOPNOTSUPP;
-        http_request_cancel(p->refresh_req);
-        p->refresh_req = NULL;
+        refresh_cancel(p);
         token_forget(p);
         p->needs_login = true;
         p->config_error = false;
         p->attempt = 0;
         set_last_error(p, NULL);
-        (void) store_remove(p->ctx->state_dir, p->name);
+        state_remove(p);
         waiters_finish_refresh(p, -ENOKEY);
         log_notice("Profile %s: signed out; the refresh token is forgotten.", p->name);
         profile_changed(p);
@@ -760,7 +1090,9 @@ static bool stored_matches(const Profile *p, const StoredProfile *s) {
         ProfileIdentity stored = {
                 .tenant = s->tenant,
                 .client_id = s->client_id,
+                .server_id = s->server_id, /* NULL in a file from before it was recorded */
                 .authority_host = s->authority_host,
+                .auth = s->auth,
         };
 
         return profile_identity_equal(&mine, &stored);
@@ -787,10 +1119,19 @@ static void state_load(Profile *p) {
         }
         if (!stored_matches(p, &s) || !s.refresh_token) {
                 p->needs_login = true;
-                log_warning("Profile %s: the saved sign-in belongs to another tenant, client or authority; "
-                            "a new sign-in is needed: aksspark-tokenctl --profile %s login", p->name, p->name);
-                notify_person(p, "login_required", "The saved sign-in is for another tenant or client.");
+                log_warning("Profile %s: the saved sign-in belongs to another tenant, client, server, authority "
+                            "or way of signing in; a new sign-in is needed: aksspark-tokenctl --profile %s login",
+                            p->name, p->name);
+                notify_person(p, "login_required", "The saved sign-in is for another tenant, client or server.");
                 return;
+        }
+        if (!s.server_id) {
+                /* Saved before the server was recorded: the refresh token is good for any
+                 * audience, the saved access token perhaps for another one. Refresh at once. */
+                log_info("Profile %s: the saved access token does not say which server it is for; refreshing.",
+                         p->name);
+                s.access_token = secret_free(s.access_token);
+                s.obtained = s.expires_on = 0;
         }
 
         p->refresh_token = TAKE_PTR(s.refresh_token);
@@ -854,6 +1195,12 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         r = outputs_new(cfg, &ctx->outputs_exec, &p->outputs);
         if (r < 0)
                 return r;
+        r = outputs_attach(p->outputs, ctx->event, on_outputs_written, p);
+        if (r < 0)
+                return r;
+        r = worker_new(ctx->event, "store", store_job_run, on_store_job_done, store_job_free, p, &p->store_worker);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -865,6 +1212,9 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         outputs_free(p->outputs);
         p->outputs = o;
         p->cfg = cfg;
+        /* Cannot fail quietly: without a worker the outputs would be written on the loop. */
+        if (outputs_attach(p->outputs, p->ctx->event, on_outputs_written, p) < 0)
+                log_warning("Profile %s: no thread for the outputs; writing them from the event loop.", p->name);
 
         if ((p->login || p->browser) && foreign)
                 login_end(p, -ECANCELED);
@@ -876,8 +1226,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
                         p->credential = credential_free(p->credential);
-                        http_request_cancel(p->refresh_req);
-                        p->refresh_req = NULL;
+                        refresh_cancel(p);
                         token_forget(p);
                         p->attempt = 0;
                         set_last_error(p, NULL);
@@ -888,8 +1237,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                                 refresh_arm_next(p);
                 }
         } else if (foreign) {
-                http_request_cancel(p->refresh_req);
-                p->refresh_req = NULL;
+                refresh_cancel(p);
                 token_forget(p);
                 log_notice("Profile %s: tenant, client or authority changed; the old sign-in is not used.", p->name);
                 enter_login_required(p, "the profile now names another tenant, client or authority");
@@ -909,8 +1257,7 @@ Profile *profile_free(Profile *p) {
         if (!p)
                 return NULL;
 
-        http_request_cancel(p->refresh_req);
-        p->refresh_req = NULL;
+        refresh_cancel(p);
         p->credential = credential_free(p->credential);
         p->login = login_device_free(p->login);
         p->browser = login_browser_free(p->browser);
@@ -921,8 +1268,15 @@ Profile *profile_free(Profile *p) {
         profile_waiters_flush(&p->waiters);
 
         sd_event_source_disable_unref(p->refresh_timer);
+        sd_event_source_disable_unref(p->refresh_timer_boot);
+        sd_event_source_disable_unref(p->expiry_timer_boot);
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
+        sd_event_source_disable_unref(p->hold_timer);
+        sd_event_source_disable_unref(p->store_timer);
+        worker_free(p->store_worker); /* a save still under way finishes on its own */
+        sd_event_source_disable_unref(p->hedge_timer);
+        secret_free(p->saved_refresh_token);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
         outputs_free(p->outputs);
@@ -978,6 +1332,10 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                                                                   : NULL,
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
+                .store_attempted = p->store_attempted,
+                .store_ok = p->store_result >= 0,
+                .store_error = p->store_result < 0 ? strerror(-p->store_result) : NULL,
+                .store_last_save = p->store_last_save,
         };
         memcpy(ret->refreshes, p->refreshes, sizeof ret->refreshes);
 }

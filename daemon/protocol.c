@@ -347,6 +347,19 @@ static json_t *outputs_json(const OutputSnapshot *outputs, size_t n) {
         return a;
 }
 
+/* The state store's last save of this profile's sign-in. */
+static json_t *store_json(const ProfileSnapshot *s) {
+        json_t *o = json_object();
+
+        if (!o || set(o, "ok", s->store_attempted ? json_boolean(s->store_ok) : json_null()) < 0 ||
+            set(o, "error", json_string_lossy(s->store_attempted && !s->store_ok ? s->store_error ?: "failed" : NULL)) < 0 ||
+            set(o, "last_save", json_time(s->store_attempted ? s->store_last_save : 0)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
 char *protocol_status_answer(const ProfileSnapshot *s, usec_t now) {
         json_t *o = json_object();
         json_t *expires_in;
@@ -367,7 +380,8 @@ char *protocol_status_answer(const ProfileSnapshot *s, usec_t now) {
             set(o, "account", json_string_lossy(s->account)) < 0 ||
             set(o, "tenant", json_string_lossy(s->tenant)) < 0 ||
             set(o, "device_message", json_string_lossy(s->device_message)) < 0 ||
-            set(o, "outputs", outputs_json(s->outputs, s->n_outputs)) < 0) {
+            set(o, "outputs", outputs_json(s->outputs, s->n_outputs)) < 0 ||
+            set(o, "store", store_json(s)) < 0) {
                 json_decref(o);
                 return NULL;
         }

@@ -79,6 +79,11 @@ static void answer_profile_error(Connection *c, Profile *p, int r, bool login) {
                 if (bad)
                         connection_answer_errorf(c, e, "profile %s: cannot write %s: %s", name, bad->path,
                                                  bad->error ?: "failed");
+                else if (snap.store_attempted && !snap.store_ok)
+                        connection_answer_errorf(c, e,
+                                                 "profile %s: cannot save the sign-in in the state directory: %s; "
+                                                 "a restart now would need a new sign-in (the daemon keeps retrying)",
+                                                 name, snap.store_error ?: "failed");
                 else
                         connection_answer_errorf(c, e, "profile %s: an output has not been written yet", name);
                 return;

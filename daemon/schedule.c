@@ -8,7 +8,8 @@
  *   floor  = obtained + L/4                           never a refresh loop, whatever the inputs
  *   due    = max(due, floor)
  *   due    = max(due - random % (min(L/20, 2 min) + 1), floor)   spread a jump host's daemons
- * A token that is already expired (L == 0) is due at once.
+ * A token that is already expired (L == 0) is due at once. Then schedule_not_before() keeps
+ * scheduled refreshes at least SCHEDULE_MIN_INTERVAL apart.
  *
  * Backoff after transient failure number `attempt` (1, 2, ...):
  *   base   = min(1 s << (attempt - 1), 5 min)
@@ -47,6 +48,26 @@ usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_be
 
         spread = random % (MIN(lifetime / 20, SCHEDULE_SPREAD_MAX) + 1);
         return due - floor > spread ? due - spread : floor;
+}
+
+usec_t schedule_not_before(usec_t at, usec_t previous, usec_t min_interval) {
+        if (previous > USEC_INFINITY - min_interval)
+                return USEC_INFINITY;
+        return MAX(at, previous + min_interval);
+}
+
+usec_t schedule_boottime_of(usec_t deadline_real, usec_t now_real, usec_t now_boot) {
+        usec_t left = deadline_real > now_real ? deadline_real - now_real : 0;
+
+        return left > USEC_INFINITY - now_boot ? USEC_INFINITY : now_boot + left;
+}
+
+usec_t schedule_time_left(usec_t deadline_real, usec_t deadline_boot, usec_t now_real, usec_t now_boot) {
+        usec_t left = deadline_real > now_real ? deadline_real - now_real : 0;
+
+        if (deadline_boot != 0)
+                left = MIN(left, deadline_boot > now_boot ? deadline_boot - now_boot : 0);
+        return left;
 }
 
 usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance, uint64_t random) {

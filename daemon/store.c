@@ -25,6 +25,8 @@ void stored_profile_clear(StoredProfile *s) {
         free(s->tenant);
         free(s->client_id);
         free(s->authority_host);
+        free(s->server_id);
+        free(s->auth);
         secret_free(s->refresh_token);
         secret_free(s->access_token);
         free(s->account);
@@ -67,6 +69,8 @@ int store_serialize(const StoredProfile *s, Secret **ret) {
                 { "tenant", s->tenant },
                 { "client_id", s->client_id },
                 { "authority_host", s->authority_host },
+                { "server_id", s->server_id },
+                { "auth", s->auth },
                 { "account", s->account },
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
@@ -216,6 +220,16 @@ int store_parse(const char *text, size_t len, StoredProfile *ret) {
                 r = json_get_strdup(o, "client_id", true, &s.client_id);
         if (r >= 0)
                 r = json_get_strdup(o, "authority_host", true, &s.authority_host);
+        /* Files from before these were recorded: server_id unknown, auth the only one there was. */
+        if (r >= 0)
+                r = json_get_strdup(o, "server_id", false, &s.server_id);
+        if (r >= 0)
+                r = json_get_strdup(o, "auth", false, &s.auth);
+        if (r >= 0 && !s.auth) {
+                s.auth = strdup(STORE_AUTH_DEFAULT);
+                if (!s.auth)
+                        r = -ENOMEM;
+        }
         if (r >= 0)
                 r = json_get_strdup(o, "account", false, &s.account);
         if (r >= 0)
@@ -300,15 +314,21 @@ int store_load(const char *state_dir, const char *profile, StoredProfile *ret) {
 }
 
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s) {
-        _cleanup_free_ char *path = NULL;
         _cleanup_secret_ Secret *text = NULL;
+        int r;
+
+        r = store_serialize(s, &text);
+        if (r < 0)
+                return r;
+        return store_save_text(state_dir, profile, text);
+}
+
+int store_save_text(const char *state_dir, const char *profile, const Secret *text) {
+        _cleanup_free_ char *path = NULL;
         struct stat st;
         int r;
 
         r = store_path(state_dir, profile, &path);
-        if (r < 0)
-                return r;
-        r = store_serialize(s, &text);
         if (r < 0)
                 return r;
 

@@ -6,9 +6,10 @@
 
 #define HTTP_MAX_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 
-int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
-                      http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
+static int post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                bool fresh, http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
         HttpOptions opts = {
+                .fresh_connect = fresh,
                 .ca_file = cfg->ca_file,
                 .timeout = ctx->http_timeout,
                 .connect_timeout = MIN(ctx->http_timeout, HTTP_MAX_CONNECT_TIMEOUT),
@@ -43,6 +44,16 @@ int token_source_get(const ProfileContext *ctx, const ProfileConfig *cfg, const 
                 all[i + 1] = headers[i];
         opts.n_headers = n_headers + 1;
         return http_get(ctx->http, url, &opts, done, userdata, ret);
+}
+
+int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                      http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
+        return post(ctx, cfg, url, body, false, done, userdata, ret, request_id);
+}
+
+int token_source_post_fresh(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                            http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
+        return post(ctx, cfg, url, body, true, done, userdata, ret, request_id);
 }
 
 const char *token_source_error_words(const AadError *e, char *buf, size_t size) {

@@ -444,6 +444,9 @@ static void print_status(json_t *a) {
         }
         if (json_array_size(outputs) == 0)
                 printf("Outputs:      none\n");
+        if (json_is_false(json_object_get(json_object_get(a, "store"), "ok")))
+                printf("State store:  FAILED: %s (a restart now would need a new sign-in; retrying)\n",
+                       get_string(json_object_get(a, "store"), "error") ?: "failed");
         if ((s = get_string(a, "device_message")))
                 printf("Sign-in:      %s\n", s);
 }

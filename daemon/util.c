@@ -219,14 +219,37 @@ int get_home_dir(char **ret) {
         return 0;
 }
 
+static int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len);
+
 int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0, cap = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        return read_fd_full(fd, max, ret, ret_len);
+}
+
+int read_regular_file(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        return read_fd_full(fd, max, ret, ret_len);
+}
+
+static int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0, cap = 0;
 
         for (;;) {
                 ssize_t n;

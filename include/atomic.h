@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Temp files are "<prefix><16 hex digits>.<target's name>" in the target's directory. */
@@ -20,12 +21,16 @@ typedef struct AtomicResult {
         bool created;            /* no file was there */
 } AtomicResult;
 
-/* Write data to path with mode. A symlink at path stays a symlink and its target is replaced.
+/* Write data to path with mode. A symlink at path stays a symlink and its target is replaced,
+ * but a link is followed only as the kernel's fs.protected_symlinks would allow (see
+ * atomic_link_is_safe(); else -ENOLINK), and missing parents are created only on the path as
+ * given, never where a link points (a dangling link into a missing directory: -ENOENT).
  * The owner of an existing file is kept (where we may: root can, others keep at most the
  * group). Content and mode already right: nothing is written (ret->unchanged). On failure the
  * old file is untouched and no temp file remains; the error is a negative errno (-ENOSPC,
  * -EROFS, -EACCES, -EDQUOT, -ENOENT without ATOMIC_MKDIR_PARENTS, -ELOOP, -EISDIR, -EINVAL
- * when the target is not a regular file, ...). ret may be NULL. */
+ * when the target is not a regular file, -ENOLINK for a link we may not follow, ...). File
+ * accesses use the calling thread's fsuid/fsgid (see atomic_identity_enter()). ret may be NULL. */
 int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags,
                    AtomicResult *ret);
 
@@ -36,3 +41,21 @@ int atomic_remove_stale_temps(const char *path);
 /* Follow symlinks at path's final component (relative targets from the link's directory, at
  * most 40 hops, else -ELOOP); the result may not exist yet (a dangling link). malloc'd. */
 int atomic_resolve_target(const char *path, char **ret);
+
+/* fs.protected_symlinks' rule: follower (an fsuid) may follow link (lstat) found in dir (stat)
+ * unless dir is sticky and world-writable and the link is owned neither by the follower nor by
+ * the directory's owner. Pure. */
+bool atomic_link_is_safe(uid_t follower, const struct stat *link, const struct stat *dir);
+
+/* A root daemon writes a person's file with that person's rights: when the calling thread's
+ * fsuid is 0 and the directory holding path (or its nearest existing ancestor) belongs to
+ * another user, switch this thread's fsuid/fsgid to that directory's owner and group.
+ * atomic_identity_leave() switches back. Per thread (setfsuid(2)); nothing when not root. */
+typedef struct AtomicIdentity {
+        bool switched;
+        uid_t uid;
+        gid_t gid;
+} AtomicIdentity;
+
+void atomic_identity_enter(const char *path, AtomicIdentity *saved);
+void atomic_identity_leave(const AtomicIdentity *saved);

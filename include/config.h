@@ -105,6 +105,9 @@ typedef struct ConfigEnv {
         const char *identity_header;    /* App Service */
         const char *imds_endpoint;      /* Arc */
         const char *arc_key_dir;        /* Arc's key files; NULL: /var/opt/azcmagent/tokens (tests move it) */
+        /* Scheduled refreshes at least this far apart: SCHEDULE_MIN_INTERVAL, or the test aid
+         * $AKSSPARK_TEST_REFRESH_FLOOR_SEC (0..3600 s; anything else is ignored). */
+        usec_t refresh_floor;
         env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;
@@ -143,13 +146,13 @@ typedef struct ProfileIdentity {
         const char *client_id;
         const char *server_id;          /* NULL: not known (the state file does not record it) */
         const char *authority_host;
-        const char *auth;               /* "device_code", ...; NULL: not known (an older state file) */
+        const char *auth;               /* "device_code", ...; NULL: device_code (an older state file) */
         const char *managed_identity;   /* the managed_identity_* selector; NULL: the system-assigned one */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);
-/* The same identity: tenant, client and authority present and equal, and the server the same
- * where both sides know it. */
+/* The same identity: tenant, client and authority present and equal, the same way of signing
+ * in, and the server the same where both sides know it. */
 bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b);
 /* Reload keeps a profile's sign-in only for the same identity. */
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b);

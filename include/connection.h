@@ -55,6 +55,9 @@ struct Connection {
 
         bool read_eof;                  /* the client sent everything it will send */
         bool closing;                   /* answer what is queued, then close */
+        bool lingering;                 /* answered and shut down for writing: dropping input */
+        size_t lingered;                /* bytes dropped while lingering */
+        sd_event_source *linger_timer;
         bool dead;                      /* the socket failed: free at the next chance */
         usec_t last_activity;           /* monotonic */
 };

@@ -28,6 +28,7 @@ typedef struct HttpOptions {
         size_t n_headers;
         const char *secret_header_name;   /* one header whose value is a secret (wiped when done) */
         const Secret *secret_header_value;
+        bool fresh_connect;      /* a new connection, not a cached one, and not kept after */
 } HttpOptions;
 
 typedef struct HttpResponse {

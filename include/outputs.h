@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
 #include "secret.h"
@@ -36,7 +37,13 @@ typedef struct Output {
         bool narrowed_logged;
 } Output;
 
-typedef struct Outputs {
+typedef struct Outputs Outputs;
+typedef struct Worker Worker;
+
+/* A write of every output finished (on the loop): result as outputs_write_all() describes. */
+typedef void (*outputs_written_fn)(Outputs *o, int result, void *userdata);
+
+struct Outputs {
         Output *items;
         size_t n;
         char *kubeconfig;       /* for spark.master in new spark.properties; NULL none */
@@ -46,12 +53,23 @@ typedef struct Outputs {
         char *socket_path;
         char *tokenctl_path;
         const char *exec_api_version;
-} Outputs;
+        Worker *worker;         /* NULL: writes run inline (tests, tools) */
+        outputs_written_fn on_written;
+        void *userdata;
+};
 
 /* exec may be NULL when p has no kubeconfig_output; with one, -EINVAL. */
 int outputs_new(const ProfileConfig *p, const OutputsExec *exec, Outputs **ret);
 Outputs *outputs_free(Outputs *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outputs *, outputs_free);
+
+/* From now on write in a worker thread (worker.h) and report each finished write to
+ * on_written from e's loop. A hung file system then holds only this Outputs' thread; a write
+ * asked for while one runs replaces any waiting one (the newest token wins). */
+int outputs_attach(Outputs *o, sd_event *e, outputs_written_fn on_written, void *userdata);
+
+/* Is a write running or waiting? */
+bool outputs_busy(const Outputs *o);
 
 /* Write token to every output (mode 0600, missing parent directories created 0700; unchanged
  * files are not rewritten). A token file gets the raw token; a spark.properties is edited by
@@ -63,7 +81,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Outputs *, outputs_free);
  * each failure and each narrowed mode once. last_message is "<step>: <strerror>", never a
  * token. token NULL writes only the outputs that hold no token (the kubeconfig output: it is
  * useful before the first sign-in). Returns 0 when all succeeded, else the first failure's
- * negative errno (the others are still attempted). */
+ * negative errno (the others are still attempted). Attached (outputs_attach()): queues the
+ * write and returns 0 or a negative errno; the result goes to on_written. Every output must be
+ * a regular file (else -EINVAL, "not a regular file"); a symlink is followed as atomic.h says
+ * (-ENOLINK); as root each output is written with its directory owner's rights. */
 int outputs_write_all(Outputs *o, const Secret *token, usec_t now);
 
 /* True when every output has been written successfully with the last token given. */

@@ -24,6 +24,7 @@ typedef struct ProfileContext {
         sd_event *event;
         HttpClient *http;
         usec_t http_timeout;
+        usec_t refresh_floor;                /* scheduled refreshes at least this far apart */
         const char *state_dir;
         const char *notify_command;          /* NULL: none */
         OutputsExec outputs_exec;            /* what kubeconfig outputs run (manager_start()) */

@@ -133,6 +133,10 @@ typedef struct ProfileSnapshot {
         const OutputSnapshot *outputs;
         size_t n_outputs;
         uint64_t refreshes[_REFRESH_RESULT_MAX];  /* since the daemon started, by result */
+        bool store_attempted;           /* a save of the sign-in was tried since the start */
+        bool store_ok;                  /* the last save succeeded */
+        const char *store_error;        /* why the last save failed; NULL when ok */
+        usec_t store_last_save;         /* realtime of the last attempt */
 } ProfileSnapshot;
 
 /* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). Unknown values
@@ -141,7 +145,8 @@ typedef struct ProfileSnapshot {
 char *protocol_error_answer(ErrorCode e, const char *message);
 /* {"ok":true,"profile","state","expires_on","expires_in","next_refresh","last_refresh",
  *  "last_error","account","tenant","device_message",
- *  "outputs":[{"path","kind","ok","error","last_write"}]} ("ok" null: not written yet) */
+ *  "outputs":[{"path","kind","ok","error","last_write"}],
+ *  "store":{"ok","error","last_save"}} ("ok" null: not written / saved yet) */
 char *protocol_status_answer(const ProfileSnapshot *s, usec_t now);
 /* {"ok":true,"profiles":[{"name","state","expires_on","account"}]} */
 char *protocol_profiles_answer(const ProfileSnapshot *s, size_t n);

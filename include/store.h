@@ -13,6 +13,8 @@ typedef struct StoredProfile {
         char *tenant;            /* what the tokens were issued for: a state of another */
         char *client_id;         /* tenant/client/authority is "foreign" and not used */
         char *authority_host;
+        char *server_id;         /* NULL in files written before it was recorded: unknown */
+        char *auth;              /* how the person signed in; STORE_AUTH_DEFAULT when absent */
         Secret *refresh_token;
         Secret *access_token;    /* NULL if none */
         usec_t obtained;         /* realtime the access token's request was sent */
@@ -20,6 +22,9 @@ typedef struct StoredProfile {
         usec_t refresh_in;       /* AAD's hint, 0 if none */
         char *account;           /* display only */
 } StoredProfile;
+
+/* The one way of signing in there was before `auth` was recorded. */
+#define STORE_AUTH_DEFAULT "device_code"
 
 void stored_profile_clear(StoredProfile *s);
 
@@ -37,6 +42,8 @@ int store_parse(const char *text, size_t len, StoredProfile *ret); /* -EBADMSG i
  * remove: 0 also when there was none; the directory is fsync'd so a logout survives power loss. */
 int store_load(const char *state_dir, const char *profile, StoredProfile *ret);
 int store_save(const char *state_dir, const char *profile, const StoredProfile *s);
+/* store_save()'s file I/O alone, for text from store_serialize() (it may run off the loop). */
+int store_save_text(const char *state_dir, const char *profile, const Secret *text);
 int store_remove(const char *state_dir, const char *profile);
 
 /* Create state_dir (0700) and take <state_dir>/lock (flock, O_CLOEXEC; our pid written into it).

@@ -29,6 +29,9 @@ int token_source_post(const ProfileContext *ctx, const ProfileConfig *cfg, const
 int token_source_get(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const char *const *headers,
                      size_t n_headers, const char *secret_header_name, const Secret *secret_header_value,
                      http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]);
+/* The same on a new connection, not kept after: a second try while another request hangs. */
+int token_source_post_fresh(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
+                            http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]);
 
 /* "error: description (correlation id ...)" for a log line or last_error; never a secret. */
 const char *token_source_error_words(const AadError *e, char *buf, size_t size);

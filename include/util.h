@@ -42,6 +42,10 @@ int get_home_dir(char **ret);
 
 /* Read a whole file of at most max bytes (-EFBIG beyond). Adds a NUL after the data. */
 int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
+/* As read_file_full(), for files that must be regular (outputs, inputs next to them): opened
+ * with O_NONBLOCK so a FIFO cannot hold the caller; a directory -EISDIR, a FIFO, device or
+ * socket -EINVAL. */
+int read_regular_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
 /* Secure random bits for jitter and ids. Never fails (falls back to a mix of clocks). */
 uint64_t random_u64(void);

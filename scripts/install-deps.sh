@@ -14,6 +14,8 @@ packages=(
         build-essential dpkg-dev debhelper fakeroot lintian
         # long-running Kubernetes clients through the kubeconfig output
         python3-kubernetes
+        # a hung file system under an output: a FUSE server the tests SIGSTOP
+        python3-fusepy fuse3 e2fsprogs
         # benchmarks: the peers they compare against
         oidc-agent-cli curl
         # the metrics test: a real parser of the Prometheus text format

@@ -387,6 +387,60 @@ START_TEST(test_relative_path) {
 }
 END_TEST
 
+START_TEST(test_link_rule) {
+        struct stat dir = { .st_mode = S_IFDIR | 01777, .st_uid = 0 }, link = { .st_mode = S_IFLNK | 0777 };
+
+        /* Sticky and world-writable: only links of the follower or of the directory's owner. */
+        link.st_uid = 1001;
+        ck_assert(!atomic_link_is_safe(0, &link, &dir));
+        ck_assert(atomic_link_is_safe(1001, &link, &dir));
+        link.st_uid = 0;
+        ck_assert(atomic_link_is_safe(1001, &link, &dir));
+        dir.st_uid = 1002;
+        link.st_uid = 1002;
+        ck_assert(atomic_link_is_safe(1001, &link, &dir));
+        /* Not sticky, or not world-writable: any link. */
+        link.st_uid = 1003;
+        dir.st_mode = S_IFDIR | 0777;
+        ck_assert(atomic_link_is_safe(0, &link, &dir));
+        dir.st_mode = S_IFDIR | 01775;
+        ck_assert(atomic_link_is_safe(0, &link, &dir));
+}
+END_TEST
+
+START_TEST(test_planted_link_refused) {
+        _cleanup_free_ char *shared = at("shared"), *victim = at("victim"), *planted = at("shared/planted"),
+                            *mine = at("shared/mine"), *dangling = at("dangling"), *nowhere = at("nowhere"),
+                            *nowhere_file = at("nowhere/sub/token");
+        AtomicResult res;
+        struct stat st;
+
+        if (geteuid() != 0)
+                return; /* giving a link to another user needs root; CI runs as root */
+        ck_assert_int_eq(mkdir(shared, 0755), 0);
+        ck_assert_int_eq(chmod(shared, 01777), 0);
+        testlib_write_file(victim, "root's", 6);
+        ck_assert_int_eq(chmod(victim, 0644), 0);
+        ck_assert_int_eq(symlink(victim, planted), 0);
+        ck_assert_int_eq(lchown(planted, 4242, 4242), 0);
+
+        ck_assert_int_eq(atomic_replace(planted, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), -ENOLINK);
+        assert_content(victim, "root's");
+        ck_assert_uint_eq(mode_of(victim), 0644);
+        ck_assert_uint_eq(count_temps(testlib_scratch), 0);
+
+        /* Our own link in the same directory is followed. */
+        ck_assert_int_eq(symlink(victim, mine), 0);
+        ck_assert_int_eq(atomic_replace(mine, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), 0);
+        assert_content(victim, "jwt");
+
+        /* A dangling link into a missing directory creates no directory. */
+        ck_assert_int_eq(symlink(nowhere_file, dangling), 0);
+        ck_assert_int_eq(atomic_replace(dangling, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), -ENOENT);
+        ck_assert_int_eq(stat(nowhere, &st), -1);
+}
+END_TEST
+
 static Suite *atomic_suite(void) {
         Suite *s = suite_create("atomic");
         TCase *tc = tcase_create("core");
@@ -404,6 +458,8 @@ static Suite *atomic_suite(void) {
         tcase_add_test(tc, test_remove_stale_temps);
         tcase_add_test(tc, test_long_name);
         tcase_add_test(tc, test_relative_path);
+        tcase_add_test(tc, test_link_rule);
+        tcase_add_test(tc, test_planted_link_refused);
         suite_add_tcase(s, tc);
         return s;
 }

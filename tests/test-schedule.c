@@ -168,6 +168,42 @@ START_TEST(test_backoff_retry_after_and_last_chance) {
 }
 END_TEST
 
+START_TEST(test_min_interval) {
+        /* expires_in 1: the plain schedule says half a second after; the floor says 30 s. */
+        usec_t at = schedule_refresh_at(T0, T0 + 1 * SEC, 10 * MIN_, 0, 0);
+
+        ck_assert_uint_lt(at, T0 + 1 * SEC);
+        ck_assert_uint_eq(schedule_not_before(at, T0, SCHEDULE_MIN_INTERVAL), T0 + 30 * SEC);
+        /* Expired on arrival: not at once either. */
+        ck_assert_uint_eq(schedule_not_before(schedule_refresh_at(T0, T0, 10 * MIN_, 0, 0), T0, SCHEDULE_MIN_INTERVAL),
+                          T0 + 30 * SEC);
+        /* Later than the floor: unchanged; no floor: unchanged. */
+        ck_assert_uint_eq(schedule_not_before(T0 + 50 * MIN_, T0, SCHEDULE_MIN_INTERVAL), T0 + 50 * MIN_);
+        ck_assert_uint_eq(schedule_not_before(at, T0, 0), at);
+        ck_assert_uint_eq(schedule_not_before(T0, USEC_INFINITY - 1, SCHEDULE_MIN_INTERVAL), USEC_INFINITY);
+}
+END_TEST
+
+START_TEST(test_backward_clock_step) {
+        usec_t boot = 1000 * SEC, expires = T0 + 60 * SEC, expires_boot, refresh_boot;
+
+        /* Deadlines taken at T0 / boot. */
+        expires_boot = schedule_boottime_of(expires, T0, boot);
+        refresh_boot = schedule_boottime_of(T0 + 30 * SEC, T0, boot);
+        ck_assert_uint_eq(expires_boot, boot + 60 * SEC);
+        ck_assert_uint_eq(refresh_boot, boot + 30 * SEC);
+        ck_assert_uint_eq(schedule_boottime_of(T0 - SEC, T0, boot), boot);
+
+        /* 50 s later the wall clock is stepped back an hour: realtime alone would say an hour and 10 s
+         * left; boottime says 10 s, and after 60 s the token is expired whatever the wall says. */
+        ck_assert_uint_eq(schedule_time_left(expires, 0, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC), 60 * MIN_ + 10 * SEC);
+        ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC), 10 * SEC);
+        ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 60 * SEC - 60 * MIN_, boot + 60 * SEC), 0);
+        /* A forward step: the wall clock decides first. */
+        ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 2 * MIN_, boot + SEC), 0);
+}
+END_TEST
+
 static Suite *schedule_suite(void) {
         Suite *s = suite_create("schedule");
         TCase *tc = tcase_create("core");
@@ -178,6 +214,8 @@ static Suite *schedule_suite(void) {
         tcase_add_test(tc, test_refresh_bounds);
         tcase_add_test(tc, test_backoff_growth);
         tcase_add_test(tc, test_backoff_retry_after_and_last_chance);
+        tcase_add_test(tc, test_min_interval);
+        tcase_add_test(tc, test_backward_clock_step);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -392,11 +392,34 @@ START_TEST(test_lock_holder_unknown) {
 }
 END_TEST
 
+START_TEST(test_identity_keys) {
+        _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {}, old = {};
+        _cleanup_secret_ Secret *text = NULL;
+        static const char before[] = "{\"version\": 1, \"tenant\": \"t\", \"client_id\": \"c\", "
+                                     "\"authority_host\": \"https://a\", \"refresh_token\": \"r\"}";
+
+        fill_profile(&s);
+        s.server_id = strdup("6dae42f8-4368-4678-94ff-3960e28e3630");
+        s.auth = strdup("client_secret");
+        ck_assert_int_eq(store_serialize(&s, &text), 0);
+        ck_assert_int_eq(store_parse(secret_reveal(text), secret_len(text), &back), 0);
+        assert_profiles_equal(&s, &back);
+        ck_assert_str_eq(back.server_id, s.server_id);
+        ck_assert_str_eq(back.auth, "client_secret");
+
+        /* A file from before they were recorded: the server unknown, the device code flow. */
+        ck_assert_int_eq(store_parse(before, strlen(before), &old), 0);
+        ck_assert_ptr_null(old.server_id);
+        ck_assert_str_eq(old.auth, STORE_AUTH_DEFAULT);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("json");
 
         tcase_add_test(tc, test_round_trip);
+        tcase_add_test(tc, test_identity_keys);
         tcase_add_test(tc, test_round_trip_optional_missing);
         tcase_add_test(tc, test_parse_corrupt);
         tcase_add_test(tc, test_parse_tolerates_unknown_fields);

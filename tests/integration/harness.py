@@ -7,6 +7,7 @@ secret the identity provider ever issued, and fails the test if one appears.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,12 @@ BUILD = os.environ.get("AKSSPARK_BUILD_DIR") or os.path.join(SOURCE, "build")
 TOKEND = os.path.join(BUILD, "aksspark-tokend")
 TOKENCTL = os.path.join(BUILD, "aksspark-tokenctl")
 IS_ROOT = os.geteuid() == 0
+# Every socket client is answered within 100 ms (interface.md, "Robustness promises"): no
+# iteration of the daemon's loop may take that long. A sanitizer build is some times slower
+# (400 ms); a daemon under valgrind is only recorded, never judged.
+STALL_LIMIT_MS = os.environ.get("AKSSPARK_STALL_LIMIT_MS")
+STALL_REPORT = os.environ.get("AKSSPARK_STALL_REPORT")   # a file: one line per daemon
+STALL_RE = re.compile(r"Event loop: longest stall(?: so far)? ([0-9.]+) ms")
 
 sys.path.insert(0, os.path.join(SOURCE, "tests", "idp"))
 
@@ -38,6 +45,15 @@ def ensure_user(name):
             return pwd.getpwnam(name)
         except KeyError:  # not created by a test running beside this one either
             raise AssertionError("useradd %s failed: %s" % (name, p.stderr))
+
+
+def built_with_sanitizers(binary=None):
+    """Is the daemon an AddressSanitizer build?"""
+    try:
+        with open(binary or TOKEND, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
 
 
 def wait_until(predicate, timeout, what="condition", interval=0.02):
@@ -98,6 +114,8 @@ class NotifyListener:
 
 
 class Daemon:
+    under_valgrind = False   # its stalls are recorded, not judged
+
     def __init__(self, env, proc, notify, log_path, socket_path):
         self.env = env
         self.proc = proc
@@ -214,6 +232,13 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
+    def longest_stall_ms(self):
+        """The longest event-loop stall the daemon logged (daemon/loop.c), in ms; 0 if none."""
+        longest = 0.0
+        for m in STALL_RE.finditer(self.log()):
+            longest = max(longest, float(m.group(1)))
+        return longest
+
 
 class Env:
     """A temporary world for one test: use as a context manager."""
@@ -244,6 +269,7 @@ class Env:
                 d.notify.close()
             if exc_type is None:
                 self.assert_no_secret_leaked()
+                self.assert_loop_never_stalled()
         finally:
             for idp in self.idps:
                 idp.stop()
@@ -313,8 +339,11 @@ class Env:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 e[k] = os.environ[k]
+        # Tokens here live seconds: let scheduled refreshes come closer than the 30 s floor.
+        # A test of the floor itself passes {"AKSSPARK_TEST_REFRESH_FLOOR_SEC": None}.
+        e["AKSSPARK_TEST_REFRESH_FLOOR_SEC"] = "0"
         e.update(extra or {})
-        return e
+        return {k: v for k, v in e.items() if v is not None}
 
     def start_daemon(self, extra_args=None, env=None, wait=True, config=None, prefix=None):
         self._n += 1
@@ -329,6 +358,7 @@ class Env:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
         d = Daemon(self, proc, notify, log_path, self.socket_path)
+        d.under_valgrind = any("valgrind" in os.path.basename(str(a)) for a in (prefix or []))
         self.daemons.append(d)
         if wait:
             d.wait_ready()
@@ -391,6 +421,19 @@ class Env:
                 elif not line.startswith("-----") and len(line) >= 8 and "BEGIN" not in text:
                     out.add(line)   # a secret or password file
         return out
+
+    def assert_loop_never_stalled(self):
+        """No daemon of this test held its event loop for the stall limit or longer."""
+        limit = float(STALL_LIMIT_MS) if STALL_LIMIT_MS else 400.0 if built_with_sanitizers() else 100.0
+        for d in self.daemons:
+            stall = d.longest_stall_ms()
+            if STALL_REPORT:
+                with open(STALL_REPORT, "a") as f:
+                    f.write("%.1f %s%s %s\n" % (stall, os.path.basename(sys.argv[0]),
+                                                 " (valgrind)" if d.under_valgrind else "", d.log_path))
+            if stall >= limit and not d.under_valgrind:
+                raise AssertionError("the daemon's event loop stalled %.1f ms (limit %.0f ms); see %s"
+                                     % (stall, limit, d.log_path))
 
     def assert_no_secret_leaked(self):
         texts = [("daemon log %s" % d.log_path, d.log()) for d in self.daemons]
