@@ -323,6 +323,8 @@ class EngineTest(unittest.TestCase):
             d = env.start_daemon()
             d.sign_in(idp, user=USER)
             due = d.status()["next_refresh"]
+            # A stop that lands inside a loop iteration is measured as that iteration's stall.
+            d.frozen_on_purpose = True
             d.proc.send_signal(harness.signal.SIGSTOP)
             try:
                 wait_until(lambda: time.time() > due + 1.0, 10, "the refresh to fall due")
