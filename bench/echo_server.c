@@ -48,7 +48,8 @@ int main(int argc, char *argv[]) {
                         if (fd == lfd) {
                                 int c;
                                 while ((c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-                                        epoll_ctl(ep, EPOLL_CTL_ADD, c, &(struct epoll_event) { .events = EPOLLIN, .data.fd = c });
+                                        epoll_ctl(ep, EPOLL_CTL_ADD, c,
+                                                  &(struct epoll_event) { .events = EPOLLIN, .data.fd = c });
                                 continue;
                         }
                         ssize_t r = read(fd, buf, sizeof buf);

@@ -12,14 +12,14 @@
 #include "macro.h"
 
 #define AAD_ANSWER_MAX (1024 * 1024)
-#define AAD_ERROR_MAX 40                 /* AAD's error codes are short snake_case words */
+#define AAD_ERROR_MAX 40 /* AAD's error codes are short snake_case words */
 #define AAD_DESCRIPTION_MAX 300
-#define AAD_ID_MAX 40                    /* a GUID is 36 */
+#define AAD_ID_MAX 40 /* a GUID is 36 */
 #define AAD_USER_CODE_MAX 32
 #define AAD_URI_MAX 2048
 #define AAD_MESSAGE_MAX 1024
 #define AAD_TOKEN_MAX (64 * 1024)
-#define AAD_REDACT_RUN 40                /* this many token characters in a row look like a secret */
+#define AAD_REDACT_RUN 40 /* this many token characters in a row look like a secret */
 #define AAD_TOKEN_LIFETIME_MAX (48 * USEC_PER_HOUR)
 #define AAD_DEVICE_EXPIRES_DEFAULT (15 * USEC_PER_MINUTE)
 #define AAD_DEVICE_EXPIRES_MAX (USEC_PER_HOUR)
@@ -77,8 +77,8 @@ void aad_device_code_clear(AadDeviceCode *d) {
 /* ---- requests ------------------------------------------------------------------------------ */
 
 static bool char_is_unreserved(unsigned char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-               c == '.' || c == '_' || c == '~';
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+               c == '_' || c == '~';
 }
 
 static size_t escaped_len(const char *s) {
@@ -109,7 +109,7 @@ static char *escape_into(char *p, const char *s) {
 }
 
 typedef struct FormField {
-        const char *name;   /* already safe */
+        const char *name; /* already safe */
         const char *value;
 } FormField;
 
@@ -152,7 +152,7 @@ static int form_build_secret(const FormField *fields, size_t n, Secret **ret) {
         r = form_build(fields, n, &buf, &len);
         if (r < 0)
                 return r;
-        s = secret_adopt(buf, len);   /* wipes buf itself on failure */
+        s = secret_adopt(buf, len); /* wipes buf itself on failure */
         if (!s)
                 return -ENOMEM;
         *ret = s;
@@ -191,31 +191,32 @@ int aad_devicecode_body(const ProfileConfig *p, char **ret) {
         scope = profile_config_scope(p);
         if (!scope)
                 return -ENOMEM;
-        return form_build((const FormField[]) {
-                                  { "client_id", p->client_id },
-                                  { "scope", scope },
-                          },
-                          2, ret, &len);
+        return form_build(
+                (const FormField[]) {
+                        { "client_id", p->client_id },
+                        { "scope", scope },
+                },
+                2, ret, &len);
 }
 
 int aad_device_token_body(const ProfileConfig *p, const Secret *device_code, Secret **ret) {
         return aad_device_token_body_claims(p, device_code, NULL, ret);
 }
 
-int aad_device_token_body_claims(const ProfileConfig *p, const Secret *device_code, const char *claims,
-                                 Secret **ret) {
+int aad_device_token_body_claims(const ProfileConfig *p, const Secret *device_code, const char *claims, Secret **ret) {
         if (!p || !p->client_id || !device_code || !ret)
                 return -EINVAL;
         /* MSAL sends client_info=1 on every token request, and a claims challenge with the
          * redemption of the device code. */
-        return form_build_secret((const FormField[]) {
-                                         { "grant_type", "urn:ietf:params:oauth:grant-type:device_code" },
-                                         { "client_id", p->client_id },
-                                         { "device_code", secret_reveal(device_code) },
-                                         { "client_info", "1" },
-                                         { "claims", claims },
-                                 },
-                                 claims ? 5 : 4, ret);
+        return form_build_secret(
+                (const FormField[]) {
+                        { "grant_type", "urn:ietf:params:oauth:grant-type:device_code" },
+                        { "client_id", p->client_id },
+                        { "device_code", secret_reveal(device_code) },
+                        { "client_info", "1" },
+                        { "claims", claims },
+                },
+                claims ? 5 : 4, ret);
 }
 
 static int client_credentials_body(const ProfileConfig *p, const FormField *credential, size_t n, Secret **ret) {
@@ -254,17 +255,17 @@ int aad_client_secret_body(const ProfileConfig *p, const Secret *client_secret, 
 int aad_client_assertion_body(const ProfileConfig *p, const Secret *assertion, Secret **ret) {
         if (!p || !p->client_id || !assertion || !ret)
                 return -EINVAL;
-        return client_credentials_body(p,
-                                       (const FormField[]) {
-                                               { "client_assertion_type",
-                                                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" },
-                                               { "client_assertion", secret_reveal(assertion) },
-                                       },
-                                       2, ret);
+        return client_credentials_body(
+                p,
+                (const FormField[]) {
+                        { "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" },
+                        { "client_assertion", secret_reveal(assertion) },
+                },
+                2, ret);
 }
 
-char *aad_authorize_url(const ProfileConfig *p, const char *redirect_uri, const char *code_challenge,
-                        const char *state, const char *claims) {
+char *aad_authorize_url(const ProfileConfig *p, const char *redirect_uri, const char *code_challenge, const char *state,
+                        const char *claims) {
         _cleanup_free_ char *base = NULL, *scope = NULL, *query = NULL;
         size_t len;
         char *url;
@@ -275,19 +276,20 @@ char *aad_authorize_url(const ProfileConfig *p, const char *redirect_uri, const 
         scope = profile_config_scope(p);
         if (!base || !scope)
                 return NULL;
-        if (form_build((const FormField[]) {
-                               { "client_id", p->client_id },
-                               { "response_type", "code" },
-                               { "redirect_uri", redirect_uri },
-                               { "scope", scope },
-                               { "state", state },
-                               { "code_challenge", code_challenge },
-                               { "code_challenge_method", "S256" },
-                               { "prompt", "select_account" },
-                               { "client_info", "1" },
-                               { "claims", claims },
-                       },
-                       claims ? 10 : 9, &query, &len) < 0)
+        if (form_build(
+                    (const FormField[]) {
+                            { "client_id", p->client_id },
+                            { "response_type", "code" },
+                            { "redirect_uri", redirect_uri },
+                            { "scope", scope },
+                            { "state", state },
+                            { "code_challenge", code_challenge },
+                            { "code_challenge_method", "S256" },
+                            { "prompt", "select_account" },
+                            { "client_info", "1" },
+                            { "claims", claims },
+                    },
+                    claims ? 10 : 9, &query, &len) < 0)
                 return NULL;
         if (asprintf(&url, "%s?%s", base, query) < 0)
                 return NULL;
@@ -303,17 +305,18 @@ int aad_code_token_body(const ProfileConfig *p, const Secret *code, const char *
         scope = profile_config_scope(p);
         if (!scope)
                 return -ENOMEM;
-        return form_build_secret((const FormField[]) {
-                                         { "grant_type", "authorization_code" },
-                                         { "client_id", p->client_id },
-                                         { "code", secret_reveal(code) },
-                                         { "redirect_uri", redirect_uri },
-                                         { "code_verifier", secret_reveal(code_verifier) },
-                                         { "scope", scope },
-                                         { "client_info", "1" },
-                                         { "claims", claims },
-                                 },
-                                 claims ? 8 : 7, ret);
+        return form_build_secret(
+                (const FormField[]) {
+                        { "grant_type", "authorization_code" },
+                        { "client_id", p->client_id },
+                        { "code", secret_reveal(code) },
+                        { "redirect_uri", redirect_uri },
+                        { "code_verifier", secret_reveal(code_verifier) },
+                        { "scope", scope },
+                        { "client_info", "1" },
+                        { "claims", claims },
+                },
+                claims ? 8 : 7, ret);
 }
 
 char *aad_msi_url(const ProfileConfig *p) {
@@ -399,14 +402,15 @@ int aad_refresh_body(const ProfileConfig *p, const Secret *refresh_token, Secret
         scope = profile_config_scope(p);
         if (!scope)
                 return -ENOMEM;
-        return form_build_secret((const FormField[]) {
-                                         { "grant_type", "refresh_token" },
-                                         { "client_id", p->client_id },
-                                         { "refresh_token", secret_reveal(refresh_token) },
-                                         { "scope", scope },
-                                         { "client_info", "1" },
-                                 },
-                                 5, ret);
+        return form_build_secret(
+                (const FormField[]) {
+                        { "grant_type", "refresh_token" },
+                        { "client_id", p->client_id },
+                        { "refresh_token", secret_reveal(refresh_token) },
+                        { "scope", scope },
+                        { "client_info", "1" },
+                },
+                5, ret);
 }
 
 /* ---- text that may be logged ----------------------------------------------------------------- */
@@ -552,7 +556,7 @@ static int json_get_seconds(json_t *o, const char *key, uint64_t *ret) {
                 for (; *s; s++) {
                         if (*s < '0' || *s > '9')
                                 return -EINVAL;
-                        if (n < UINT64_C(1000000000000000))   /* saturate instead of overflowing */
+                        if (n < UINT64_C(1000000000000000)) /* saturate instead of overflowing */
                                 n = n * 10 + (uint64_t) (*s - '0');
                 }
         } else
@@ -818,7 +822,8 @@ static AadOutcome device_code_from_json(json_t *j, AadDeviceCode *d, AadError *e
                 d->message = NULL;
         }
         if (!d->message &&
-            asprintf(&d->message, "To sign in, use a web browser to open the page %s and enter the code %s to authenticate.",
+            asprintf(&d->message,
+                     "To sign in, use a web browser to open the page %s and enter the code %s to authenticate.",
                      d->verification_uri, d->user_code) < 0) {
                 d->message = NULL;
                 return error_set(e, "out of memory"), AAD_TRANSIENT;
@@ -866,7 +871,9 @@ static AadOutcome msi_error_classify(long status, json_t *j, AadError *e) {
                 e->correlation_id = string_if_plain(json_get_string(j, "correlationId"), AAD_ID_MAX, char_is_id);
                 (void) error_set(e, status == 401 || status == 403 ? "unauthorized" : "invalid_request");
         } else if (!j)
-                (void) error_set(e, status == 429 ? "too many requests" : status >= 500 ? "server error" : "answer is not JSON");
+                (void) error_set(e, status == 429   ? "too many requests"
+                                    : status >= 500 ? "server error"
+                                                    : "answer is not JSON");
         /* IMDS: 404 while an identity is being assigned, 410 while it restarts, 429 and 5xx
          * under load: azure-identity and MSAL retry all of them. */
         if (status == 404 || status == 410 || status == 429 || status >= 500)
@@ -903,8 +910,7 @@ AadOutcome aad_parse_msi_answer(long http_status, const char *body, size_t len, 
                         o = (error_set(&e, "answer has no valid access_token"), AAD_TRANSIENT);
                 else if (json_get_seconds(j, "expires_in", &expires_in) >= 0 && expires_in > 0)
                         t.expires_in = seconds_to_usec_capped(expires_in, AAD_TOKEN_LIFETIME_MAX);
-                else if (json_get_seconds(j, "expires_on", &expires_on) >= 0 &&
-                         expires_on > now / USEC_PER_SEC)
+                else if (json_get_seconds(j, "expires_on", &expires_on) >= 0 && expires_on > now / USEC_PER_SEC)
                         t.expires_in = seconds_to_usec_capped(expires_on - now / USEC_PER_SEC, AAD_TOKEN_LIFETIME_MAX);
                 else
                         o = (error_set(&e, "answer has no valid expires_in or expires_on"), AAD_TRANSIENT);
@@ -932,7 +938,7 @@ AadOutcome aad_parse_msi_answer(long http_status, const char *body, size_t len, 
 static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 static const char *const day_names[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
-static const char *const day_names_long[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
+static const char *const day_names_long[] = { "Monday", "Tuesday",  "Wednesday", "Thursday",
                                               "Friday", "Saturday", "Sunday" };
 
 static int name_index(const char *s, const char *const *names, size_t n) {
@@ -962,9 +968,8 @@ static int date_to_unix(int64_t year, const char *month, int day, int h, int mi,
         static const int month_days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
         int m = name_index(month, month_names, ELEMENTSOF(month_names));
 
-        if (m < 0 || year < 1970 || year > 9999 || day < 1 ||
-            day > month_days[m] + (m == 1 && year_is_leap(year)) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-            s < 0 || s > 60)
+        if (m < 0 || year < 1970 || year > 9999 || day < 1 || day > month_days[m] + (m == 1 && year_is_leap(year)) ||
+            h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60)
                 return -EINVAL;
         *ret = days_from_civil(year, m + 1, day) * 86400 + h * 3600 + mi * 60 + MIN(s, 59);
         return 0;
@@ -976,8 +981,8 @@ static int http_date_parse(const char *v, time_t now, int64_t *ret) {
         int day, year, h, mi, s, n = -1;
 
         /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-        if (sscanf(v, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, month, &year, &h, &mi,
-                   &s, zone, &n) == 8 &&
+        if (sscanf(v, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, month, &year, &h, &mi, &s,
+                   zone, &n) == 8 &&
             n >= 0 && v[n] == 0)
                 return name_index(wday, day_names, ELEMENTSOF(day_names)) >= 0 && strcmp(zone, "GMT") == 0
                                ? date_to_unix(year, month, day, h, mi, s, ret)
@@ -1006,8 +1011,7 @@ static int http_date_parse(const char *v, time_t now, int64_t *ret) {
 
         /* asctime: Sun Nov  6 08:49:37 1994 */
         n = -1;
-        if (sscanf(v, "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wday, month, &day, &h, &mi, &s, &year, &n) ==
-                    7 &&
+        if (sscanf(v, "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wday, month, &day, &h, &mi, &s, &year, &n) == 7 &&
             n >= 0 && v[n] == 0)
                 return name_index(wday, day_names, ELEMENTSOF(day_names)) >= 0
                                ? date_to_unix(year, month, day, h, mi, s, ret)

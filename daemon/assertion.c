@@ -22,7 +22,7 @@ ClientCertificate *client_certificate_free(ClientCertificate *c) {
         if (!c)
                 return NULL;
         X509_free(c->cert);
-        EVP_PKEY_free(c->key);   /* libcrypto clears RSA key material when freeing it */
+        EVP_PKEY_free(c->key); /* libcrypto clears RSA key material when freeing it */
         free(c->x5t);
         free(c->x5t_s256);
         free(c);
@@ -112,8 +112,7 @@ static int json_part(json_t *j, char **ret) {
         return base64url_encode(text, strlen(text), ret);
 }
 
-static int sign(EVP_PKEY *key, AssertionAlg alg, const char *data, size_t len, unsigned char **ret,
-                size_t *ret_len) {
+static int sign(EVP_PKEY *key, AssertionAlg alg, const char *data, size_t len, unsigned char **ret, size_t *ret_len) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         EVP_PKEY_CTX *pctx = NULL;
         unsigned char *sig = NULL;
@@ -124,9 +123,8 @@ static int sign(EVP_PKEY *key, AssertionAlg alg, const char *data, size_t len, u
                 return -ENOMEM;
         if (EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, key) != 1)
                 goto out;
-        if (alg == ASSERTION_PS256 &&
-            (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+        if (alg == ASSERTION_PS256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                                       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
                 goto out;
         if (EVP_DigestSign(ctx, NULL, &n, (const unsigned char *) data, len) != 1)
                 goto out;
@@ -147,8 +145,8 @@ out:
         return r;
 }
 
-int client_assertion_build(const ClientCertificate *c, AssertionAlg alg, const char *client_id,
-                           const char *audience, usec_t now, const char *jti, Secret **ret) {
+int client_assertion_build(const ClientCertificate *c, AssertionAlg alg, const char *client_id, const char *audience,
+                           usec_t now, const char *jti, Secret **ret) {
         _cleanup_free_ char *header = NULL, *claims = NULL, *signature = NULL, *out = NULL;
         _cleanup_free_ unsigned char *sig = NULL;
         json_t *h, *j;
@@ -161,14 +159,13 @@ int client_assertion_build(const ClientCertificate *c, AssertionAlg alg, const c
                 return -EINVAL;
 
         h = json_pack("{s:s, s:s, s:s}", "alg", alg == ASSERTION_PS256 ? "PS256" : "RS256", "typ", "JWT",
-                      alg == ASSERTION_PS256 ? "x5t#S256" : "x5t",
-                      alg == ASSERTION_PS256 ? c->x5t_s256 : c->x5t);
+                      alg == ASSERTION_PS256 ? "x5t#S256" : "x5t", alg == ASSERTION_PS256 ? c->x5t_s256 : c->x5t);
         r = json_part(h, &header);
         json_decref(h);
         if (r < 0)
                 return r;
-        j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", audience, "iss", client_id, "sub", client_id,
-                      "jti", jti, "nbf", t, "iat", t, "exp", t + (json_int_t) (ASSERTION_LIFETIME / USEC_PER_SEC));
+        j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", audience, "iss", client_id, "sub", client_id, "jti",
+                      jti, "nbf", t, "iat", t, "exp", t + (json_int_t) (ASSERTION_LIFETIME / USEC_PER_SEC));
         r = json_part(j, &claims);
         json_decref(j);
         if (r < 0)

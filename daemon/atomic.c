@@ -16,8 +16,8 @@
 #include "secret.h"
 #include "util.h"
 
-#define ATOMIC_MAX_HOPS 40              /* as the kernel's MAXSYMLINKS */
-#define ATOMIC_TEMP_RANDOM_LEN 16       /* hex digits after the prefix */
+#define ATOMIC_MAX_HOPS 40        /* as the kernel's MAXSYMLINKS */
+#define ATOMIC_TEMP_RANDOM_LEN 16 /* hex digits after the prefix */
 
 static void closedirp(DIR **d) {
         if (*d)
@@ -175,8 +175,7 @@ static size_t temp_base_room(void) {
 static int temp_name(const char *base, char **ret) {
         size_t n = MIN(strlen(base), temp_base_room());
 
-        if (asprintf(ret, "%s%016llx.%.*s", ATOMIC_TEMP_PREFIX, (unsigned long long) random_u64(), (int) n,
-                     base) < 0)
+        if (asprintf(ret, "%s%016llx.%.*s", ATOMIC_TEMP_PREFIX, (unsigned long long) random_u64(), (int) n, base) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -275,8 +274,7 @@ static int open_dir_creating(const char *dir, mode_t mode) {
         return TAKE_FD(fd);
 }
 
-int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags,
-                   AtomicResult *ret) {
+int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags, AtomicResult *ret) {
         _cleanup_free_ char *target = NULL, *dir = NULL, *base = NULL, *tmp = NULL;
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         AtomicResult res = {};

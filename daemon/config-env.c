@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "config-env.h"
-#include "schedule.h"
 #include "macro.h"
+#include "schedule.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 
@@ -73,7 +73,9 @@ int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErro
         if (r < 0) {
                 if (r == -EFBIG)
                         r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
-                                     CONFIG_FILE_MAX / 1024) < 0 ? -ENOMEM : -EFBIG;
+                                     CONFIG_FILE_MAX / 1024) < 0
+                                    ? -ENOMEM
+                                    : -EFBIG;
                 else {
                         errno = -r;
                         r = asprintf(&line, "%s: cannot read the configuration: %m", path) < 0 ? -ENOMEM : r;

@@ -78,8 +78,7 @@ static bool is_hex_run(const char *s, size_t n) {
 
 bool config_is_guid(const char *s) {
         return strlen(s) == 36 && is_hex_run(s, 8) && s[8] == '-' && is_hex_run(s + 9, 4) && s[13] == '-' &&
-               is_hex_run(s + 14, 4) && s[18] == '-' && is_hex_run(s + 19, 4) && s[23] == '-' &&
-               is_hex_run(s + 24, 12);
+               is_hex_run(s + 14, 4) && s[18] == '-' && is_hex_run(s + 19, 4) && s[23] == '-' && is_hex_run(s + 24, 12);
 }
 
 /* A DNS name of two labels or more: it ends up in URL paths, so nothing else may pass. */

@@ -14,8 +14,8 @@
 
 #include "config-env.h"
 #include "config-outputs.h"
-#include "config.h"
 #include "config-values.h"
+#include "config.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "macro.h"
@@ -115,12 +115,9 @@ static int profile_key_auth(ProfileKey k) {
 }
 
 static const char *const auth_kind_table[_AUTH_KIND_MAX] = {
-        [AUTH_DEVICE_CODE] = "device_code",
-        [AUTH_BROWSER] = "browser",
-        [AUTH_CLIENT_SECRET] = "client_secret",
-        [AUTH_CLIENT_CERTIFICATE] = "client_certificate",
-        [AUTH_MANAGED_IDENTITY] = "managed_identity",
-        [AUTH_WORKLOAD_IDENTITY] = "workload_identity",
+        [AUTH_DEVICE_CODE] = "device_code",           [AUTH_BROWSER] = "browser",
+        [AUTH_CLIENT_SECRET] = "client_secret",       [AUTH_CLIENT_CERTIFICATE] = "client_certificate",
+        [AUTH_MANAGED_IDENTITY] = "managed_identity", [AUTH_WORKLOAD_IDENTITY] = "workload_identity",
 };
 
 const char *auth_kind_to_string(AuthKind k) {
@@ -154,7 +151,7 @@ typedef struct RawProfile {
 } RawProfile;
 
 typedef enum SectionKind {
-        SECTION_NONE,    /* before the first header */
+        SECTION_NONE, /* before the first header */
         SECTION_DAEMON,
         SECTION_PROFILE,
         SECTION_IGNORED, /* a header that was already reported: its keys would only add noise */
@@ -304,11 +301,12 @@ static void section_begin(Parser *p, const char *name, size_t n) {
         }
         p->saw_other_header = true;
         if (!string_has_prefix(s, "profile") || (s[7] != 0 && !is_ini_space(s[7]))) {
-                if (strcasecmp(s, "daemon") == 0 || string_has_prefix(s, "Profile") ||
-                    string_has_prefix(s, "PROFILE"))
-                        problem(p, p->line, "unknown section [%s]: section names are lower case, [daemon] and [profile NAME]", s);
+                if (strcasecmp(s, "daemon") == 0 || string_has_prefix(s, "Profile") || string_has_prefix(s, "PROFILE"))
+                        problem(p, p->line,
+                                "unknown section [%s]: section names are lower case, [daemon] and [profile NAME]", s);
                 else if (profile_name_is_valid(s))
-                        problem(p, p->line, "unknown section [%s]: did you mean [profile %s]? Sections are [daemon] and [profile NAME]",
+                        problem(p, p->line,
+                                "unknown section [%s]: did you mean [profile %s]? Sections are [daemon] and [profile NAME]",
                                 s, s);
                 else
                         problem(p, p->line, "unknown section [%s]: sections are [daemon] and [profile NAME]", s);
@@ -332,8 +330,9 @@ static void section_begin(Parser *p, const char *name, size_t n) {
         }
         rp = find_raw_profile(p, profile);
         if (rp) {
-                problem(p, p->line, "profile '%s' is defined twice (first at line %u): merge the sections or rename one",
-                        profile, rp->line);
+                problem(p, p->line,
+                        "profile '%s' is defined twice (first at line %u): merge the sections or rename one", profile,
+                        rp->line);
                 return;
         }
 
@@ -564,8 +563,9 @@ static int setting_path(Parser *p, const Setting *s, const char *key, bool empty
         if (r == -ENXIO) {
                 const char *name = config_env_first_unset(p->env, s->value, var, sizeof var);
                 if (name)
-                        problem(p, s->line, "%s: ${%s} is not set in the daemon's environment: set it or write the path out",
-                                key, name);
+                        problem(p, s->line,
+                                "%s: ${%s} is not set in the daemon's environment: set it or write the path out", key,
+                                name);
                 else
                         problem(p, s->line, "%s: '~' needs a home directory, and none is known", key);
                 return r;
@@ -615,7 +615,8 @@ static int setting_authority_host(Parser *p, const Setting *s, char **ret) {
 
         https = strncasecmp(v, "https://", 8) == 0;
         if (!https && strncasecmp(v, "http://", 7) != 0) {
-                problem(p, s->line, "authority_host '%s' is not a URL: write e.g. %s", s->value, AKS_DEFAULT_AUTHORITY_HOST);
+                problem(p, s->line, "authority_host '%s' is not a URL: write e.g. %s", s->value,
+                        AKS_DEFAULT_AUTHORITY_HOST);
                 return -EINVAL;
         }
         a = v + (https ? 8 : 7);
@@ -632,7 +633,8 @@ static int setting_authority_host(Parser *p, const Setting *s, char **ret) {
                 return -EINVAL;
         }
         if (!https && !config_authority_is_loopback(a, alen)) {
-                problem(p, s->line, "authority_host '%s' must use https:// (plain http:// is only for 127.0.0.1, localhost and [::1])",
+                problem(p, s->line,
+                        "authority_host '%s' must use https:// (plain http:// is only for 127.0.0.1, localhost and [::1])",
                         s->value);
                 return -EINVAL;
         }
@@ -658,7 +660,8 @@ static void build_daemon(Parser *p, Config *c) {
         if (s->value) {
                 if (setting_path(p, s, "socket", false, &c->socket_path) >= 0 &&
                     strlen(c->socket_path) > SOCKET_PATH_MAX)
-                        problem(p, s->line, "socket path '%s' is %zu bytes, longer than a Unix socket address allows (%zu)",
+                        problem(p, s->line,
+                                "socket path '%s' is %zu bytes, longer than a Unix socket address allows (%zu)",
                                 c->socket_path, strlen(c->socket_path), SOCKET_PATH_MAX);
         } else if (config_default_socket_path(p->env, &c->socket_path) < 0)
                 p->oom = true;
@@ -686,8 +689,7 @@ static void build_daemon(Parser *p, Config *c) {
 
         s = &p->daemon[DAEMON_HTTP_TIMEOUT];
         c->http_timeout = AKS_DEFAULT_HTTP_TIMEOUT;
-        if (s->value && setting_duration(p, s, "http_timeout", &c->http_timeout) >= 0 &&
-            c->http_timeout < USEC_PER_SEC)
+        if (s->value && setting_duration(p, s, "http_timeout", &c->http_timeout) >= 0 && c->http_timeout < USEC_PER_SEC)
                 problem(p, s->line, "http_timeout '%s' is too short: give at least 1s", s->value);
 
         s = &p->daemon[DAEMON_METRICS_FILE];
@@ -733,20 +735,24 @@ static void build_kubeconfig_output(Parser *p, const RawProfile *rp, ProfileConf
         pc->kubeconfig_exec_api_version = KUBECONFIG_EXEC_V1;
         if (v->value) {
                 if (streq_ptr(v->value, KUBECONFIG_EXEC_V1) || streq_ptr(v->value, KUBECONFIG_EXEC_V1BETA1))
-                        pc->kubeconfig_exec_api_version =
-                                streq_ptr(v->value, KUBECONFIG_EXEC_V1) ? KUBECONFIG_EXEC_V1 : KUBECONFIG_EXEC_V1BETA1;
+                        pc->kubeconfig_exec_api_version = streq_ptr(v->value, KUBECONFIG_EXEC_V1)
+                                                                  ? KUBECONFIG_EXEC_V1
+                                                                  : KUBECONFIG_EXEC_V1BETA1;
                 else
-                        problem(p, v->line, "kubeconfig_exec_api_version '%s' is not %s or %s (Spark 3.4 and older need v1beta1)",
+                        problem(p, v->line,
+                                "kubeconfig_exec_api_version '%s' is not %s or %s (Spark 3.4 and older need v1beta1)",
                                 v->value, KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
                 if (!out->value)
-                        problem(p, v->line, "kubeconfig_exec_api_version applies to kubeconfig_output, which profile '%s' does not set",
+                        problem(p, v->line,
+                                "kubeconfig_exec_api_version applies to kubeconfig_output, which profile '%s' does not set",
                                 rp->name);
         }
         if (!out->value)
                 return;
         (void) setting_path(p, out, "kubeconfig_output", false, &pc->kubeconfig_output);
         if (!rp->settings[PROFILE_KUBECONFIG].value || !*rp->settings[PROFILE_KUBECONFIG].value)
-                problem(p, out->line, "kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>, e.g. ~/.kube/config");
+                problem(p, out->line,
+                        "kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>, e.g. ~/.kube/config");
 }
 
 /* http://host[:port] with nothing after it, host the link-local IMDS address or this machine:
@@ -804,7 +810,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
         case AUTH_CLIENT_SECRET:
                 s = &rp->settings[PROFILE_CLIENT_SECRET_FILE];
                 if (!s->value)
-                        problem(p, rp->line, "profile '%s' has auth = client_secret but no client_secret_file: put the secret in a file of its own (mode 0600) and name it",
+                        problem(p, rp->line,
+                                "profile '%s' has auth = client_secret but no client_secret_file: put the secret in a file of its own (mode 0600) and name it",
                                 rp->name);
                 else
                         (void) setting_path(p, s, "client_secret_file", false, &pc->client_secret_file);
@@ -812,7 +819,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
         case AUTH_CLIENT_CERTIFICATE:
                 s = &rp->settings[PROFILE_CLIENT_CERTIFICATE];
                 if (!s->value)
-                        problem(p, rp->line, "profile '%s' has auth = client_certificate but no client_certificate: name a PEM file with the certificate and its private key",
+                        problem(p, rp->line,
+                                "profile '%s' has auth = client_certificate but no client_certificate: name a PEM file with the certificate and its private key",
                                 rp->name);
                 else
                         (void) setting_path(p, s, "client_certificate", false, &pc->client_certificate);
@@ -832,7 +840,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                 for (size_t i = 0; i < ELEMENTSOF(ids); i++)
                         given += !!ids[i]->value;
                 if (given > 1)
-                        problem(p, rp->line, "profile '%s' names its managed identity more than once: give one of managed_identity_client_id, managed_identity_object_id, managed_identity_resource_id",
+                        problem(p, rp->line,
+                                "profile '%s' names its managed identity more than once: give one of managed_identity_client_id, managed_identity_object_id, managed_identity_resource_id",
                                 rp->name);
                 s = ids[0];
                 if (s->value && !config_is_guid(s->value))
@@ -846,13 +855,15 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                         (void) strdup_to(p, s->value, &pc->managed_identity_object_id);
                 s = ids[2];
                 if (s->value && (!string_has_prefix(s->value, "/subscriptions/") || !config_is_visible_ascii(s->value)))
-                        problem(p, s->line, "managed_identity_resource_id '%s' is not an Azure resource ID (/subscriptions/.../userAssignedIdentities/NAME)",
+                        problem(p, s->line,
+                                "managed_identity_resource_id '%s' is not an Azure resource ID (/subscriptions/.../userAssignedIdentities/NAME)",
                                 s->value);
                 else if (s->value)
                         (void) strdup_to(p, s->value, &pc->managed_identity_resource_id);
                 s = &rp->settings[PROFILE_CLIENT_ID];
                 if (s->value)
-                        problem(p, s->line, "client_id does not choose a managed identity: use managed_identity_client_id");
+                        problem(p, s->line,
+                                "client_id does not choose a managed identity: use managed_identity_client_id");
 
                 /* Which token service: the key, else what the host's environment says (as
                  * MSAL decides), else the VM's IMDS. */
@@ -860,7 +871,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                 if (s->value) {
                         size_t n = strlen(s->value);
                         if (!local_endpoint_is_valid(s->value, true, false))
-                                problem(p, s->line, "imds_endpoint '%s' must be http://169.254.169.254 or an http:// address on this machine (127.0.0.1, localhost, [::1])",
+                                problem(p, s->line,
+                                        "imds_endpoint '%s' must be http://169.254.169.254 or an http:// address on this machine (127.0.0.1, localhost, [::1])",
                                         s->value);
                         else if (strdup_to(p, s->value, &pc->msi_endpoint) >= 0)
                                 while (n > 0 && pc->msi_endpoint[n - 1] == '/')
@@ -869,7 +881,8 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                 } else if (env->identity_endpoint && (env->identity_header || env->imds_endpoint)) {
                         pc->msi_kind = env->identity_header ? MSI_APP_SERVICE : MSI_ARC;
                         if (!local_endpoint_is_valid(env->identity_endpoint, false, true))
-                                problem(p, rp->line, "IDENTITY_ENDPOINT '%s' must be an http:// address on this machine",
+                                problem(p, rp->line,
+                                        "IDENTITY_ENDPOINT '%s' must be an http:// address on this machine",
                                         env->identity_endpoint);
                         else
                                 (void) strdup_to(p, env->identity_endpoint, &pc->msi_endpoint);
@@ -880,9 +893,11 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                         }
                         if (pc->msi_kind == MSI_ARC)
                                 (void) strdup_to(p, env->arc_key_dir ?: AKS_ARC_KEY_DIR, &pc->arc_key_dir);
-                        if (pc->msi_kind == MSI_ARC && (pc->managed_identity_client_id || pc->managed_identity_object_id ||
-                                                        pc->managed_identity_resource_id))
-                                problem(p, rp->line, "Azure Arc has a system-assigned identity only: remove the managed_identity_* key");
+                        if (pc->msi_kind == MSI_ARC &&
+                            (pc->managed_identity_client_id || pc->managed_identity_object_id ||
+                             pc->managed_identity_resource_id))
+                                problem(p, rp->line,
+                                        "Azure Arc has a system-assigned identity only: remove the managed_identity_* key");
                 } else {
                         pc->msi_kind = MSI_IMDS;
                         (void) strdup_to(p, AKS_DEFAULT_IMDS_ENDPOINT, &pc->msi_endpoint);
@@ -912,8 +927,9 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                         (void) strdup_to(p, v, &pc->client_id);
                 else if (v)
                         problem(p, rp->line, "AZURE_CLIENT_ID '%s' is not an application ID (a GUID)", v);
-                else if (pc->auth != AUTH_WORKLOAD_IDENTITY)   /* workload: the pod's variable, at run time */
-                        problem(p, rp->line, "profile '%s' has auth = %s but no client_id: give the application (client) ID of the service principal",
+                else if (pc->auth != AUTH_WORKLOAD_IDENTITY) /* workload: the pod's variable, at run time */
+                        problem(p, rp->line,
+                                "profile '%s' has auth = %s but no client_id: give the application (client) ID of the service principal",
                                 rp->name, auth_kind_to_string(pc->auth));
         }
 }
@@ -935,7 +951,8 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         if (s->value) {
                 AuthKind k = auth_kind_from_string(s->value);
                 if (k < 0)
-                        problem(p, s->line, "auth '%s' is not one of device_code, browser, client_secret, client_certificate, managed_identity, workload_identity",
+                        problem(p, s->line,
+                                "auth '%s' is not one of device_code, browser, client_secret, client_certificate, managed_identity, workload_identity",
                                 s->value);
                 else
                         pc->auth = k;
@@ -959,7 +976,8 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
                 problem(p, rp->line, "profile '%s' has no tenant: add tenant = <tenant ID, domain or organizations>",
                         rp->name);
         else if (!config_tenant_is_valid(s->value))
-                problem(p, s->line, "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
+                problem(p, s->line,
+                        "tenant '%s' is not a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or organizations",
                         s->value);
         else
                 (void) strdup_to(p, s->value, &pc->tenant);
@@ -970,8 +988,7 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         else if (pc->auth == AUTH_WORKLOAD_IDENTITY && p->env->azure_authority_host) {
                 const Setting d = { .value = (char *) p->env->azure_authority_host, .line = rp->line };
                 (void) setting_authority_host(p, &d, &pc->authority_host);
-        }
-        else
+        } else
                 (void) strdup_to(p, AKS_DEFAULT_AUTHORITY_HOST, &pc->authority_host);
 
         s = &rp->settings[PROFILE_CLIENT_ID];
@@ -987,7 +1004,8 @@ static ProfileConfig *build_profile(Parser *p, const RawProfile *rp, bool defaul
         if (!s->value)
                 (void) strdup_to(p, AKS_DEFAULT_SERVER_ID, &pc->server_id);
         else if (!config_is_visible_ascii(s->value))
-                problem(p, s->line, "server_id '%s' must be an application ID or URI without spaces (the AKS server is %s)",
+                problem(p, s->line,
+                        "server_id '%s' must be an application ID or URI without spaces (the AKS server is %s)",
                         s->value, AKS_DEFAULT_SERVER_ID);
         else
                 (void) strdup_to(p, s->value, &pc->server_id);
@@ -1104,7 +1122,8 @@ static void check_outputs(Parser *p, Config *c) {
                 if (streq_ptr(c->metrics_file, c->profiles[i]->kubeconfig) ||
                     streq_ptr(c->metrics_file, c->profiles[i]->ca_file)) {
                         problem(p, p->daemon[DAEMON_METRICS_FILE].line,
-                                "metrics_file %s is also the %s of profile '%s': it would be overwritten", c->metrics_file,
+                                "metrics_file %s is also the %s of profile '%s': it would be overwritten",
+                                c->metrics_file,
                                 streq_ptr(c->metrics_file, c->profiles[i]->kubeconfig) ? "kubeconfig" : "ca_file",
                                 c->profiles[i]->name);
                         break;

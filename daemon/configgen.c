@@ -57,8 +57,9 @@ int configgen_auth(const char *login, bool certificate, const char **ret_auth, c
                         return 0;
                 }
         if (strcasecmp(login, "azurecli") == 0)
-                *reterr_why = "kubelogin --login azurecli borrows the Azure CLI's sign-in, which the daemon has no "
-                              "match for; convert it with `kubelogin convert-kubeconfig -l devicecode` and run init again";
+                *reterr_why =
+                        "kubelogin --login azurecli borrows the Azure CLI's sign-in, which the daemon has no "
+                        "match for; convert it with `kubelogin convert-kubeconfig -l devicecode` and run init again";
         else if (strcasecmp(login, "ropc") == 0)
                 *reterr_why = "kubelogin --login ropc (user name and password) has no match in the daemon; convert it "
                               "with `kubelogin convert-kubeconfig -l devicecode` and run init again";
@@ -260,9 +261,11 @@ static int profile_section(const KubeconfigContext *c, const char *name, const c
                 key_line(&s, "client_certificate", c->client_certificate);
         if (strcmp(auth, "client_secret") == 0) {
                 fprintf(s.f, "%-14s = ~/.config/aksspark-tokend/%s.client-secret\n", "client_secret_file", name);
-                if (asprintf(&note, "put the service principal's client secret into ~/.config/aksspark-tokend/%s.client-secret "
-                                    "(a file of its own, mode 0600)",
-                             name) < 0)
+                if (asprintf(
+                            &note,
+                            "put the service principal's client secret into ~/.config/aksspark-tokend/%s.client-secret "
+                            "(a file of its own, mode 0600)",
+                            name) < 0)
                         note = NULL;
         }
         key_line(&s, "kubeconfig", o->kubeconfig);
@@ -296,14 +299,17 @@ static int plan_context(Configgen *g, const KubeconfigContexts *kc, const Kubeco
                 return add_skip(g, c->name, "%s", why);
         missing = auth_missing_key(auth, o->key_known);
         if (missing)
-                return add_skip(g, c->name, "kubelogin --login %s means auth = %s, which this aksspark-tokend cannot "
-                                            "read yet (no key %s)", c->login ?: "devicecode", auth, missing);
+                return add_skip(g, c->name,
+                                "kubelogin --login %s means auth = %s, which this aksspark-tokend cannot "
+                                "read yet (no key %s)",
+                                c->login ?: "devicecode", auth, missing);
 
         if (kc->current && strcmp(kc->current, c->name) == 0)
                 strcpy(base, "default");
         else
                 configgen_profile_name(c->name, base);
-        if (!name_taken(g, base) && (strcmp(base, "default") != 0 || (kc->current && strcmp(kc->current, c->name) == 0)))
+        if (!name_taken(g, base) &&
+            (strcmp(base, "default") != 0 || (kc->current && strcmp(kc->current, c->name) == 0)))
                 name = strdup(base);
         else
                 for (unsigned n = 2; !name || name_taken(g, name); n++) {
@@ -373,8 +379,9 @@ char *configgen_text(const Configgen *g, const char *source) {
 
         if (!f)
                 return NULL;
-        fprintf(f, "; Written by `aksspark-tokenctl init` from %s.\n"
-                   "; One profile per Azure AD context; see aksspark-tokend.conf(5) for every key.\n",
+        fprintf(f,
+                "; Written by `aksspark-tokenctl init` from %s.\n"
+                "; One profile per Azure AD context; see aksspark-tokend.conf(5) for every key.\n",
                 source);
         for (size_t i = 0; i < g->n_profiles; i++)
                 fprintf(f, "\n%s", g->profiles[i].section);

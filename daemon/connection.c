@@ -245,9 +245,8 @@ void connection_update_events(Connection *c) {
         uint32_t events = 0;
         int r;
 
-        if (c->lingering ||
-            (!c->held && !c->read_eof && !c->closing && !c->dead && c->out_len < CONNECTION_OUTPUT_HIGH &&
-             c->in_len < INPUT_MAX))
+        if (c->lingering || (!c->held && !c->read_eof && !c->closing && !c->dead &&
+                             c->out_len < CONNECTION_OUTPUT_HIGH && c->in_len < INPUT_MAX))
                 events |= EPOLLIN;
         if (c->out_len > 0 || c->dead)
                 events |= EPOLLOUT;

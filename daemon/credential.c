@@ -12,8 +12,8 @@
 #include "log.h"
 #include "token-source.h"
 
-#define ARC_KEY_MAX 4096                              /* MSAL's cap on Arc's key file */
-#define MSI_HALF_LIFE_FROM (2 * USEC_PER_HOUR)       /* MSAL: refresh at half life from 2 h */
+#define ARC_KEY_MAX 4096                       /* MSAL's cap on Arc's key file */
+#define MSI_HALF_LIFE_FROM (2 * USEC_PER_HOUR) /* MSAL: refresh at half life from 2 h */
 
 struct Credential {
         const ProfileContext *ctx;
@@ -22,11 +22,11 @@ struct Credential {
         const CredentialCallbacks *cb;
 
         HttpRequest *req;
-        sd_event_source *defer;      /* reports a failure found before any request */
+        sd_event_source *defer; /* reports a failure found before any request */
         int deferred_result;
         char *deferred_error;
         usec_t sent;
-        bool arc_challenged;          /* Arc: the key file's content has been presented once */
+        bool arc_challenged; /* Arc: the key file's content has been presented once */
 };
 
 static void credential_done(Credential *c, int result, AadToken *t, usec_t retry_after, const char *error) {
@@ -111,7 +111,8 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
 
         c->req = NULL;
         if (result < 0) {
-                snprintf(what, sizeof what, "cannot reach %s: %s", msi ? "the managed identity endpoint" : c->cfg->authority_host,
+                snprintf(what, sizeof what, "cannot reach %s: %s",
+                         msi ? "the managed identity endpoint" : c->cfg->authority_host,
                          resp && resp->error ? resp->error : strerror(-result));
                 credential_done(c, -EIO, NULL, 0, what);
                 return;
@@ -131,8 +132,9 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 }
                 r = credfile_read(path, ARC_KEY_MAX, false, true, &key);
                 if (r < 0) {
-                        snprintf(what, sizeof what, "Azure Arc's key file %s: %s (the daemon's user must be in group himds)",
-                                 path, file_problem(r));
+                        snprintf(what, sizeof what,
+                                 "Azure Arc's key file %s: %s (the daemon's user must be in group himds)", path,
+                                 file_problem(r));
                         credential_done(c, file_result(r), NULL, 0, what);
                         return;
                 }
@@ -157,11 +159,12 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 /* MSAL renews a managed identity's long-lived token at half its life. */
                 if (msi && t.expires_in >= MSI_HALF_LIFE_FROM && (t.refresh_in == 0 || t.refresh_in > t.expires_in / 2))
                         t.refresh_in = t.expires_in / 2;
-                t.refresh_token = secret_free(t.refresh_token);   /* none is expected; none is kept */
+                t.refresh_token = secret_free(t.refresh_token); /* none is expected; none is kept */
                 credential_done(c, 0, &t, 0, NULL);
                 return;
         case AAD_TRANSIENT:
-                snprintf(what, sizeof what, "HTTP %ld: %s", resp->status, token_source_error_words(&e, words, sizeof words));
+                snprintf(what, sizeof what, "HTTP %ld: %s", resp->status,
+                         token_source_error_words(&e, words, sizeof words));
                 credential_done(c, -EIO, NULL, retry_after, what);
                 return;
         default:
@@ -234,8 +237,8 @@ static int client_certificate_send(Credential *c) {
         audience = aad_token_url(c->cfg);
         if (!audience)
                 return -ENOMEM;
-        r = client_assertion_build(cert, ASSERTION_PS256, c->cfg->client_id, audience, now_realtime(), uuid4_string(jti),
-                                   &assertion);
+        r = client_assertion_build(cert, ASSERTION_PS256, c->cfg->client_id, audience, now_realtime(),
+                                   uuid4_string(jti), &assertion);
         if (r < 0)
                 return r;
         cert = client_certificate_free(cert);
@@ -251,12 +254,15 @@ static int workload_identity_send(Credential *c) {
         int r;
 
         if (!c->cfg->tenant || !c->cfg->client_id || !c->cfg->federated_token_file)
-                return fail_later(c, -EBADR,
-                                  "workload identity needs %s: the workload identity webhook sets it in the pod, or give %s in the profile",
-                                  !c->cfg->tenant      ? "AZURE_TENANT_ID"
-                                  : !c->cfg->client_id ? "AZURE_CLIENT_ID"
-                                                       : "AZURE_FEDERATED_TOKEN_FILE",
-                                  !c->cfg->tenant ? "tenant" : !c->cfg->client_id ? "client_id" : "federated_token_file");
+                return fail_later(
+                        c, -EBADR,
+                        "workload identity needs %s: the workload identity webhook sets it in the pod, or give %s in the profile",
+                        !c->cfg->tenant      ? "AZURE_TENANT_ID"
+                        : !c->cfg->client_id ? "AZURE_CLIENT_ID"
+                                             : "AZURE_FEDERATED_TOKEN_FILE",
+                        !c->cfg->tenant      ? "tenant"
+                        : !c->cfg->client_id ? "client_id"
+                                             : "federated_token_file");
         /* Re-read every time: the kubelet rotates the projected token. */
         r = credfile_read(c->cfg->federated_token_file, CREDFILE_MAX, false, true, &token);
         if (r < 0)

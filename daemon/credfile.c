@@ -127,13 +127,15 @@ int credfile_check_profile(const ProfileConfig *p, ConfigErrors *errors) {
          * while the service runs, and init names files the person creates afterwards. */
         if (p->client_secret_file) {
                 r = credfile_read(p->client_secret_file, CREDFILE_MAX, true, true, &secret);
-                if (r < 0 && r != -ENOENT && add(errors, problem_line(p, "client_secret_file", p->client_secret_file, r)) < 0)
+                if (r < 0 && r != -ENOENT &&
+                    add(errors, problem_line(p, "client_secret_file", p->client_secret_file, r)) < 0)
                         return -ENOMEM;
         }
         if (p->client_certificate_password_file) {
                 r = credfile_read(p->client_certificate_password_file, CREDFILE_MAX, true, true, &password);
-                if (r < 0 && r != -ENOENT && add(errors,
-                                 problem_line(p, "client_certificate_password_file", p->client_certificate_password_file, r)) < 0)
+                if (r < 0 && r != -ENOENT &&
+                    add(errors, problem_line(p, "client_certificate_password_file", p->client_certificate_password_file,
+                                             r)) < 0)
                         return -ENOMEM;
         }
         if (p->client_certificate) {
@@ -151,8 +153,8 @@ int credfile_check_profile(const ProfileConfig *p, ConfigErrors *errors) {
                         if (r == -ENOMEM)
                                 return r;
                         if (r < 0) {
-                                if (asprintf(&line, "profile '%s': client_certificate %s %s", p->name, p->client_certificate,
-                                             certificate_problem(r)) < 0)
+                                if (asprintf(&line, "profile '%s': client_certificate %s %s", p->name,
+                                             p->client_certificate, certificate_problem(r)) < 0)
                                         return -ENOMEM;
                                 if (add(errors, line) < 0)
                                         return -ENOMEM;

@@ -539,7 +539,8 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
                          curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->form) != CURLE_OK)) ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                              usec_to_msec_long(opts->connect_timeout, HTTP_CONNECT_TIMEOUT_DEFAULT)) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_msec_long(opts->timeout, HTTP_TIMEOUT_DEFAULT)) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_msec_long(opts->timeout, HTTP_TIMEOUT_DEFAULT)) !=
+                    CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
             /* Fails early on a Content-Length past the cap; the write callback catches the rest. */
             curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_body) != CURLE_OK ||
@@ -573,8 +574,8 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
 static int http_start(HttpClient *c, const char *url, bool get, const Secret *body, const HttpOptions *opts,
                       http_done_fn done, void *userdata, HttpRequest **ret);
 
-int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts,
-                   http_done_fn done, void *userdata, HttpRequest **ret) {
+int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts, http_done_fn done,
+                   void *userdata, HttpRequest **ret) {
         return http_start(c, url, false, body, opts, done, userdata, ret);
 }
 

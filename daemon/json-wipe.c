@@ -13,11 +13,9 @@ static void json_wipe_strings(json_t *v) {
         if (json_is_string(v))
                 explicit_bzero((char *) json_string_value(v), json_string_length(v));
         else if (json_is_object(v))
-                json_object_foreach (v, key, item)
-                        json_wipe_strings(item);
+                json_object_foreach(v, key, item) json_wipe_strings(item);
         else if (json_is_array(v))
-                json_array_foreach (v, i, item)
-                        json_wipe_strings(item);
+                json_array_foreach(v, i, item) json_wipe_strings(item);
 }
 
 void json_wipe_and_decref(json_t *v) {

@@ -7,7 +7,7 @@
 #include "jwt.h"
 #include "macro.h"
 
-#define JWT_CLAIM_MAX 256       /* longer claims are not names a person reads */
+#define JWT_CLAIM_MAX 256 /* longer claims are not names a person reads */
 #define JWT_PAYLOAD_MAX (64 * 1024)
 
 void jwt_claims_clear(JwtClaims *c) {
@@ -141,7 +141,7 @@ static int64_t claim_time(json_t *payload, const char *name) {
 
 int jwt_read_claims(const char *token, size_t len, JwtClaims *ret) {
         static const char *const account_claims[] = { "upn", "unique_name", "preferred_username", "name",
-                                                       "appid" /* an application (idtyp app): its id */ };
+                                                      "appid" /* an application (idtyp app): its id */ };
         _cleanup_free_ char *payload = NULL;
         const char *dot1, *dot2;
         json_error_t error;

@@ -56,8 +56,8 @@ static int mapping_get_string(yaml_document_t *doc, yaml_node_t *map, const char
 /* The mapping under key `field` of the entry named `name` in the list `list` (contexts or
  * clusters). -ENOENT when there is none; -EBADMSG when the list is malformed or the name is
  * there twice (kubectl refuses such a file too). */
-static int named_entry(yaml_document_t *doc, yaml_node_t *root, const char *list, const char *field,
-                       const char *name, yaml_node_t **ret) {
+static int named_entry(yaml_document_t *doc, yaml_node_t *root, const char *list, const char *field, const char *name,
+                       yaml_node_t **ret) {
         yaml_node_t *seq = mapping_get(doc, root, list), *found = NULL;
 
         if (node_is_null(seq))
@@ -221,9 +221,9 @@ void kubeconfig_contexts_done(KubeconfigContexts *c) {
 }
 
 typedef struct KubeloginFlag {
-        const char *name;       /* long form, without "--" */
-        char shorthand;         /* kubelogin's one-letter form, 0 when none */
-        size_t field;           /* offsetof the char * in KubeconfigContext; 0: value skipped */
+        const char *name; /* long form, without "--" */
+        char shorthand;   /* kubelogin's one-letter form, 0 when none */
+        size_t field;     /* offsetof the char * in KubeconfigContext; 0: value skipped */
 } KubeloginFlag;
 
 /* The flags of `kubelogin get-token` that take a value. The ones whose value is a secret
@@ -727,15 +727,14 @@ static bool emit_named_end(yaml_emitter_t *e) {
 }
 
 static bool emit_kubeconfig(yaml_emitter_t *e, const KubeconfigCluster *c, const KubeconfigExec *x) {
-        const char *args[] = { "--socket", x->socket_path, "--profile", x->name, "exec-credential",
-                               "--api-version", x->api_version };
+        const char *args[] = { "--socket",        x->socket_path,  "--profile",   x->name,
+                               "exec-credential", "--api-version", x->api_version };
         yaml_event_t ev;
         bool ok;
 
         ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) && emit(e, &ev) &&
-             yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) && emit(e, &ev) &&
-             emit_mapping_start(e) && emit_plain(e, "apiVersion") && emit_plain(e, "v1") &&
-             emit_plain(e, "kind") && emit_plain(e, "Config");
+             yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) && emit(e, &ev) && emit_mapping_start(e) &&
+             emit_plain(e, "apiVersion") && emit_plain(e, "v1") && emit_plain(e, "kind") && emit_plain(e, "Config");
         if (!ok)
                 return false;
 
@@ -743,8 +742,7 @@ static bool emit_kubeconfig(yaml_emitter_t *e, const KubeconfigCluster *c, const
              emit_named_start(e, x->name, "cluster") && emit_pair(e, "server", c->server) &&
              emit_pair(e, "certificate-authority-data", c->certificate_authority_data) &&
              emit_pair(e, "certificate-authority", c->certificate_authority) &&
-             (!c->insecure_skip_tls_verify ||
-              (emit_plain(e, "insecure-skip-tls-verify") && emit_plain(e, "true"))) &&
+             (!c->insecure_skip_tls_verify || (emit_plain(e, "insecure-skip-tls-verify") && emit_plain(e, "true"))) &&
              emit_pair(e, "tls-server-name", c->tls_server_name) && emit_pair(e, "proxy-url", c->proxy_url) &&
              emit_named_end(e) && emit_sequence_end(e);
         if (!ok)
@@ -784,7 +782,8 @@ int kubeconfig_render(const KubeconfigCluster *c, const KubeconfigExec *exec, ch
         if (!c || !exec || !ret || !ret_len || !c->server || !exec->name || !exec->socket_path ||
             !exec->tokenctl_path || !exec->api_version)
                 return -EINVAL;
-        if (strcmp(exec->api_version, KUBECONFIG_EXEC_V1) != 0 && strcmp(exec->api_version, KUBECONFIG_EXEC_V1BETA1) != 0)
+        if (strcmp(exec->api_version, KUBECONFIG_EXEC_V1) != 0 &&
+            strcmp(exec->api_version, KUBECONFIG_EXEC_V1BETA1) != 0)
                 return -EINVAL;
 
         if (!yaml_emitter_initialize(&e))

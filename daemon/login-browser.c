@@ -14,7 +14,7 @@
 #include "redirect.h"
 #include "token-source.h"
 
-#define BROWSER_CONNECTIONS_MAX 4       /* a browser opens a few (favicon, preconnect) */
+#define BROWSER_CONNECTIONS_MAX 4 /* a browser opens a few (favicon, preconnect) */
 #define BROWSER_IDLE_TIMEOUT (30 * USEC_PER_SEC)
 
 typedef struct BrowserConnection {
@@ -40,7 +40,7 @@ struct LoginBrowser {
 
         Pkce pkce;
         char redirect_uri[64];
-        AadDeviceCode url;             /* message and verification_uri (the authorize URL) */
+        AadDeviceCode url; /* message and verification_uri (the authorize URL) */
         HttpRequest *req;
         usec_t sent;
 };
@@ -93,8 +93,8 @@ static void on_redeem_done(HttpRequest *req, int result, const HttpResponse *res
 
         l->req = NULL;
         if (result < 0) {
-                if (asprintf(&error, "the sign-in's code could not be redeemed: cannot reach %s: %s", l->cfg->authority_host,
-                             resp && resp->error ? resp->error : strerror(-result)) < 0)
+                if (asprintf(&error, "the sign-in's code could not be redeemed: cannot reach %s: %s",
+                             l->cfg->authority_host, resp && resp->error ? resp->error : strerror(-result)) < 0)
                         error = NULL;
                 login_done(l, -EIO, NULL, error);
                 return;
@@ -104,7 +104,8 @@ static void on_redeem_done(HttpRequest *req, int result, const HttpResponse *res
                 login_done(l, 0, &t, NULL);
                 return;
         }
-        if (asprintf(&error, "the sign-in's code was not accepted: %s", token_source_error_words(&e, buf, sizeof buf)) < 0)
+        if (asprintf(&error, "the sign-in's code was not accepted: %s", token_source_error_words(&e, buf, sizeof buf)) <
+            0)
                 error = NULL;
         log_warning("Profile %s: %s", l->name, error ?: "the code was not accepted");
         login_done(l, o == AAD_CONFIG_ERROR ? -EBADR : o == AAD_TRANSIENT ? -EIO : -EKEYREJECTED, NULL, error);
@@ -144,7 +145,8 @@ static void connection_handle(BrowserConnection *bc, const Redirect *r) {
         }
         if (!state_matches(l, r->state)) {
                 /* Not our sign-in (another tab, a forged link): refuse it and keep waiting. */
-                log_warning("Profile %s: the browser came back with a state that is not this sign-in's; ignored.", l->name);
+                log_warning("Profile %s: the browser came back with a state that is not this sign-in's; ignored.",
+                            l->name);
                 answer_browser(bc, false, "This answer does not belong to the sign-in under way (state mismatch).");
                 connection_free(bc);
                 return;
@@ -288,8 +290,10 @@ int login_browser_start(const ProfileContext *ctx, const ProfileConfig *cfg, con
                 return -ENOMEM;
         l->url.verification_uri = url;
         l->url.expires_in = LOGIN_BROWSER_TIMEOUT;
-        if (asprintf(&l->url.message, "To sign in, open this page in a web browser (on this machine, or one that forwards port %u to it): %s",
-                     (unsigned) ntohs(sa.sin_port), url) < 0) {
+        if (asprintf(
+                    &l->url.message,
+                    "To sign in, open this page in a web browser (on this machine, or one that forwards port %u to it): %s",
+                    (unsigned) ntohs(sa.sin_port), url) < 0) {
                 l->url.message = NULL;
                 return -ENOMEM;
         }

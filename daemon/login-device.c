@@ -24,7 +24,7 @@ struct LoginDevice {
         usec_t poll_interval;
         usec_t poll_sent;
         sd_event_source *poll_timer;
-        char *claims;                 /* a Conditional Access challenge to answer, or NULL */
+        char *claims; /* a Conditional Access challenge to answer, or NULL */
 };
 
 static void login_poll(LoginDevice *l);
@@ -48,8 +48,8 @@ static void login_poll_later(LoginDevice *l) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(l->poll_timer, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(l->ctx->event, &l->poll_timer, CLOCK_BOOTTIME, at, TIMER_ACCURACY,
-                                      on_poll_timer, l);
+                r = sd_event_add_time(l->ctx->event, &l->poll_timer, CLOCK_BOOTTIME, at, TIMER_ACCURACY, on_poll_timer,
+                                      l);
         if (r < 0) {
                 log_error_errno(r, "Profile %s: failed to arm the sign-in poll timer: %m", l->name);
                 login_done(l, -EIO, NULL, NULL);
@@ -95,7 +95,8 @@ static void on_poll_done(HttpRequest *req, int result, const HttpResponse *resp,
                 login_done(l, -EKEYEXPIRED, NULL, NULL);
                 return;
         case AAD_NEEDS_LOGIN:
-                log_warning("Profile %s: the sign-in failed: %s", l->name, token_source_error_words(&e, buf, sizeof buf));
+                log_warning("Profile %s: the sign-in failed: %s", l->name,
+                            token_source_error_words(&e, buf, sizeof buf));
                 login_done(l, -EKEYREJECTED, NULL, NULL);
                 return;
         case AAD_CONFIG_ERROR:
@@ -105,8 +106,8 @@ static void on_poll_done(HttpRequest *req, int result, const HttpResponse *resp,
                 return;
         case AAD_TRANSIENT:
         default:
-                log_warning("Profile %s: polling the sign-in got HTTP %ld (%s), trying again.", l->name,
-                            resp->status, token_source_error_words(&e, buf, sizeof buf));
+                log_warning("Profile %s: polling the sign-in got HTTP %ld (%s), trying again.", l->name, resp->status,
+                            token_source_error_words(&e, buf, sizeof buf));
                 login_poll_later(l);
                 return;
         }

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "json-wipe.h"
 #include "credfile.h"
+#include "json-wipe.h"
 #include "log.h"
 #include "manager.h"
 #include "version.h"
@@ -170,8 +170,10 @@ static int run(const Arguments *args) {
         }
 
         if (!config->socket_path && sd_listen_fds(false) <= 0) {
-                fprintf(stderr, "aksspark-tokend: no socket path: XDG_RUNTIME_DIR is not set and %s names no socket. "
-                                "Set socket= in [daemon], or start it through aksspark-tokend.socket.\n", config_path);
+                fprintf(stderr,
+                        "aksspark-tokend: no socket path: XDG_RUNTIME_DIR is not set and %s names no socket. "
+                        "Set socket= in [daemon], or start it through aksspark-tokend.socket.\n",
+                        config_path);
                 return EXIT_CONFIG;
         }
 

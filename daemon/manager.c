@@ -12,9 +12,9 @@
 
 #include "log.h"
 #include "loop.h"
-#include "schedule.h"
 #include "manager.h"
 #include "metrics.h"
+#include "schedule.h"
 #include "server.h"
 #include "store.h"
 #include "version.h"
@@ -206,7 +206,10 @@ static void manager_notify_status(Manager *m, const char *prefix) {
 
         for (size_t i = 0; i < m->n_profiles; i++) {
                 _cleanup_free_ char *line = profile_status_line(m->profiles[i], now);
-                strbuf_appendf(&b, "%s%s", i > 0 ? "; " : "", line ? line : m->profiles[i] ? profile_name(m->profiles[i]) : "");
+                strbuf_appendf(&b, "%s%s", i > 0 ? "; " : "",
+                               line             ? line
+                               : m->profiles[i] ? profile_name(m->profiles[i])
+                                                : "");
         }
         status = strbuf_take(&b);
         if (!status)
@@ -283,9 +286,11 @@ int manager_start(Manager *m) {
         r = store_lock(m->config->state_dir, &m->lock_fd, &holder);
         if (r == -EBUSY) {
                 if (holder > 0)
-                        return log_error_errno(r, "Another aksspark-tokend (pid %d) already runs on the state directory %s; "
-                                                  "stop it first, or give this one its own state_dir.",
-                                               (int) holder, m->config->state_dir);
+                        return log_error_errno(
+                                r,
+                                "Another aksspark-tokend (pid %d) already runs on the state directory %s; "
+                                "stop it first, or give this one its own state_dir.",
+                                (int) holder, m->config->state_dir);
                 return log_error_errno(r, "Another aksspark-tokend already runs on the state directory %s.",
                                        m->config->state_dir);
         }
@@ -346,10 +351,10 @@ static int keep_restart_only(Manager *m, Config *c) {
 /* Everything a reload needs, built before anything running changes. */
 typedef struct ReloadPlan {
         Config *config;
-        size_t n;               /* profiles in the new configuration */
-        Profile **profiles;     /* [n]: the new profiles made for it (kept ones are filled in at commit) */
-        Profile **old;          /* [n]: the running profile of the same name, kept, or NULL */
-        Outputs **outputs;      /* [n]: the new outputs of each kept profile */
+        size_t n;           /* profiles in the new configuration */
+        Profile **profiles; /* [n]: the new profiles made for it (kept ones are filled in at commit) */
+        Profile **old;      /* [n]: the running profile of the same name, kept, or NULL */
+        Outputs **outputs;  /* [n]: the new outputs of each kept profile */
 } ReloadPlan;
 
 static void reload_plan_clear(ReloadPlan *plan) {

@@ -1,12 +1,12 @@
 /* notify_command: tell a person a profile needs them, through a child the loop watches. */
 #include <errno.h>
+#include <linux/close_range.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <stdio.h>
 
 #include "log.h"
 #include "notify.h"
@@ -48,8 +48,7 @@ static int on_child_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state,
-                       const char *message) {
+int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state, const char *message) {
         _cleanup_free_ char *env_profile = NULL, *env_state = NULL, *env_message = NULL;
         _cleanup_free_ char **envp = NULL;
         extern char **environ;
@@ -77,8 +76,7 @@ int notify_command_run(sd_event *e, const char *command, const char *profile, co
                 if (!string_has_prefix(environ[i], "AKSSPARK_PROFILE=") &&
                     !string_has_prefix(environ[i], "AKSSPARK_STATE=") &&
                     !string_has_prefix(environ[i], "AKSSPARK_MESSAGE=") &&
-                    !string_has_prefix(environ[i], "NOTIFY_SOCKET=") &&
-                    !string_has_prefix(environ[i], "LISTEN_"))
+                    !string_has_prefix(environ[i], "NOTIFY_SOCKET=") && !string_has_prefix(environ[i], "LISTEN_"))
                         envp[k++] = environ[i];
         envp[k++] = env_profile;
         envp[k++] = env_state;

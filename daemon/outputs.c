@@ -122,9 +122,9 @@ Outputs *outputs_free(Outputs *o) {
 typedef struct OutputJobItem {
         OutputKind kind;
         char *path;
-        bool skipped;           /* no token to write: this output is left as it is */
+        bool skipped; /* no token to write: this output is left as it is */
         int result;
-        const char *what;       /* the failed step, a static string */
+        const char *what; /* the failed step, a static string */
         AtomicResult res;
 } OutputJobItem;
 
@@ -136,7 +136,7 @@ typedef struct OutputJob {
         char *kubeconfig_warning; /* why spark.master could not be taken, for the loop to log */
         int kubeconfig_errno;
         char *profile, *socket_path, *tokenctl_path, *exec_api_version; /* the kubeconfig output */
-        Secret *token;          /* NULL: only the outputs that hold no token */
+        Secret *token;                                                  /* NULL: only the outputs that hold no token */
         usec_t now;
 } OutputJob;
 
@@ -178,7 +178,7 @@ static char *output_job_k8s_server(OutputJob *j) {
 
         switch (r) {
         case -ENOENT:
-                why = !text                  ? "it does not exist"
+                why = !text                   ? "it does not exist"
                       : j->kubeconfig_context ? "it has no such context (kubeconfig_context), or its cluster is missing"
                                               : "it has no usable current-context";
                 break;
@@ -217,7 +217,7 @@ static int kubeconfig_output_content(OutputJob *j, OutputJobItem *item, Secret *
 
         r = read_regular_file(j->kubeconfig, KUBECONFIG_MAX_SIZE, &text, &len);
         if (r < 0) {
-                item->what = r == -ENOENT ? "the kubeconfig to take the cluster from does not exist"
+                item->what = r == -ENOENT   ? "the kubeconfig to take the cluster from does not exist"
                              : r == -EINVAL ? "the kubeconfig to take the cluster from is not a regular file"
                                             : "cannot read the kubeconfig to take the cluster from";
                 return r;
@@ -230,11 +230,14 @@ static int kubeconfig_output_content(OutputJob *j, OutputJobItem *item, Secret *
         }
         r = kubeconfig_context_cluster(text, len, j->kubeconfig_context, dir, &cluster);
         if (r < 0) {
-                item->what = r == -ENOENT    ? (j->kubeconfig_context ? "the kubeconfig has no such context (kubeconfig_context), or its cluster is missing"
-                                                                       : "the kubeconfig has no usable current-context")
-                             : r == -ENODATA ? "the kubeconfig's current cluster has no server"
-                             : r == -EBADMSG ? "the kubeconfig is not valid YAML or not a kubeconfig"
-                                             : "cannot read the kubeconfig";
+                item->what =
+                        r == -ENOENT
+                                ? (j->kubeconfig_context
+                                           ? "the kubeconfig has no such context (kubeconfig_context), or its cluster is missing"
+                                           : "the kubeconfig has no usable current-context")
+                        : r == -ENODATA ? "the kubeconfig's current cluster has no server"
+                        : r == -EBADMSG ? "the kubeconfig is not valid YAML or not a kubeconfig"
+                                        : "cannot read the kubeconfig";
                 return r;
         }
         r = kubeconfig_render(&cluster, &exec, &out, &len);
@@ -285,9 +288,9 @@ static int output_content(OutputJob *j, OutputJobItem *item, Secret **ret) {
                 return r;
         }
         if (r < 0) {
-                item->what = r == -EFBIG                  ? "the existing file is larger than 1 MiB"
+                item->what = r == -EFBIG                    ? "the existing file is larger than 1 MiB"
                              : r == -EINVAL || r == -EISDIR ? "not a regular file"
-                                                             : "cannot read the existing file";
+                                                            : "cannot read the existing file";
                 return r;
         }
 
@@ -397,7 +400,8 @@ static int output_job_new(const Outputs *o, const Secret *token, usec_t now, Out
         if ((token && !j->token) || !j->items || (o->profile && !(j->profile = strdup(o->profile))) ||
             (o->socket_path && !(j->socket_path = strdup(o->socket_path))) ||
             (o->tokenctl_path && !(j->tokenctl_path = strdup(o->tokenctl_path))) ||
-            (o->exec_api_version && !(j->exec_api_version = strdup(o->exec_api_version))) || (o->kubeconfig && !(j->kubeconfig = strdup(o->kubeconfig))) ||
+            (o->exec_api_version && !(j->exec_api_version = strdup(o->exec_api_version))) ||
+            (o->kubeconfig && !(j->kubeconfig = strdup(o->kubeconfig))) ||
             (o->kubeconfig_context && !(j->kubeconfig_context = strdup(o->kubeconfig_context)))) {
                 output_job_free(j);
                 return -ENOMEM;
@@ -462,10 +466,8 @@ void outputs_remove_stale_temps(const Outputs *o) {
         for (size_t i = 0; i < o->n; i++) {
                 int r = atomic_remove_stale_temps(o->items[i].path);
                 if (r < 0)
-                        log_debug_errno(r, "Failed to look for stale temp files next to %s: %m",
-                                        o->items[i].path);
+                        log_debug_errno(r, "Failed to look for stale temp files next to %s: %m", o->items[i].path);
                 else if (r > 0)
-                        log_info("Removed %d temp file(s) an interrupted write left next to %s.", r,
-                                 o->items[i].path);
+                        log_info("Removed %d temp file(s) an interrupted write left next to %s.", r, o->items[i].path);
         }
 }

@@ -41,7 +41,8 @@ bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) 
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&
                (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
-               streq(a->auth ?: "device_code", b->auth ?: "device_code") && streq_ptr(a->managed_identity, b->managed_identity);
+               streq(a->auth ?: "device_code", b->auth ?: "device_code") &&
+               streq_ptr(a->managed_identity, b->managed_identity);
 }
 
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b) {
@@ -91,7 +92,9 @@ char *profile_config_summary(const ProfileConfig *p) {
 
         if (p->auth == AUTH_MANAGED_IDENTITY)
                 r = asprintf(&s, "profile %s: managed_identity via %s, %s", p->name,
-                             p->msi_kind == MSI_APP_SERVICE ? "App Service" : p->msi_kind == MSI_ARC ? "Azure Arc" : p->msi_endpoint,
+                             p->msi_kind == MSI_APP_SERVICE ? "App Service"
+                             : p->msi_kind == MSI_ARC       ? "Azure Arc"
+                                                            : p->msi_endpoint,
                              files);
         else if (p->auth != AUTH_DEVICE_CODE)
                 r = asprintf(&s, "profile %s: %s as %s, tenant %s via %s, %s", p->name, auth_kind_to_string(p->auth),

@@ -32,8 +32,8 @@
 #include "profile.h"
 #include "schedule.h"
 #include "store.h"
-#include "worker.h"
 #include "token-source.h"
+#include "worker.h"
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
@@ -60,23 +60,23 @@ struct Profile {
 
         Secret *access_token;
         Secret *refresh_token;
-        usec_t obtained;              /* realtime the token's request was sent */
+        usec_t obtained; /* realtime the token's request was sent */
         usec_t expires_on;
         usec_t refresh_in;
         char *account;
         char *tenant;
 
-        bool needs_login;             /* no usable refresh token: a person must sign in */
-        char *claims;                 /* Conditional Access: the challenge the next sign-in answers */
-        bool config_error;            /* AAD rejected the configuration: no retries */
+        bool needs_login;  /* no usable refresh token: a person must sign in */
+        char *claims;      /* Conditional Access: the challenge the next sign-in answers */
+        bool config_error; /* AAD rejected the configuration: no retries */
         char *last_error;
         usec_t last_refresh;
         usec_t next_refresh;
-        unsigned attempt;             /* transient failures in a row */
+        unsigned attempt; /* transient failures in a row */
         unsigned output_attempt;
-        uint64_t refreshes[_REFRESH_RESULT_MAX];  /* by result, for the metrics */
-        bool output_retrying;         /* the write in flight is a retry after a failure */
-        int store_result;             /* the last save of the sign-in: 0 ok, -errno failed */
+        uint64_t refreshes[_REFRESH_RESULT_MAX]; /* by result, for the metrics */
+        bool output_retrying;                    /* the write in flight is a retry after a failure */
+        int store_result;                        /* the last save of the sign-in: 0 ok, -errno failed */
         bool store_attempted;
         usec_t store_last_save;       /* realtime of the last attempt */
         unsigned store_attempt;       /* failed saves in a row */
@@ -90,28 +90,28 @@ struct Profile {
         sd_event_source *refresh_timer;
         sd_event_source *refresh_timer_boot;
         sd_event_source *expiry_timer_boot;
-        usec_t expires_boot;          /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
+        usec_t expires_boot; /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
         sd_event_source *expiry_timer;
         sd_event_source *output_timer;
-        HttpRequest *refresh_req;     /* the refresh attempt in flight */
+        HttpRequest *refresh_req; /* the refresh attempt in flight */
         usec_t refresh_sent;
-        unsigned refresh_gen;         /* rt_generation when refresh_req was sent */
-        HttpRequest *hedge_req;       /* a second try on a new connection while refresh_req hangs */
+        unsigned refresh_gen;   /* rt_generation when refresh_req was sent */
+        HttpRequest *hedge_req; /* a second try on a new connection while refresh_req hangs */
         usec_t hedge_sent;
         unsigned hedge_gen;
         sd_event_source *hedge_timer;
-        unsigned rt_generation;       /* bumped whenever refresh_token is replaced */
-        bool refresh_forced;          /* refresh_start() runs for `refresh` or `check`: no second try */
+        unsigned rt_generation; /* bumped whenever refresh_token is replaced */
+        bool refresh_forced;    /* refresh_start() runs for `refresh` or `check`: no second try */
 
-        Credential *credential;       /* unattended kinds: a request for a token under way */
+        Credential *credential; /* unattended kinds: a request for a token under way */
         CredentialCallbacks credential_callbacks;
 
-        LoginDevice *login;           /* a sign-in under way: device code, */
+        LoginDevice *login; /* a sign-in under way: device code, */
         LoginDeviceCallbacks login_callbacks;
-        LoginBrowser *browser;        /* or browser */
+        LoginBrowser *browser; /* or browser */
         LoginBrowserCallbacks browser_callbacks;
 
-        bool expiry_notified;         /* for the current token */
+        bool expiry_notified; /* for the current token */
         ProfileWaiterList waiters;
         OutputSnapshot *snap_outputs;
 };
@@ -123,8 +123,7 @@ const char *profile_name(const Profile *p) {
 }
 
 static bool token_valid_at(const Profile *p, usec_t t) {
-        return p->access_token && t < p->expires_on &&
-               (p->expires_boot == 0 || now_boottime() < p->expires_boot);
+        return p->access_token && t < p->expires_on && (p->expires_boot == 0 || now_boottime() < p->expires_boot);
 }
 
 /* Time the token has left, by the stricter of the two clocks. */
@@ -262,8 +261,7 @@ static void waiters_send_device(Profile *p) {
 
 /* ---- timers ------------------------------------------------------------------------------ */
 
-static int timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at,
-                     sd_event_time_handler_t handler) {
+static int timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at, sd_event_time_handler_t handler) {
         int r;
 
         if (*s) {
@@ -312,12 +310,14 @@ static int on_expiry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         p->expiry_notified = true;
         if (unattended(p)) {
-                log_error("Profile %s: the access token has expired; getting a new one with the %s credential has failed since (%s). Retrying.",
-                          p->name, auth_kind_to_string(p->cfg->auth), p->last_error ? p->last_error : "no answer yet");
+                log_error(
+                        "Profile %s: the access token has expired; getting a new one with the %s credential has failed since (%s). Retrying.",
+                        p->name, auth_kind_to_string(p->cfg->auth), p->last_error ? p->last_error : "no answer yet");
                 notify_person(p, "expired", "The access token has expired and no new one could be had yet.");
         } else if (p->needs_login || !p->refresh_token) {
                 log_warning("Profile %s: the access token has expired and cannot be refreshed; "
-                            "sign in with: aksspark-tokenctl --profile %s login", p->name, p->name);
+                            "sign in with: aksspark-tokenctl --profile %s login",
+                            p->name, p->name);
                 notify_person(p, "expired", "The access token has expired; sign in with aksspark-tokenctl login.");
         } else {
                 log_error("Profile %s: the access token has expired; refreshing has failed since (%s). Retrying.",
@@ -392,8 +392,8 @@ static bool waiters_held(Profile *p) {
         if (p->hold_expired)
                 return false;
         if (!p->answers_held) {
-                if (timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT,
-                              on_hold_timer) < 0)
+                if (timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT, on_hold_timer) <
+                    0)
                         return false;
                 p->answers_held = true;
         }
@@ -549,8 +549,9 @@ static void state_save_result(Profile *p, int r) {
                 usec_t delay = MIN(STORE_RETRY_MIN << MIN(p->store_attempt, 10u), STORE_RETRY_MAX);
 
                 if (p->store_attempt == 0)
-                        log_error_errno(r, "Profile %s: failed to save the sign-in to the state directory %s, "
-                                           "a restart now would need a new sign-in; retrying: %m",
+                        log_error_errno(r,
+                                        "Profile %s: failed to save the sign-in to the state directory %s, "
+                                        "a restart now would need a new sign-in; retrying: %m",
                                         p->name, p->ctx->state_dir);
                 else
                         log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", p->name);
@@ -606,7 +607,7 @@ static void token_accept(Profile *p, AadToken *t, usec_t sent) {
         p->expires_boot = schedule_boottime_of(p->expires_on, now, now_boottime());
         p->refresh_in = t->refresh_in;
         claims_update(p);
-        if (!unattended(p))   /* nothing to keep: the credential itself stays where it is */
+        if (!unattended(p)) /* nothing to keep: the credential itself stays where it is */
                 state_save(p);
 
         p->needs_login = false;
@@ -634,8 +635,8 @@ static void enter_login_required(Profile *p, const char *why) {
         p->next_refresh = 0;
         state_remove(p);
         if (!was) {
-                log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login",
-                            p->name, why, p->name);
+                log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login", p->name,
+                            why, p->name);
                 notify_person(p, "login_required", why);
         }
 }
@@ -713,7 +714,9 @@ static void on_refresh_done(HttpRequest *req, int result, const HttpResponse *re
         if (o != AAD_OK && p->refresh_req) {
                 /* The other request may still bring a token: it decides. */
                 log_info("Profile %s: one of two refresh requests failed (%s); waiting for the other.", p->name,
-                         result < 0 ? strerror(-result) : o == AAD_NEEDS_LOGIN ? "invalid_grant" : "bad answer");
+                         result < 0             ? strerror(-result)
+                         : o == AAD_NEEDS_LOGIN ? "invalid_grant"
+                                                : "bad answer");
                 return;
         }
         if (o == AAD_OK && p->refresh_req) {
@@ -800,8 +803,9 @@ static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retr
                 p->config_error = true;
                 refresh_schedule_at(p, now_realtime() + REJECTED_RETRY);
                 if (!was)
-                        log_error("Profile %s: %s. Fix the credential (it is tried again every %s, and at every refresh or check).",
-                                  p->name, p->last_error, "5m");
+                        log_error(
+                                "Profile %s: %s. Fix the credential (it is tried again every %s, and at every refresh or check).",
+                                p->name, p->last_error, "5m");
                 else
                         log_warning("Profile %s: %s.", p->name, p->last_error);
         } else {
@@ -994,7 +998,7 @@ static void on_login_done(int result, AadToken *t, usec_t sent, const char *erro
         Profile *p = userdata;
 
         if (result >= 0) {
-                free(p->claims);   /* answered */
+                free(p->claims); /* answered */
                 p->claims = NULL;
                 token_accept(p, t, sent);
                 log_notice("Profile %s: signed in as %s.", p->name, p->account ? p->account : "(unknown account)");
@@ -1111,8 +1115,9 @@ static void state_load(Profile *p) {
         }
         if (r < 0) {
                 p->needs_login = true;
-                log_error_errno(r, "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
-                                   "aksspark-tokenctl --profile %s login",
+                log_error_errno(r,
+                                "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
+                                "aksspark-tokenctl --profile %s login",
                                 p->name, p->ctx->state_dir, p->name);
                 notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
                 return;

@@ -24,10 +24,10 @@ typedef struct LineReader {
         size_t len;
         size_t off;
 
-        char *chars;            /* the logical line: continuations joined, comments skipped */
-        size_t *pos;            /* input offset of each char */
+        char *chars; /* the logical line: continuations joined, comments skipped */
+        size_t *pos; /* input offset of each char */
         size_t n, cap;
-        size_t end;             /* where the line's content ends: its terminating line end, or
+        size_t end; /* where the line's content ends: its terminating line end, or
                                  * the input's end; bytes from here on are kept */
 
         /* At the end of input a continuation was still open: bytes appended after it would join
@@ -279,8 +279,7 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret) {
                         return 0;
                 c = (c << 6) | (s[i] & 0x3f);
         }
-        if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-            (c >= 0xd800 && c <= 0xdfff))
+        if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
                 return 0;
         *ret = c;
         return n;
@@ -422,7 +421,7 @@ static int ends_fresh(const char *in, size_t len, bool *ret) {
 }
 
 typedef struct Edit {
-        size_t from, to;        /* input bytes [from, to) are replaced */
+        size_t from, to; /* input bytes [from, to) are replaced */
         bool add_sep;
 } Edit;
 

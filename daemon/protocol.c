@@ -13,16 +13,9 @@
 #include "secret.h"
 
 static const char *const op_names[_OP_MAX] = {
-        [OP_STATUS] = "status",
-        [OP_PROFILES] = "profiles",
-        [OP_TOKEN] = "token",
-        [OP_REFRESH] = "refresh",
-        [OP_CHECK] = "check",
-        [OP_LOGIN] = "login",
-        [OP_LOGOUT] = "logout",
-        [OP_RELOAD] = "reload",
-        [OP_VERSION] = "version",
-        [OP_METRICS] = "metrics",
+        [OP_STATUS] = "status",   [OP_PROFILES] = "profiles", [OP_TOKEN] = "token",   [OP_REFRESH] = "refresh",
+        [OP_CHECK] = "check",     [OP_LOGIN] = "login",       [OP_LOGOUT] = "logout", [OP_RELOAD] = "reload",
+        [OP_VERSION] = "version", [OP_METRICS] = "metrics",
 };
 
 const char *request_op_to_string(RequestOp op) {
@@ -116,11 +109,8 @@ ErrorCode error_code_from_errno(int r) {
 }
 
 static const char *const state_names[_PROFILE_STATE_MAX] = {
-        [PROFILE_VALID] = "valid",
-        [PROFILE_REFRESHING] = "refreshing",
-        [PROFILE_LOGIN_REQUIRED] = "login_required",
-        [PROFILE_EXPIRED] = "expired",
-        [PROFILE_ERROR] = "error",
+        [PROFILE_VALID] = "valid",     [PROFILE_REFRESHING] = "refreshing", [PROFILE_LOGIN_REQUIRED] = "login_required",
+        [PROFILE_EXPIRED] = "expired", [PROFILE_ERROR] = "error",
 };
 
 static const char *const refresh_result_names[_REFRESH_RESULT_MAX] = {
@@ -172,11 +162,10 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
         /* jansson checks UTF-8, refuses "\u0000" in strings and caps the nesting depth. */
         root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
         if (!root)
-                return bad(ERR_BAD_REQUEST, "the request is not valid JSON (one UTF-8 object per line)",
-                           -EBADMSG, reterr_code, reterr_message);
+                return bad(ERR_BAD_REQUEST, "the request is not valid JSON (one UTF-8 object per line)", -EBADMSG,
+                           reterr_code, reterr_message);
         if (!json_is_object(root))
-                return bad(ERR_BAD_REQUEST, "the request must be a JSON object", -EBADMSG, reterr_code,
-                           reterr_message);
+                return bad(ERR_BAD_REQUEST, "the request must be a JSON object", -EBADMSG, reterr_code, reterr_message);
 
         op = json_object_get(root, "op");
         if (!op || !json_is_string(op))
@@ -223,8 +212,8 @@ int protocol_parse_request(const char *line, size_t len, Request *ret, ErrorCode
 
                 if (v < 0 || v > PROTOCOL_MAX_MIN_VALID)
                         return bad(ERR_BAD_REQUEST,
-                                   "\"min_valid\" must be a whole number of seconds from 0 to 31622400",
-                                   -EBADMSG, reterr_code, reterr_message);
+                                   "\"min_valid\" must be a whole number of seconds from 0 to 31622400", -EBADMSG,
+                                   reterr_code, reterr_message);
                 min_valid = (usec_t) v * USEC_PER_SEC;
         }
 
@@ -338,7 +327,8 @@ static json_t *outputs_json(const OutputSnapshot *outputs, size_t n) {
                 if (!o || json_array_append_new(a, o) < 0 || set(o, "path", json_string_lossy(out->path)) < 0 ||
                     set(o, "kind", json_string_lossy(out->kind)) < 0 ||
                     set(o, "ok", out->attempted ? json_boolean(out->ok) : json_null()) < 0 ||
-                    set(o, "error", json_string_lossy(out->attempted && !out->ok ? out->error ?: "failed" : NULL)) < 0 ||
+                    set(o, "error", json_string_lossy(out->attempted && !out->ok ? out->error ?: "failed" : NULL)) <
+                            0 ||
                     set(o, "last_write", json_time(out->attempted ? out->last_attempt : 0)) < 0) {
                         json_decref(a);
                         return NULL;
@@ -352,7 +342,8 @@ static json_t *store_json(const ProfileSnapshot *s) {
         json_t *o = json_object();
 
         if (!o || set(o, "ok", s->store_attempted ? json_boolean(s->store_ok) : json_null()) < 0 ||
-            set(o, "error", json_string_lossy(s->store_attempted && !s->store_ok ? s->store_error ?: "failed" : NULL)) < 0 ||
+            set(o, "error", json_string_lossy(s->store_attempted && !s->store_ok ? s->store_error ?: "failed" : NULL)) <
+                    0 ||
             set(o, "last_save", json_time(s->store_attempted ? s->store_last_save : 0)) < 0) {
                 json_decref(o);
                 return NULL;
@@ -369,7 +360,8 @@ char *protocol_status_answer(const ProfileSnapshot *s, usec_t now) {
         if (s->expires_on == 0)
                 expires_in = json_null();
         else
-                expires_in = json_integer(s->expires_on > now ? (json_int_t) ((s->expires_on - now) / USEC_PER_SEC) : 0);
+                expires_in = json_integer(s->expires_on > now ? (json_int_t) ((s->expires_on - now) / USEC_PER_SEC)
+                                                              : 0);
 
         if (set(o, "ok", json_true()) < 0 || set(o, "profile", json_string_lossy(s->name)) < 0 ||
             set(o, "state", json_string_lossy(profile_state_to_string(s->state))) < 0 ||
@@ -380,8 +372,7 @@ char *protocol_status_answer(const ProfileSnapshot *s, usec_t now) {
             set(o, "account", json_string_lossy(s->account)) < 0 ||
             set(o, "tenant", json_string_lossy(s->tenant)) < 0 ||
             set(o, "device_message", json_string_lossy(s->device_message)) < 0 ||
-            set(o, "outputs", outputs_json(s->outputs, s->n_outputs)) < 0 ||
-            set(o, "store", store_json(s)) < 0) {
+            set(o, "outputs", outputs_json(s->outputs, s->n_outputs)) < 0 || set(o, "store", store_json(s)) < 0) {
                 json_decref(o);
                 return NULL;
         }
@@ -391,8 +382,7 @@ char *protocol_status_answer(const ProfileSnapshot *s, usec_t now) {
 char *protocol_profiles_answer(const ProfileSnapshot *s, size_t n) {
         json_t *o = json_object(), *a = json_array();
 
-        if (!o || !a || json_object_set_new(o, "ok", json_true()) < 0 ||
-            json_object_set(o, "profiles", a) < 0) {
+        if (!o || !a || json_object_set_new(o, "ok", json_true()) < 0 || json_object_set(o, "profiles", a) < 0) {
                 json_decref(o);
                 json_decref(a);
                 return NULL;
@@ -496,8 +486,8 @@ char *protocol_ok_answer(void) {
         return strdup("{\"ok\":true}\n");
 }
 
-char *protocol_login_started_answer(const char *message, const char *verification_uri,
-                                    const char *user_code, usec_t expires_in) {
+char *protocol_login_started_answer(const char *message, const char *verification_uri, const char *user_code,
+                                    usec_t expires_in) {
         json_t *o = json_object();
 
         if (!o)

@@ -201,7 +201,8 @@ char *redirect_answer(bool ok, const char *what) {
         n = asprintf(&body,
                      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aksspark-tokend</title></head>\n"
                      "<body><h1>%s</h1><p>%s</p></body></html>\n",
-                     ok ? "Signed in" : "Sign-in failed", ok ? "You can close this window: aksspark-tokend has the token." : "");
+                     ok ? "Signed in" : "Sign-in failed",
+                     ok ? "You can close this window: aksspark-tokend has the token." : "");
         if (n < 0)
                 return NULL;
         if (!ok && what) {
@@ -222,10 +223,11 @@ char *redirect_answer(bool ok, const char *what) {
                                 *p++ = *c;
                 }
                 *p = 0;
-                if (asprintf(&b2,
-                             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aksspark-tokend</title></head>\n"
-                             "<body><h1>Sign-in failed</h1><p>%s</p></body></html>\n",
-                             esc) < 0)
+                if (asprintf(
+                            &b2,
+                            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aksspark-tokend</title></head>\n"
+                            "<body><h1>Sign-in failed</h1><p>%s</p></body></html>\n",
+                            esc) < 0)
                         return NULL;
                 free(body);
                 body = TAKE_PTR(b2);

@@ -49,12 +49,13 @@ static void answer_profile_error(Connection *c, Profile *p, int r, bool login) {
                                          name, name);
                 return;
         case -EKEYREJECTED:
-                connection_answer_errorf(c, e, "profile %s: the sign-in was declined or failed%s%s; run login again", name,
-                                         last_error ? ": " : "", last_error ?: "");
+                connection_answer_errorf(c, e, "profile %s: the sign-in was declined or failed%s%s; run login again",
+                                         name, last_error ? ": " : "", last_error ?: "");
                 return;
         case -EKEYEXPIRED:
-                connection_answer_errorf(c, e, "profile %s: the sign-in code expired before the sign-in finished; run login again",
-                                         name);
+                connection_answer_errorf(
+                        c, e, "profile %s: the sign-in code expired before the sign-in finished; run login again",
+                        name);
                 return;
         case -EIO:
                 if (login)
@@ -89,8 +90,8 @@ static void answer_profile_error(Connection *c, Profile *p, int r, bool login) {
                 return;
         }
         case -ECANCELED:
-                connection_answer_errorf(c, e, "profile %s was removed from the configuration, or the daemon is stopping",
-                                         name);
+                connection_answer_errorf(
+                        c, e, "profile %s was removed from the configuration, or the daemon is stopping", name);
                 return;
         default:
                 connection_answer_errorf(c, e, "profile %s: %s", name, strerror(-r));
@@ -107,8 +108,8 @@ typedef struct PendingRequest {
         usec_t min_valid;
         ProfileWaiter *waiter;
         sd_event_source *wait_timer;
-        bool starting;                  /* inside request_start_wait() */
-        bool ended;                     /* answered while starting */
+        bool starting; /* inside request_start_wait() */
+        bool ended;    /* answered while starting */
 } PendingRequest;
 
 static PendingRequest *pending_free(PendingRequest *pr) {
@@ -175,9 +176,10 @@ static void on_profile_device(Profile *p, const AadDeviceCode *code, void *userd
         PendingRequest *pr = userdata;
         Connection *c = pr->connection;
 
-        connection_answer(c, protocol_login_started_answer(code->message, code->verification_uri, code->user_code,
-                                                           code->expires_in),
-                          false);
+        connection_answer(
+                c,
+                protocol_login_started_answer(code->message, code->verification_uri, code->user_code, code->expires_in),
+                false);
         connection_update_events(c);
 }
 
@@ -261,11 +263,13 @@ static void answer_unknown_profile(const RequestContext *rc, Connection *c, cons
                 connection_answer_error(c, ERR_UNKNOWN_PROFILE, "no profile is configured");
         else if (name)
                 /* name passed profile_name_is_valid(): safe to show. */
-                connection_answer_errorf(c, ERR_UNKNOWN_PROFILE, "there is no profile named %s (profiles: %s)", name, list ?: "");
-        else
-                connection_answer_errorf(c, ERR_UNKNOWN_PROFILE,
-                                         "no profile is named 'default' and there are several: name one with --profile (profiles: %s)",
+                connection_answer_errorf(c, ERR_UNKNOWN_PROFILE, "there is no profile named %s (profiles: %s)", name,
                                          list ?: "");
+        else
+                connection_answer_errorf(
+                        c, ERR_UNKNOWN_PROFILE,
+                        "no profile is named 'default' and there are several: name one with --profile (profiles: %s)",
+                        list ?: "");
 }
 
 static void answer_token(Connection *c, Profile *p) {
@@ -381,8 +385,10 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
 
         if ((req.op == OP_LOGIN || req.op == OP_LOGOUT) && auth_kind_is_unattended(profile_auth(p))) {
                 _cleanup_free_ char *m = NULL;
-                if (asprintf(&m, "profile %s uses auth = %s: there is no person to sign in or out, its tokens come from the credential",
-                             profile_name(p), auth_kind_to_string(profile_auth(p))) < 0)
+                if (asprintf(
+                            &m,
+                            "profile %s uses auth = %s: there is no person to sign in or out, its tokens come from the credential",
+                            profile_name(p), auth_kind_to_string(profile_auth(p))) < 0)
                         m = NULL;
                 connection_answer_error(c, ERR_BAD_REQUEST, m ?: "this profile has no person to sign in or out");
                 return;
@@ -412,4 +418,3 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
                 return;
         }
 }
-

@@ -21,8 +21,8 @@
  *     takes the whole http_timeout, and most take milliseconds (in the soak, waiting the plain
  *     backoff there caused three lapses in four). Never a tight loop: at least 1 s.
  * With no token to save (USEC_INFINITY) the plain delay applies. */
-#include "macro.h"
 #include "schedule.h"
+#include "macro.h"
 
 #define SCHEDULE_SHORT_TOKEN (10 * USEC_PER_MINUTE)
 #define SCHEDULE_SPREAD_MAX (2 * USEC_PER_MINUTE)

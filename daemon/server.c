@@ -30,21 +30,20 @@ struct Server {
         const ConnectionHandler *handler;
         int fd;
         sd_event_source *listen_source;
-        sd_event_source *accept_retry;  /* re-enables accepting after EMFILE and friends */
-        sd_event_source *sweep;         /* closes idle connections */
+        sd_event_source *accept_retry; /* re-enables accepting after EMFILE and friends */
+        sd_event_source *sweep;        /* closes idle connections */
         char *path;
-        bool owns_path;                 /* we made the file: unlink it at the end */
+        bool owns_path; /* we made the file: unlink it at the end */
         dev_t path_dev;
         ino_t path_ino;
         uid_t uid;
-        char *owner;                    /* "alice (uid 1000)" for forbidden answers */
+        char *owner; /* "alice (uid 1000)" for forbidden answers */
         LIST_HEAD(Connection, connections);
         unsigned n_connections;
         unsigned next_id;
         usec_t last_refusal_log;
         unsigned refusals_unlogged;
 };
-
 
 /* Best effort: one answer to a client we will not serve, then close. */
 static void refuse(int fd, ErrorCode e, const char *message) {
@@ -171,8 +170,8 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         if (r >= 0)
                                 r = sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
                 } else
-                        r = sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC,
-                                                       ACCEPT_RETRY, 0, on_accept_retry, s);
+                        r = sd_event_add_time_relative(s->event, &s->accept_retry, CLOCK_MONOTONIC, ACCEPT_RETRY, 0,
+                                                       on_accept_retry, s);
                 if (r < 0)
                         (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
                 break;
@@ -185,7 +184,7 @@ static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
         usec_t now = now_monotonic();
         Connection *c, *next;
 
-        LIST_FOREACH_SAFE(server, c, next, s->connections) {
+        LIST_FOREACH_SAFE (server, c, next, s->connections) {
                 if (connection_idle(c, now, SERVER_IDLE_TIMEOUT)) {
                         log_debug("Connection %u: idle for %llus, closing.", c->id,
                                   (unsigned long long) ((now - c->last_activity) / USEC_PER_SEC));
@@ -232,7 +231,8 @@ static int server_listen_path(Server *s, const char *path) {
         int r;
 
         if (!path)
-                return log_error_errno(EDESTADDRREQ, "No socket path: set XDG_RUNTIME_DIR, or socket= in the [daemon] section.");
+                return log_error_errno(EDESTADDRREQ,
+                                       "No socket path: set XDG_RUNTIME_DIR, or socket= in the [daemon] section.");
         if (path[0] != '/')
                 return log_error_errno(EINVAL, "The socket path %s is not absolute.", path);
         if (strlen(path) >= sizeof sa.sun_path)
@@ -268,13 +268,15 @@ static int server_listen_path(Server *s, const char *path) {
 
                 r = socket_file_is_stale(path);
                 if (r == 0)
-                        return log_error_errno(EADDRINUSE,
-                                               "The socket %s is already served by another process; stop that daemon, or "
-                                               "give this one another socket= path.",
-                                               path);
+                        return log_error_errno(
+                                EADDRINUSE,
+                                "The socket %s is already served by another process; stop that daemon, or "
+                                "give this one another socket= path.",
+                                path);
                 if (r == -EEXIST)
-                        return log_error_errno(EEXIST, "%s exists and is not a socket; remove it or choose another socket= path.",
-                                               path);
+                        return log_error_errno(
+                                EEXIST, "%s exists and is not a socket; remove it or choose another socket= path.",
+                                path);
                 if (r < 0)
                         return log_error_errno(r, "Cannot tell whether the socket %s is in use: %m", path);
                 log_info("Replacing the stale socket %s (nothing answers on it).", path);
@@ -310,8 +312,9 @@ static int server_listen_passed(Server *s) {
         if (n == 0)
                 return 0;
         if (n > 1)
-                return log_error_errno(EINVAL, "systemd passed %d sockets; the socket unit must have exactly one "
-                                               "ListenStream=.",
+                return log_error_errno(EINVAL,
+                                       "systemd passed %d sockets; the socket unit must have exactly one "
+                                       "ListenStream=.",
                                        n);
         fd = SD_LISTEN_FDS_START;
         if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
@@ -388,8 +391,8 @@ int server_new(sd_event *event, const char *path, const ConnectionHandler *handl
         r = sd_event_add_io(s->event, &s->listen_source, s->fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the socket %s: %m", s->path);
-        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_INTERVAL, 5 * USEC_PER_SEC,
-                                       on_sweep, s);
+        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_INTERVAL, 5 * USEC_PER_SEC, on_sweep,
+                                       s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
         if (r < 0)

@@ -66,12 +66,8 @@ int store_serialize(const StoredProfile *s, Secret **ret) {
                 const char *key;
                 const char *value;
         } strings[] = {
-                { "tenant", s->tenant },
-                { "client_id", s->client_id },
-                { "authority_host", s->authority_host },
-                { "server_id", s->server_id },
-                { "auth", s->auth },
-                { "account", s->account },
+                { "tenant", s->tenant },       { "client_id", s->client_id }, { "authority_host", s->authority_host },
+                { "server_id", s->server_id }, { "auth", s->auth },           { "account", s->account },
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 if (strings[i].value) {
@@ -81,14 +77,12 @@ int store_serialize(const StoredProfile *s, Secret **ret) {
                 }
 
         if (s->refresh_token) {
-                r = json_set_string(o, "refresh_token", secret_reveal(s->refresh_token),
-                                    secret_len(s->refresh_token));
+                r = json_set_string(o, "refresh_token", secret_reveal(s->refresh_token), secret_len(s->refresh_token));
                 if (r < 0)
                         goto finish;
         }
         if (s->access_token) {
-                r = json_set_string(o, "access_token", secret_reveal(s->access_token),
-                                    secret_len(s->access_token));
+                r = json_set_string(o, "access_token", secret_reveal(s->access_token), secret_len(s->access_token));
                 if (r < 0)
                         goto finish;
         }

@@ -6,8 +6,8 @@
 
 #define HTTP_MAX_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 
-static int post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body,
-                bool fresh, http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
+static int post(const ProfileContext *ctx, const ProfileConfig *cfg, const char *url, const Secret *body, bool fresh,
+                http_done_fn done, void *userdata, HttpRequest **ret, char request_id[static 37]) {
         HttpOptions opts = {
                 .fresh_connect = fresh,
                 .ca_file = cfg->ca_file,
@@ -57,10 +57,9 @@ int token_source_post_fresh(const ProfileContext *ctx, const ProfileConfig *cfg,
 }
 
 const char *token_source_error_words(const AadError *e, char *buf, size_t size) {
-        snprintf(buf, size, "%s%s%s%s%s%s%s%s%s", e->error ? e->error : "unexpected answer",
-                 e->description ? ": " : "", e->description ? e->description : "",
-                 e->suberror ? " (suberror " : "", e->suberror ? e->suberror : "", e->suberror ? ")" : "",
-                 e->correlation_id ? " (correlation id " : "", e->correlation_id ? e->correlation_id : "",
-                 e->correlation_id ? ")" : "");
+        snprintf(buf, size, "%s%s%s%s%s%s%s%s%s", e->error ? e->error : "unexpected answer", e->description ? ": " : "",
+                 e->description ? e->description : "", e->suberror ? " (suberror " : "", e->suberror ? e->suberror : "",
+                 e->suberror ? ")" : "", e->correlation_id ? " (correlation id " : "",
+                 e->correlation_id ? e->correlation_id : "", e->correlation_id ? ")" : "");
         return buf;
 }

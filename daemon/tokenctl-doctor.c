@@ -114,13 +114,16 @@ static Config *check_config(Doctor *d, const TokenctlSetupArgs *a, const ConfigE
                 return NULL;
         }
         if (stat(path, &st) < 0 && errno == ENOENT) {
-                report(d, VERDICT_FAIL, "configuration", "there is none at %s: run `aksspark-tokenctl init` (after `az aks "
-                                                         "get-credentials`), or pass --config PATH", path);
+                report(d, VERDICT_FAIL, "configuration",
+                       "there is none at %s: run `aksspark-tokenctl init` (after `az aks "
+                       "get-credentials`), or pass --config PATH",
+                       path);
                 return NULL;
         }
         r = config_load(path, env, &c, &errors);
         if (r < 0) {
-                report(d, VERDICT_FAIL, "configuration", "%s%s; `aksspark-tokend --check-config%s%s` lists every problem",
+                report(d, VERDICT_FAIL, "configuration",
+                       "%s%s; `aksspark-tokend --check-config%s%s` lists every problem",
                        errors.n > 0 ? errors.lines[0] : path, errors.n > 1 ? " (and more)" : "",
                        a->config ? " --config " : "", a->config ?: "");
                 config_errors_clear(&errors);
@@ -185,7 +188,8 @@ static int daemon_request(const char *path, json_t *request, json_t **ret) {
                         return -ETIMEDOUT;
                 if (len >= MAX_ANSWER)
                         return -EPROTO;
-                r = poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, (int) ((deadline - now) / USEC_PER_MSEC) + 1);
+                r = poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1,
+                         (int) ((deadline - now) / USEC_PER_MSEC) + 1);
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (r <= 0)
@@ -223,25 +227,30 @@ static void check_daemon(Doctor *d, const char *path) {
 
         d->socket = path;
         if (!path) {
-                report(d, VERDICT_FAIL, "daemon", "no socket path is known (XDG_RUNTIME_DIR is not set): pass --socket PATH");
+                report(d, VERDICT_FAIL, "daemon",
+                       "no socket path is known (XDG_RUNTIME_DIR is not set): pass --socket PATH");
                 return;
         }
         r = daemon_request(path, json_pack("{s:s}", "op", "version"), &answer);
         if (r == -ENOENT || r == -ENOTDIR) {
-                report(d, VERDICT_FAIL, "daemon", "not started (no socket at %s): systemctl --user enable --now "
-                                                  "aksspark-tokend.socket (on a shared host: sudo systemctl enable --now "
-                                                  "aksspark-tokend@$USER.socket)", path);
+                report(d, VERDICT_FAIL, "daemon",
+                       "not started (no socket at %s): systemctl --user enable --now "
+                       "aksspark-tokend.socket (on a shared host: sudo systemctl enable --now "
+                       "aksspark-tokend@$USER.socket)",
+                       path);
                 return;
         }
         if (r == -ECONNREFUSED) {
-                report(d, VERDICT_FAIL, "daemon", "nothing listens on %s (the daemon stopped?): systemctl --user restart "
-                                                  "aksspark-tokend.socket, and see its log: journalctl --user -u aksspark-tokend",
+                report(d, VERDICT_FAIL, "daemon",
+                       "nothing listens on %s (the daemon stopped?): systemctl --user restart "
+                       "aksspark-tokend.socket, and see its log: journalctl --user -u aksspark-tokend",
                        path);
                 return;
         }
         if (r == -EACCES || r == -EPERM) {
-                report(d, VERDICT_FAIL, "daemon", "someone else's socket: %s belongs to %s, not to you; start your own "
-                                                  "(systemctl --user enable --now aksspark-tokend.socket) or pass --socket",
+                report(d, VERDICT_FAIL, "daemon",
+                       "someone else's socket: %s belongs to %s, not to you; start your own "
+                       "(systemctl --user enable --now aksspark-tokend.socket) or pass --socket",
                        path, path_owner(path, owner, sizeof owner) ? owner : "another user");
                 return;
         }
@@ -253,9 +262,10 @@ static void check_daemon(Doctor *d, const char *path) {
                 const char *e = json_string_value(json_object_get(answer, "error")) ?: "?";
 
                 if (strcmp(e, "forbidden") == 0)
-                        report(d, VERDICT_FAIL, "daemon", "someone else's socket: the daemon on %s (socket of %s) does "
-                                                          "not serve you; start your own or pass --socket", path,
-                               path_owner(path, owner, sizeof owner) ? owner : "another user");
+                        report(d, VERDICT_FAIL, "daemon",
+                               "someone else's socket: the daemon on %s (socket of %s) does "
+                               "not serve you; start your own or pass --socket",
+                               path, path_owner(path, owner, sizeof owner) ? owner : "another user");
                 else
                         report(d, VERDICT_FAIL, "daemon", "%s answers %s: %s", path, e,
                                json_string_value(json_object_get(answer, "message")) ?: "");
@@ -288,11 +298,11 @@ static const char *curl_load(Curl *c) {
                 c->dl = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
         if (!c->dl)
                 return dlerror();
-#define CURL_SYM(field, name)                                           \
-        do {                                                            \
-                *(void **) &c->field = dlsym(c->dl, name);              \
-                if (!c->field)                                          \
-                        return "libcurl lacks " name;                   \
+#define CURL_SYM(field, name)                              \
+        do {                                               \
+                *(void **) &c->field = dlsym(c->dl, name); \
+                if (!c->field)                             \
+                        return "libcurl lacks " name;      \
         } while (0)
         CURL_SYM(global_init, "curl_global_init");
         CURL_SYM(easy_init, "curl_easy_init");
@@ -310,7 +320,7 @@ static const char *curl_load(Curl *c) {
 typedef struct Probe {
         bool have_date;
         time_t date;
-        usec_t received;        /* realtime when the Date header arrived */
+        usec_t received; /* realtime when the Date header arrived */
         char date_text[64];
 } Probe;
 
@@ -394,32 +404,41 @@ static void check_authority(Doctor *d, Curl *curl, const char *curl_error, const
         switch (code) {
         case CURLE_OK:
                 if (strncasecmp(p->authority_host, "http://", 7) == 0)
-                        report(d, VERDICT_OK, what, "%s answers (HTTP %ld; plain http, this machine only)", host, status);
+                        report(d, VERDICT_OK, what, "%s answers (HTTP %ld; plain http, this machine only)", host,
+                               status);
                 else
                         report(d, VERDICT_OK, what, "%s resolves and answers TLS with a trusted certificate (HTTP %ld)",
                                host, status);
                 break;
         case CURLE_COULDNT_RESOLVE_HOST:
-                report(d, VERDICT_FAIL, what, "%s does not resolve (%s): check the DNS servers, or set https_proxy if "
-                                              "this network needs a proxy", host, errbuf);
+                report(d, VERDICT_FAIL, what,
+                       "%s does not resolve (%s): check the DNS servers, or set https_proxy if "
+                       "this network needs a proxy",
+                       host, errbuf);
                 return;
         case CURLE_COULDNT_RESOLVE_PROXY:
         case CURLE_COULDNT_CONNECT:
         case CURLE_OPERATION_TIMEDOUT:
-                report(d, VERDICT_FAIL, what, "cannot reach %s (%s): check the network, a firewall, or https_proxy and "
-                                              "no_proxy", host, errbuf);
+                report(d, VERDICT_FAIL, what,
+                       "cannot reach %s (%s): check the network, a firewall, or https_proxy and "
+                       "no_proxy",
+                       host, errbuf);
                 return;
         case CURLE_PEER_FAILED_VERIFICATION:
                 if (p->ca_file)
-                        report(d, VERDICT_FAIL, what, "%s's certificate is trusted neither by the system nor by ca_file %s "
-                                                      "(%s): give the CA that signs it as ca_file", host, p->ca_file, errbuf);
+                        report(d, VERDICT_FAIL, what,
+                               "%s's certificate is trusted neither by the system nor by ca_file %s "
+                               "(%s): give the CA that signs it as ca_file",
+                               host, p->ca_file, errbuf);
                 else
-                        report(d, VERDICT_FAIL, what, "%s's certificate is not trusted (%s): behind a TLS-inspecting proxy, "
-                                                      "set ca_file = <the proxy's CA, PEM> in [profile %s]", host, errbuf,
-                               p->name);
+                        report(d, VERDICT_FAIL, what,
+                               "%s's certificate is not trusted (%s): behind a TLS-inspecting proxy, "
+                               "set ca_file = <the proxy's CA, PEM> in [profile %s]",
+                               host, errbuf, p->name);
                 return;
         case CURLE_SSL_CACERT_BADFILE:
-                report(d, VERDICT_FAIL, what, "ca_file %s cannot be read as PEM certificates (%s)", p->ca_file ?: "?", errbuf);
+                report(d, VERDICT_FAIL, what, "ca_file %s cannot be read as PEM certificates (%s)", p->ca_file ?: "?",
+                       errbuf);
                 return;
         default:
                 report(d, VERDICT_FAIL, what, "talking to %s failed: %s", host, errbuf);
@@ -436,10 +455,11 @@ static void check_authority(Doctor *d, Curl *curl, const char *curl_error, const
 
                 format_duration(ago, sizeof ago, abs_off);
                 if (abs_off > DOCTOR_MAX_CLOCK_SKEW)
-                        report(d, VERDICT_FAIL, clock, "this machine's clock is %s %s %s's (Date: %s): set it right "
-                                                       "(timedatectl set-ntp true); tokens look expired or not yet valid "
-                                                       "to a clock that far off", ago, off > 0 ? "ahead of" : "behind", host,
-                               probe.date_text);
+                        report(d, VERDICT_FAIL, clock,
+                               "this machine's clock is %s %s %s's (Date: %s): set it right "
+                               "(timedatectl set-ntp true); tokens look expired or not yet valid "
+                               "to a clock that far off",
+                               ago, off > 0 ? "ahead of" : "behind", host, probe.date_text);
                 else
                         report(d, VERDICT_OK, clock, "within %s of %s's", abs_off < USEC_PER_SEC ? "1s" : ago, host);
         }
@@ -466,9 +486,11 @@ static void check_output(Doctor *d, const ProfileConfig *p, const char *key, con
                         *(slash == linkdir ? slash + 1 : slash) = 0;
                 if (stat(linkdir, &dst) >= 0 && doctor_link_refused(st.st_uid, dst.st_uid, dst.st_mode, geteuid())) {
                         owner_name(st.st_uid, owner, sizeof owner);
-                        report(d, VERDICT_FAIL, what, "%s is a link owned by %s in the sticky, world-writable %s: the "
-                                                      "daemon will not follow it (as fs.protected_symlinks); remove it, or "
-                                                      "point %s at a path of your own", path, owner, linkdir, key);
+                        report(d, VERDICT_FAIL, what,
+                               "%s is a link owned by %s in the sticky, world-writable %s: the "
+                               "daemon will not follow it (as fs.protected_symlinks); remove it, or "
+                               "point %s at a path of your own",
+                               path, owner, linkdir, key);
                         return;
                 }
         }
@@ -502,12 +524,14 @@ static void check_output(Doctor *d, const ProfileConfig *p, const char *key, con
         }
         if (access(dir, W_OK | X_OK) < 0) {
                 owner_name(dst.st_uid, owner, sizeof owner);
-                report(d, VERDICT_FAIL, what, "%s cannot be written: its directory %s (owned by %s, mode %04o) is not "
-                                              "writable by you (%s); choose a directory of your own or fix its rights",
+                report(d, VERDICT_FAIL, what,
+                       "%s cannot be written: its directory %s (owned by %s, mode %04o) is not "
+                       "writable by you (%s); choose a directory of your own or fix its rights",
                        path, dir, owner, (unsigned) (dst.st_mode & 07777), strerror(errno));
                 return;
         }
-        report(d, VERDICT_OK, what, "%s can be written%s", path, strcmp(target, path) != 0 ? " (through its link)" : "");
+        report(d, VERDICT_OK, what, "%s can be written%s", path,
+               strcmp(target, path) != 0 ? " (through its link)" : "");
 }
 
 static void check_outputs(Doctor *d, const ProfileConfig *p) {
@@ -539,8 +563,9 @@ static void check_state(Doctor *d, const ProfileConfig *p) {
                 return;
         }
         if (!json_is_true(json_object_get(a, "ok"))) {
-                report(d, VERDICT_FAIL, what, "%s (the running daemon may have an older configuration: "
-                                              "aksspark-tokenctl reload)",
+                report(d, VERDICT_FAIL, what,
+                       "%s (the running daemon may have an older configuration: "
+                       "aksspark-tokenctl reload)",
                        json_string_value(json_object_get(a, "message")) ?: "no status");
                 json_decref(a);
                 return;
@@ -555,14 +580,18 @@ static void check_state(Doctor *d, const ProfileConfig *p) {
                 strcpy(dur, "no token");
 
         if (strcmp(state, "valid") == 0 || strcmp(state, "refreshing") == 0)
-                report(d, VERDICT_OK, what, "%s%s%s, %s left", state, account ? ", signed in as " : "", account ?: "", dur);
+                report(d, VERDICT_OK, what, "%s%s%s, %s left", state, account ? ", signed in as " : "", account ?: "",
+                       dur);
         else if (strcmp(state, "login_required") == 0)
                 report(d, VERDICT_FAIL, what, "a person must sign in%s%s%s: aksspark-tokenctl%s%s login",
-                       last_error ? " (" : "", last_error ?: "", last_error ? ")" : "", strcmp(p->name, "default") == 0 ? "" : " --profile ",
+                       last_error ? " (" : "", last_error ?: "", last_error ? ")" : "",
+                       strcmp(p->name, "default") == 0 ? "" : " --profile ",
                        strcmp(p->name, "default") == 0 ? "" : p->name);
         else
-                report(d, VERDICT_FAIL, what, "%s (%s left)%s%s: see `aksspark-tokenctl --profile %s status` and the "
-                                              "daemon's log", state, dur, last_error ? ": " : "", last_error ?: "", p->name);
+                report(d, VERDICT_FAIL, what,
+                       "%s (%s left)%s%s: see `aksspark-tokenctl --profile %s status` and the "
+                       "daemon's log",
+                       state, dur, last_error ? ": " : "", last_error ?: "", p->name);
         json_decref(a);
 }
 

@@ -168,7 +168,8 @@ static int check_profiles(Configgen *g, const ConfigEnv *env) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
-                        r = configgen_skip_profile(g, i, errors.n > 0 ? problem_text(errors.lines[0]) : "the daemon would refuse it");
+                        r = configgen_skip_profile(
+                                g, i, errors.n > 0 ? problem_text(errors.lines[0]) : "the daemon would refuse it");
                         config_errors_clear(&errors);
                         if (r < 0)
                                 return r;
@@ -218,8 +219,10 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
 
         r = kubeconfig_text_read(kpath, &text);
         if (r == -ENOENT)
-                return init_fail(1, "there is no kubeconfig at %s: run `az aks get-credentials --resource-group RG --name "
-                                    "CLUSTER` first, or pass --kubeconfig PATH.", kshown);
+                return init_fail(1,
+                                 "there is no kubeconfig at %s: run `az aks get-credentials --resource-group RG --name "
+                                 "CLUSTER` first, or pass --kubeconfig PATH.",
+                                 kshown);
         if (r == -EFBIG)
                 return init_fail(1, "%s is larger than %d MiB, which is no kubeconfig.", kshown, KUBECONFIG_MAX >> 20);
         if (r == -EINVAL)
@@ -228,27 +231,32 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
                 return init_fail(1, "cannot read the kubeconfig %s: %s", kshown, strerror(-r));
         r = kubeconfig_list_contexts(text.data, text.len, &contexts);
         if (r == -EBADMSG)
-                return init_fail(1, "%s is not a kubeconfig kubectl would read (not YAML, malformed contexts, or a "
-                                    "context name listed twice).", kshown);
+                return init_fail(1,
+                                 "%s is not a kubeconfig kubectl would read (not YAML, malformed contexts, or a "
+                                 "context name listed twice).",
+                                 kshown);
         if (r < 0)
                 return init_fail(1, "cannot read the kubeconfig %s: %s", kshown, strerror(-r));
 
-        r = configgen_plan(&contexts, &(ConfiggenOptions) {
-                                              .kubeconfig = kshown,
-                                              .only = a->contexts,
-                                              .n_only = a->n_contexts,
-                                              .key_known = config_profile_key_is_known,
-                                      },
+        r = configgen_plan(&contexts,
+                           &(ConfiggenOptions) {
+                                   .kubeconfig = kshown,
+                                   .only = a->contexts,
+                                   .n_only = a->n_contexts,
+                                   .key_known = config_profile_key_is_known,
+                           },
                            &g, &unknown);
         if (r == -ENOENT)
-                return init_fail(64, "%s has no context named '%s' (see `kubectl config get-contexts`).", kshown, unknown);
+                return init_fail(64, "%s has no context named '%s' (see `kubectl config get-contexts`).", kshown,
+                                 unknown);
         if (r >= 0)
                 r = check_profiles(&g, &env);
         if (r < 0)
                 return init_fail(1, "out of memory");
         if (g.n_profiles == 0) {
-                fprintf(stderr, "aksspark-tokenctl: no Azure AD (AKS) context in %s%s: run `az aks get-credentials "
-                                "--resource-group RG --name CLUSTER` for an AKS cluster with Azure AD, then init again.\n",
+                fprintf(stderr,
+                        "aksspark-tokenctl: no Azure AD (AKS) context in %s%s: run `az aks get-credentials "
+                        "--resource-group RG --name CLUSTER` for an AKS cluster with Azure AD, then init again.\n",
                         kshown, contexts.n == 0 ? " (it lists no context)" : "");
                 print_skipped(stderr, &g);
                 return 1;
@@ -260,15 +268,18 @@ int tokenctl_init(const TokenctlSetupArgs *a) {
         /* The whole file too: the daemon must start with what init wrote. */
         r = config_parse(config_path, out, strlen(out), &env, &config, &errors);
         if (r < 0) {
-                r = init_fail(1, "the configuration made from %s does not pass the daemon's check (%s); nothing written.",
+                r = init_fail(1,
+                              "the configuration made from %s does not pass the daemon's check (%s); nothing written.",
                               kshown, errors.n > 0 ? errors.lines[0] : strerror(-r));
                 config_errors_clear(&errors);
                 return r;
         }
 
         if (!a->force && lstat(config_path, &st) >= 0)
-                return init_fail(1, "%s exists already; pass --force to replace it (init writes a new file, it does not "
-                                    "merge).", config_shown);
+                return init_fail(1,
+                                 "%s exists already; pass --force to replace it (init writes a new file, it does not "
+                                 "merge).",
+                                 config_shown);
         r = atomic_replace(config_path, out, strlen(out), 0600, ATOMIC_MKDIR_PARENTS, NULL);
         if (r < 0)
                 return init_fail(1, "cannot write %s: %s", config_shown, strerror(-r));

@@ -1,6 +1,7 @@
 /* aksspark-tokenctl: the client of aksspark-tokend's socket. Links jansson and the pure helpers
  * only (no curl, no OpenSSL, no sd-event), so a call costs about a process spawn. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <malloc.h>
@@ -14,9 +15,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,14 +44,13 @@
 #define LOGIN_START_TIMEOUT (90 * USEC_PER_SEC)
 #define MAX_ANSWER (1024 * 1024)
 
-
 static const char *arg_socket = NULL;
 static const char *arg_profile = NULL;
 static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
 static TokenctlSetupArgs arg_setup = {};
 static const char *arg_api_version = NULL;
-static const char *arg_login_method = NULL;   /* "browser" or "device_code" for one sign-in */
+static const char *arg_login_method = NULL; /* "browser" or "device_code" for one sign-in */
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -164,9 +163,9 @@ static const char *socket_owner(const char *path, char *buf, size_t size) {
 typedef struct Client {
         int fd;
         const char *path;
-        char *buf;              /* may hold a token: wiped */
+        char *buf; /* may hold a token: wiped */
         size_t len, cap;
-        size_t consumed;        /* the line handed out last, dropped at the next read */
+        size_t consumed; /* the line handed out last, dropped at the next read */
 } Client;
 
 static void client_done(Client *c) {
@@ -211,7 +210,8 @@ static int client_connect(Client *c, const char *path) {
                                     path, owner);
                 return fail(EXIT_UNREACHABLE, "permission denied on %s; use your own daemon's socket.", path);
         case EAGAIN:
-                return fail(EXIT_TRANSIENT, "aksspark-tokend at %s is too busy to accept a connection; try again.", path);
+                return fail(EXIT_TRANSIENT, "aksspark-tokend at %s is too busy to accept a connection; try again.",
+                            path);
         default:
                 return fail(EXIT_UNREACHABLE, "cannot connect to aksspark-tokend at %s: %s", path, strerror(errno));
         }
@@ -249,7 +249,8 @@ static int client_send_request(Client *c, RequestOp op, bool with_min_valid, use
         if (op == OP_LOGIN && arg_login_method)
                 json_object_set_new(o, "method", json_string(arg_login_method));
         if (with_min_valid)
-                json_object_set_new(o, "min_valid", json_integer((json_int_t) ((min_valid + USEC_PER_SEC - 1) / USEC_PER_SEC)));
+                json_object_set_new(o, "min_valid",
+                                    json_integer((json_int_t) ((min_valid + USEC_PER_SEC - 1) / USEC_PER_SEC)));
         s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (!s || asprintf(&line, "%s\n", s) < 0) {
@@ -316,7 +317,8 @@ static int client_read_line(Client *c, usec_t deadline, const char **ret_line, s
                         return fail(EXIT_TRANSIENT, "cannot read the answer of aksspark-tokend: %s", strerror(errno));
                 }
                 if (n == 0)
-                        return fail(EXIT_TRANSIENT, "aksspark-tokend closed the connection without an answer; see its log.");
+                        return fail(EXIT_TRANSIENT,
+                                    "aksspark-tokend closed the connection without an answer; see its log.");
                 c->len += (size_t) n;
         }
 }
@@ -419,7 +421,8 @@ static void print_status(json_t *a) {
         if (get_time(a, "next_refresh", &t))
                 printf("Next refresh: %s\n", t <= now ? "now" : format_when(buf, sizeof buf, t, now));
         else
-                printf("Next refresh: %s\n", strcmp(get_string(a, "state") ?: "", "refreshing") == 0 ? "running now" : "-");
+                printf("Next refresh: %s\n",
+                       strcmp(get_string(a, "state") ?: "", "refreshing") == 0 ? "running now" : "-");
         if (get_time(a, "last_refresh", &t))
                 printf("Last refresh: %s\n", format_when(buf, sizeof buf, t, now));
         printf("Last error:   %s\n", get_string(a, "last_error") ?: "none");
@@ -440,7 +443,8 @@ static void print_status(json_t *a) {
                 if (get_time(o, "last_write", &t))
                         printf(", %s %s ago", json_is_true(ok) ? "written" : "tried",
                                format_duration(d, sizeof d, now - MIN(t, now)));
-                printf(")%s%s\n", json_is_false(ok) ? ": " : "", json_is_false(ok) ? get_string(o, "error") ?: "failed" : "");
+                printf(")%s%s\n", json_is_false(ok) ? ": " : "",
+                       json_is_false(ok) ? get_string(o, "error") ?: "failed" : "");
         }
         if (json_array_size(outputs) == 0)
                 printf("Outputs:      none\n");
@@ -545,9 +549,10 @@ static int cmd_profiles(const char *path) {
                 usec_t t;
 
                 if (get_time(p, "expires_on", &t))
-                        snprintf(left, sizeof left, t > now ? "%s left" : "expired", format_duration(d, sizeof d, t - MIN(t, now)));
-                printf("%-*s  %-14s  %-12s  %s\n", width, get_string(p, "name") ?: "?", get_string(p, "state") ?: "?", left,
-                       get_string(p, "account") ?: "-");
+                        snprintf(left, sizeof left, t > now ? "%s left" : "expired",
+                                 format_duration(d, sizeof d, t - MIN(t, now)));
+                printf("%-*s  %-14s  %-12s  %s\n", width, get_string(p, "name") ?: "?", get_string(p, "state") ?: "?",
+                       left, get_string(p, "account") ?: "-");
         }
         json_decref(a);
         return 0;
@@ -785,8 +790,9 @@ static int exec_api_version(const char **ret) {
 
         if (arg_api_version) {
                 *ret = exec_api_version_known(arg_api_version);
-                return *ret ? 0 : fail(EXIT_USAGE, "--api-version: '%s' is not %s or %s.", arg_api_version,
-                                       KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
+                return *ret ? 0
+                            : fail(EXIT_USAGE, "--api-version: '%s' is not %s or %s.", arg_api_version,
+                                   KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
         }
         *ret = KUBECONFIG_EXEC_V1BETA1;
         if (!info || !*info)
@@ -796,10 +802,11 @@ static int exec_api_version(const char **ret) {
         if (json_is_string(v)) {
                 *ret = exec_api_version_known(json_string_value(v));
                 if (!*ret)
-                        r = fail(EXIT_USAGE,
-                                 "kubectl asks for ExecCredential %s, which this client does not speak; set apiVersion: "
-                                 "%s in the kubeconfig's exec section.",
-                                 json_string_value(v), KUBECONFIG_EXEC_V1);
+                        r = fail(
+                                EXIT_USAGE,
+                                "kubectl asks for ExecCredential %s, which this client does not speak; set apiVersion: "
+                                "%s in the kubeconfig's exec section.",
+                                json_string_value(v), KUBECONFIG_EXEC_V1);
         }
         json_decref(j);
         return r;
@@ -821,8 +828,9 @@ static int cmd_exec_credential(const char *path) {
                 return r;
         (void) get_time(a, "expires_on", &expires_on);
         format_rfc3339(expiry, sizeof expiry, expires_on);
-        out = json_pack("{s:s, s:s, s:{s:b}, s:{s:s, s:s}}", "kind", "ExecCredential", "apiVersion", api_version, "spec",
-                        "interactive", 0, "status", "token", get_string(a, "access_token"), "expirationTimestamp", expiry);
+        out = json_pack("{s:s, s:s, s:{s:b}, s:{s:s, s:s}}", "kind", "ExecCredential", "apiVersion", api_version,
+                        "spec", "interactive", 0, "status", "token", get_string(a, "access_token"),
+                        "expirationTimestamp", expiry);
         json_decref(a);
         s = out ? json_dumps(out, JSON_COMPACT) : NULL;
         json_decref(out);
@@ -840,8 +848,8 @@ static int cmd_exec_credential(const char *path) {
 typedef struct Command {
         const char *name;
         int (*run)(const char *path);
-        bool json;              /* --json allowed */
-        bool min_valid;         /* --min-valid allowed */
+        bool json;      /* --json allowed */
+        bool min_valid; /* --min-valid allowed */
 } Command;
 
 static int cmd_init(const char *path) {
@@ -856,18 +864,12 @@ static int cmd_doctor(const char *path) {
 }
 
 static const Command commands[] = {
-        { "status", cmd_status, true, false },
-        { "token", cmd_token, false, false },
-        { "refresh", cmd_refresh, true, false },
-        { "login", cmd_login, false, false },
-        { "check", cmd_check, true, true },
-        { "exec-credential", cmd_exec_credential, false, false },
-        { "logout", cmd_logout, true, false },
-        { "profiles", cmd_profiles, true, false },
-        { "reload", cmd_reload, true, false },
-        { "init", cmd_init, false, false },
-        { "doctor", cmd_doctor, false, false },
-        { "metrics", cmd_metrics, true, false },
+        { "status", cmd_status, true, false },   { "token", cmd_token, false, false },
+        { "refresh", cmd_refresh, true, false }, { "login", cmd_login, false, false },
+        { "check", cmd_check, true, true },      { "exec-credential", cmd_exec_credential, false, false },
+        { "logout", cmd_logout, true, false },   { "profiles", cmd_profiles, true, false },
+        { "reload", cmd_reload, true, false },   { "init", cmd_init, false, false },
+        { "doctor", cmd_doctor, false, false },  { "metrics", cmd_metrics, true, false },
 };
 
 int main(int argc, char *argv[]) {
@@ -916,7 +918,8 @@ int main(int argc, char *argv[]) {
                 case ARG_MIN_VALID:
                         r = parse_duration(optarg, &arg_min_valid);
                         if (r < 0)
-                                return fail(EXIT_USAGE, "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).", optarg);
+                                return fail(EXIT_USAGE, "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).",
+                                            optarg);
                         min_valid_given = true;
                         break;
                 case 'c':
@@ -943,7 +946,8 @@ int main(int argc, char *argv[]) {
                         printf("aksspark-tokenctl %s\n", PACKAGE_VERSION);
                         return 0;
                 case ':':
-                        return fail(EXIT_USAGE, "option %s needs a value. Try 'aksspark-tokenctl --help'.", argv[optind - 1]);
+                        return fail(EXIT_USAGE, "option %s needs a value. Try 'aksspark-tokenctl --help'.",
+                                    argv[optind - 1]);
                 default:
                         return fail(EXIT_USAGE, "unknown option %s. Try 'aksspark-tokenctl --help'.", argv[optind - 1]);
                 }
@@ -964,8 +968,10 @@ int main(int argc, char *argv[]) {
                 return fail(EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
                 return fail(EXIT_USAGE, "--min-valid applies to check only.");
-        if (init_given && command->run != cmd_init && (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
-                return fail(EXIT_USAGE, "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
+        if (init_given && command->run != cmd_init &&
+            (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
+                return fail(EXIT_USAGE,
+                            "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
         if (arg_api_version && command->run != cmd_exec_credential)
                 return fail(EXIT_USAGE, "--api-version applies to exec-credential only.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))

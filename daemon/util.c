@@ -208,8 +208,8 @@ int get_home_dir(char **ret) {
         if (e && e[0] == '/')
                 h = strdup(e);
         else {
-                if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &result) != 0 || !result ||
-                    !result->pw_dir || result->pw_dir[0] != '/')
+                if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &result) != 0 || !result || !result->pw_dir ||
+                    result->pw_dir[0] != '/')
                         return -ENXIO;
                 h = strdup(result->pw_dir);
         }
@@ -313,9 +313,8 @@ char *uuid4_string(char buf[static 37]) {
         memcpy(b + 8, &r2, 8);
         b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
         b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
-        snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
+        snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
         return buf;
 }
 
@@ -476,7 +475,8 @@ size_t utf8_sequence_length(const unsigned char *s, size_t n) {
                         return 0;
                 cp = (cp << 6) | (s[i] & 0x3f);
         }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
                 return 0;
         return len;
 }

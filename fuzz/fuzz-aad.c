@@ -12,7 +12,7 @@
 
 #define NOW ((time_t) 1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
 #define RETRY_AFTER_MAX ((usec_t) 366 * 24 * 3600 * USEC_PER_SEC)
-#define REDACT_RUN 40             /* aad.c redacts token-like runs this long */
+#define REDACT_RUN 40 /* aad.c redacts token-like runs this long */
 
 static bool is_visible(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -22,8 +22,7 @@ static bool is_visible(const char *s, size_t n) {
 }
 
 static bool is_token_like(unsigned char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               strchr("-._~+/=", c);
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~+/=", c);
 }
 
 /* Text that may reach a log line. In free text (the description) anything as long as a token

@@ -16,7 +16,8 @@ static char *base64url_encode(const char *in, size_t len) {
 
         FUZZ_CHECK(out);
         for (; i + 3 <= len; i += 3) {
-                uint32_t v = (uint32_t) (uint8_t) in[i] << 16 | (uint32_t) (uint8_t) in[i + 1] << 8 | (uint8_t) in[i + 2];
+                uint32_t v = (uint32_t) (uint8_t) in[i] << 16 | (uint32_t) (uint8_t) in[i + 1] << 8 |
+                             (uint8_t) in[i + 2];
                 *p++ = alphabet[v >> 18 & 63];
                 *p++ = alphabet[v >> 12 & 63];
                 *p++ = alphabet[v >> 6 & 63];

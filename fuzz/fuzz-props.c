@@ -72,8 +72,8 @@ static void check_others_kept(const PropsModel *before, const PropsModel *after,
                         break;
                 FUZZ_CHECK(units_equal(before->entries[i].key, before->entries[i].key_len, after->entries[j].key,
                                        after->entries[j].key_len));
-                FUZZ_CHECK(units_equal(before->entries[i].value, before->entries[i].value_len,
-                                       after->entries[j].value, after->entries[j].value_len));
+                FUZZ_CHECK(units_equal(before->entries[i].value, before->entries[i].value_len, after->entries[j].value,
+                                       after->entries[j].value_len));
                 i++;
                 j++;
         }

@@ -8,13 +8,12 @@
 #include <string.h>
 
 /* Unlike assert(), never compiled out: a broken invariant is a finding, whatever the build. */
-#define FUZZ_CHECK(expr)                                                                  \
-        do {                                                                              \
-                if (!(expr)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,        \
-                                __LINE__, #expr);                                         \
-                        abort();                                                          \
-                }                                                                         \
+#define FUZZ_CHECK(expr)                                                                             \
+        do {                                                                                         \
+                if (!(expr)) {                                                                       \
+                        fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #expr); \
+                        abort();                                                                     \
+                }                                                                                    \
         } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,15 +12,15 @@
 #include "fuzz.h"
 
 typedef struct PropsEntry {
-        uint16_t *key, *value;  /* UTF-16, as Java's String */
+        uint16_t *key, *value; /* UTF-16, as Java's String */
         size_t key_len, value_len;
-        size_t order;           /* position in the file: the last put() of a key wins */
+        size_t order; /* position in the file: the last put() of a key wins */
 } PropsEntry;
 
 typedef struct PropsModel {
-        PropsEntry *entries;    /* sorted by key after props_model_load(), one per key */
+        PropsEntry *entries; /* sorted by key after props_model_load(), one per key */
         size_t n;
-        bool malformed;         /* load() throws (a malformed \uXXXX) */
+        bool malformed; /* load() throws (a malformed \uXXXX) */
         /* The last logical line is empty: a lone backslash at the very end, read as put("", ""). */
         bool ends_empty;
         /* Input offset where the first logical line whose key is `key` starts, or SIZE_MAX. */
@@ -29,7 +29,7 @@ typedef struct PropsModel {
 
 typedef struct Chars {
         uint16_t *c;
-        size_t *pos;            /* input byte offset each char came from */
+        size_t *pos; /* input byte offset each char came from */
         size_t n;
 } Chars;
 
@@ -366,8 +366,8 @@ static void props_model_load(const uint8_t *in, size_t len, const char *key, Pro
 
                 qsort(m.entries, m.n, sizeof *m.entries, entry_compare);
                 for (size_t i = 0; i < m.n; i++) {
-                        if (i + 1 < m.n && units_compare(m.entries[i].key, m.entries[i].key_len,
-                                                         m.entries[i + 1].key, m.entries[i + 1].key_len) == 0) {
+                        if (i + 1 < m.n && units_compare(m.entries[i].key, m.entries[i].key_len, m.entries[i + 1].key,
+                                                         m.entries[i + 1].key_len) == 0) {
                                 free(m.entries[i].key);
                                 free(m.entries[i].value);
                                 continue;

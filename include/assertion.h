@@ -10,7 +10,7 @@
 #include "secret.h"
 #include "util.h"
 
-#define ASSERTION_LIFETIME (10 * USEC_PER_MINUTE)  /* MSAL's: exp = now + 10 min */
+#define ASSERTION_LIFETIME (10 * USEC_PER_MINUTE) /* MSAL's: exp = now + 10 min */
 
 /* PS256 with x5t#S256 is what this daemon sends (MSAL.NET's choice for Azure AD: PSS padding,
  * SHA-256 thumbprint); RS256 with the SHA-1 x5t is the older form Azure AD also accepts. */
@@ -36,5 +36,5 @@ const char *client_certificate_x5t_s256(const ClientCertificate *c);
 /* header.claims.signature: header {"alg","typ":"JWT", "x5t" or "x5t#S256"}, claims aud =
  * audience (the token endpoint URL), iss = sub = client_id, jti, nbf = iat = now, exp = now +
  * ASSERTION_LIFETIME (now in unix usec). */
-int client_assertion_build(const ClientCertificate *c, AssertionAlg alg, const char *client_id,
-                           const char *audience, usec_t now, const char *jti, Secret **ret);
+int client_assertion_build(const ClientCertificate *c, AssertionAlg alg, const char *client_id, const char *audience,
+                           usec_t now, const char *jti, Secret **ret);

@@ -11,14 +11,14 @@
 #define ATOMIC_TEMP_PREFIX ".aksspark-tmp."
 
 typedef enum AtomicFlags {
-        ATOMIC_MKDIR_PARENTS = 1 << 0,  /* create missing parents, mode 0700 */
+        ATOMIC_MKDIR_PARENTS = 1 << 0, /* create missing parents, mode 0700 */
 } AtomicFlags;
 
 typedef struct AtomicResult {
-        bool unchanged;          /* content and mode were already right: nothing written */
-        bool mode_narrowed;      /* the old file was wider than the mode asked for */
-        mode_t old_mode;         /* valid when mode_narrowed */
-        bool created;            /* no file was there */
+        bool unchanged;     /* content and mode were already right: nothing written */
+        bool mode_narrowed; /* the old file was wider than the mode asked for */
+        mode_t old_mode;    /* valid when mode_narrowed */
+        bool created;       /* no file was there */
 } AtomicResult;
 
 /* Write data to path with mode. A symlink at path stays a symlink and its target is replaced,
@@ -31,8 +31,7 @@ typedef struct AtomicResult {
  * -EROFS, -EACCES, -EDQUOT, -ENOENT without ATOMIC_MKDIR_PARENTS, -ELOOP, -EISDIR, -EINVAL
  * when the target is not a regular file, -ENOLINK for a link we may not follow, ...). File
  * accesses use the calling thread's fsuid/fsgid (see atomic_identity_enter()). ret may be NULL. */
-int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags,
-                   AtomicResult *ret);
+int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, AtomicFlags flags, AtomicResult *ret);
 
 /* Remove temp files a crash left behind next to path's target (regular files named as ours for
  * that target only). Returns how many were removed, or a negative errno. */

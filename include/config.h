@@ -37,78 +37,78 @@ bool auth_kind_is_unattended(AuthKind k);
 
 /* Which local token service a managed identity asks (from the environment, as MSAL decides). */
 typedef enum MsiKind {
-        MSI_IMDS,         /* an Azure VM: imds_endpoint */
-        MSI_APP_SERVICE,  /* IDENTITY_ENDPOINT and IDENTITY_HEADER */
-        MSI_ARC,          /* IDENTITY_ENDPOINT and IMDS_ENDPOINT: Azure Arc's agent */
+        MSI_IMDS,        /* an Azure VM: imds_endpoint */
+        MSI_APP_SERVICE, /* IDENTITY_ENDPOINT and IDENTITY_HEADER */
+        MSI_ARC,         /* IDENTITY_ENDPOINT and IMDS_ENDPOINT: Azure Arc's agent */
 } MsiKind;
 
 typedef struct ProfileConfig {
         char *name;
-        unsigned line;          /* of the [profile NAME] header */
+        unsigned line; /* of the [profile NAME] header */
         char *tenant;
-        char *authority_host;   /* no trailing slash */
+        char *authority_host; /* no trailing slash */
         char *client_id;
         char *server_id;
         usec_t refresh_before;
-        char *token_file;       /* expanded; NULL = no token file */
-        char **spark_properties;   /* expanded paths */
+        char *token_file;        /* expanded; NULL = no token file */
+        char **spark_properties; /* expanded paths */
         size_t n_spark_properties;
-        char *kubeconfig;       /* expanded; NULL = none */
+        char *kubeconfig;         /* expanded; NULL = none */
         char *kubeconfig_context; /* the context of kubeconfig this profile means; NULL = its current-context */
-        char *kubeconfig_output; /* expanded; NULL = none (needs kubeconfig) */
+        char *kubeconfig_output;  /* expanded; NULL = none (needs kubeconfig) */
         const char *kubeconfig_exec_api_version; /* KUBECONFIG_EXEC_V1 (default) or _V1BETA1 */
-        char *ca_file;          /* expanded; NULL = system trust only */
+        char *ca_file;                           /* expanded; NULL = system trust only */
 
         AuthKind auth;
-        unsigned redirect_port;               /* browser: 0 = any free port */
-        char *client_secret_file;             /* expanded */
-        char *client_certificate;             /* expanded: PEM with certificate and key */
+        unsigned redirect_port;   /* browser: 0 = any free port */
+        char *client_secret_file; /* expanded */
+        char *client_certificate; /* expanded: PEM with certificate and key */
         char *client_certificate_password_file;
-        char *managed_identity_client_id;     /* at most one of the three */
+        char *managed_identity_client_id; /* at most one of the three */
         char *managed_identity_object_id;
         char *managed_identity_resource_id;
         MsiKind msi_kind;
-        char *msi_endpoint;   /* IMDS: scheme://host[:port]; App Service, Arc: the token URL */
-        Secret *identity_header;              /* App Service's IDENTITY_HEADER, else NULL */
-        char *arc_key_dir;                    /* Arc: where its challenge files must be */
-        char *federated_token_file;           /* expanded */
+        char *msi_endpoint;         /* IMDS: scheme://host[:port]; App Service, Arc: the token URL */
+        Secret *identity_header;    /* App Service's IDENTITY_HEADER, else NULL */
+        char *arc_key_dir;          /* Arc: where its challenge files must be */
+        char *federated_token_file; /* expanded */
 } ProfileConfig;
 
 typedef struct Config {
-        char *path;             /* the file it was read from */
-        char *socket_path;      /* expanded; NULL when no default could be made (no XDG_RUNTIME_DIR) */
-        char *state_dir;        /* expanded */
-        int log_level;          /* LOG_ERR ... LOG_DEBUG */
-        char *notify_command;   /* NULL = none */
-        usec_t http_timeout;    /* total time for one HTTP exchange */
-        char *metrics_file;     /* expanded; NULL = none */
+        char *path;           /* the file it was read from */
+        char *socket_path;    /* expanded; NULL when no default could be made (no XDG_RUNTIME_DIR) */
+        char *state_dir;      /* expanded */
+        int log_level;        /* LOG_ERR ... LOG_DEBUG */
+        char *notify_command; /* NULL = none */
+        usec_t http_timeout;  /* total time for one HTTP exchange */
+        char *metrics_file;   /* expanded; NULL = none */
         ProfileConfig **profiles;
         size_t n_profiles;
 } Config;
 
 /* What the defaults and the expansion depend on, gathered once by the caller. */
 typedef struct ConfigEnv {
-        const char *home;               /* the user's home (never NULL) */
-        const char *xdg_config_home;    /* may be NULL */
-        const char *xdg_runtime_dir;    /* may be NULL */
-        const char *xdg_state_home;     /* may be NULL */
+        const char *home;                    /* the user's home (never NULL) */
+        const char *xdg_config_home;         /* may be NULL */
+        const char *xdg_runtime_dir;         /* may be NULL */
+        const char *xdg_state_home;          /* may be NULL */
         const char *configuration_directory; /* $CONFIGURATION_DIRECTORY, may be NULL */
-        const char *state_directory;    /* $STATE_DIRECTORY, may be NULL */
-        const char *runtime_directory;  /* $RUNTIME_DIRECTORY, may be NULL */
-        const char *metrics_file;       /* $AKSSPARK_TOKEND_METRICS_FILE (wins over metrics_file), may be NULL */
+        const char *state_directory;         /* $STATE_DIRECTORY, may be NULL */
+        const char *runtime_directory;       /* $RUNTIME_DIRECTORY, may be NULL */
+        const char *metrics_file;            /* $AKSSPARK_TOKEND_METRICS_FILE (wins over metrics_file), may be NULL */
         /* Defaults of the unattended identities (all may be NULL): */
         const char *azure_federated_token_file;
         const char *azure_client_id;
         const char *azure_tenant_id;
         const char *azure_authority_host;
-        const char *identity_endpoint;  /* App Service, Arc */
-        const char *identity_header;    /* App Service */
-        const char *imds_endpoint;      /* Arc */
-        const char *arc_key_dir;        /* Arc's key files; NULL: /var/opt/azcmagent/tokens (tests move it) */
+        const char *identity_endpoint; /* App Service, Arc */
+        const char *identity_header;   /* App Service */
+        const char *imds_endpoint;     /* Arc */
+        const char *arc_key_dir;       /* Arc's key files; NULL: /var/opt/azcmagent/tokens (tests move it) */
         /* Scheduled refreshes at least this far apart: SCHEDULE_MIN_INTERVAL, or the test aid
          * $AKSSPARK_TEST_REFRESH_FLOOR_SEC (0..3600 s; anything else is ignored). */
         usec_t refresh_floor;
-        env_lookup_fn lookup;           /* for ${VAR}; NULL = nothing is set */
+        env_lookup_fn lookup; /* for ${VAR}; NULL = nothing is set */
         void *userdata;
 } ConfigEnv;
 
@@ -126,8 +126,8 @@ void config_errors_clear(ConfigErrors *e);
  * 198 bytes (inih's 200-byte buffer less "\n\0"); a longer one is a problem, never cut.
  * Leading whitespace is ignored, so there are no continuation lines: a repeated key
  * (spark_properties) is given once per line. */
-int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env,
-                 Config **ret, ConfigErrors *reterr_errors);
+int config_parse(const char *path, const char *text, size_t len, const ConfigEnv *env, Config **ret,
+                 ConfigErrors *reterr_errors);
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
@@ -144,10 +144,10 @@ const ProfileConfig *config_default_profile(const Config *c);
 typedef struct ProfileIdentity {
         const char *tenant;
         const char *client_id;
-        const char *server_id;          /* NULL: not known (the state file does not record it) */
+        const char *server_id; /* NULL: not known (the state file does not record it) */
         const char *authority_host;
-        const char *auth;               /* "device_code", ...; NULL: device_code (an older state file) */
-        const char *managed_identity;   /* the managed_identity_* selector; NULL: the system-assigned one */
+        const char *auth;             /* "device_code", ...; NULL: device_code (an older state file) */
+        const char *managed_identity; /* the managed_identity_* selector; NULL: the system-assigned one */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);

@@ -12,22 +12,22 @@
 typedef bool (*configgen_key_known_fn)(const char *key);
 
 typedef struct ConfiggenOptions {
-        const char *kubeconfig;         /* the source file as the profiles name it ("~/.kube/config") */
-        char *const *only;              /* --context names; n_only == 0: every context */
+        const char *kubeconfig; /* the source file as the profiles name it ("~/.kube/config") */
+        char *const *only;      /* --context names; n_only == 0: every context */
         size_t n_only;
         configgen_key_known_fn key_known;
 } ConfiggenOptions;
 
 typedef struct ConfiggenProfile {
         char *name;
-        const char *context;            /* into the KubeconfigContexts given */
-        const char *auth;               /* "device_code", "browser", ...: static */
-        char *section;                  /* "[profile NAME]\n...": the profile's lines */
-        char *note;                     /* what the person still has to do, or NULL */
+        const char *context; /* into the KubeconfigContexts given */
+        const char *auth;    /* "device_code", "browser", ...: static */
+        char *section;       /* "[profile NAME]\n...": the profile's lines */
+        char *note;          /* what the person still has to do, or NULL */
 } ConfiggenProfile;
 
 typedef struct ConfiggenSkip {
-        const char *context;            /* into the KubeconfigContexts given */
+        const char *context; /* into the KubeconfigContexts given */
         char *why;
 } ConfiggenSkip;
 

@@ -46,20 +46,20 @@ struct Connection {
 
         char *in;
         size_t in_len, in_cap;
-        char *out;                      /* may hold a token answer: wiped as it drains */
+        char *out; /* may hold a token answer: wiped as it drains */
         size_t out_len, out_cap;
 
-        bool held;                      /* a request waits for its answer: read no further lines */
+        bool held; /* a request waits for its answer: read no further lines */
         connection_cancel_fn hold_cancel;
         void *hold_data;
 
-        bool read_eof;                  /* the client sent everything it will send */
-        bool closing;                   /* answer what is queued, then close */
-        bool lingering;                 /* answered and shut down for writing: dropping input */
-        size_t lingered;                /* bytes dropped while lingering */
+        bool read_eof;   /* the client sent everything it will send */
+        bool closing;    /* answer what is queued, then close */
+        bool lingering;  /* answered and shut down for writing: dropping input */
+        size_t lingered; /* bytes dropped while lingering */
         sd_event_source *linger_timer;
-        bool dead;                      /* the socket failed: free at the next chance */
-        usec_t last_activity;           /* monotonic */
+        bool dead;            /* the socket failed: free at the next chance */
+        usec_t last_activity; /* monotonic */
 };
 
 /* Takes fd (closed on failure too). The connection frees itself once it is finished, calling

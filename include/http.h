@@ -19,25 +19,25 @@ typedef struct HttpRequest HttpRequest;
  * Only http and https, no redirects (a 3xx is an answer), proxies from the usual environment
  * variables (https_proxy, http_proxy, all_proxy, no_proxy), as libcurl reads them. */
 typedef struct HttpOptions {
-        const char *ca_file;     /* extra trust anchors on top of the system's; NULL = none */
-        usec_t timeout;          /* whole exchange */
+        const char *ca_file; /* extra trust anchors on top of the system's; NULL = none */
+        usec_t timeout;      /* whole exchange */
         usec_t connect_timeout;
-        size_t max_body;         /* a longer answer fails with -EFBIG */
-        const char *request_id;  /* sent as client-request-id; NULL = none */
+        size_t max_body;            /* a longer answer fails with -EFBIG */
+        const char *request_id;     /* sent as client-request-id; NULL = none */
         const char *const *headers; /* extra "Name: value" lines (n_headers of them); no secret */
         size_t n_headers;
-        const char *secret_header_name;   /* one header whose value is a secret (wiped when done) */
+        const char *secret_header_name; /* one header whose value is a secret (wiped when done) */
         const Secret *secret_header_value;
-        bool fresh_connect;      /* a new connection, not a cached one, and not kept after */
+        bool fresh_connect; /* a new connection, not a cached one, and not kept after */
 } HttpOptions;
 
 typedef struct HttpResponse {
-        long status;             /* HTTP status, 0 if none arrived */
-        const char *body;        /* NUL-terminated, body_len bytes */
+        long status;      /* HTTP status, 0 if none arrived */
+        const char *body; /* NUL-terminated, body_len bytes */
         size_t body_len;
-        const char *retry_after; /* header value or NULL */
+        const char *retry_after;      /* header value or NULL */
         const char *www_authenticate; /* header value or NULL */
-        const char *error;       /* transport failure in words (curl's), NULL on success */
+        const char *error;            /* transport failure in words (curl's), NULL on success */
 } HttpResponse;
 
 /* result: 0 when a whole HTTP answer arrived (any status), else a transport failure:
@@ -63,8 +63,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
  * inside this call. opts may be NULL (defaults). A negative return means nothing started and
  * done will not run. ret may be NULL. Callbacks may cancel other requests, start new ones, or
  * free the client. */
-int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts,
-                   http_done_fn done, void *userdata, HttpRequest **ret);
+int http_post_form(HttpClient *c, const char *url, const Secret *body, const HttpOptions *opts, http_done_fn done,
+                   void *userdata, HttpRequest **ret);
 
 /* GET url (no body), otherwise as http_post_form(). */
 int http_get(HttpClient *c, const char *url, const HttpOptions *opts, http_done_fn done, void *userdata,

@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 typedef struct JwtClaims {
-        char *account;  /* upn, else unique_name, else preferred_username, else name; NULL if none */
-        char *tenant;   /* tid */
-        char *object_id;/* oid */
-        int64_t exp;    /* 0 if absent */
+        char *account;   /* upn, else unique_name, else preferred_username, else name; NULL if none */
+        char *tenant;    /* tid */
+        char *object_id; /* oid */
+        int64_t exp;     /* 0 if absent */
 } JwtClaims;
 
 void jwt_claims_clear(JwtClaims *c);

@@ -25,11 +25,11 @@ typedef enum KubeconfigAuth {
 
 typedef struct KubeconfigContext {
         char *name;
-        char *cluster;          /* each NULL when the file does not say */
+        char *cluster; /* each NULL when the file does not say */
         char *user;
-        char *server;           /* the cluster's API server */
+        char *server; /* the cluster's API server */
         KubeconfigAuth auth;
-        const char *why;        /* KUBECONFIG_AUTH_OTHER: a static phrase, "its user ..." */
+        const char *why; /* KUBECONFIG_AUTH_OTHER: a static phrase, "its user ..." */
         /* What the Azure AD sign-in names (kubelogin's flags, or the auth-provider's config
          * keys apiserver-id, client-id, tenant-id, environment); NULL when not given. Secret
          * flags (--client-secret, --password) are skipped, never copied. */
@@ -37,14 +37,14 @@ typedef struct KubeconfigContext {
         char *server_id;
         char *client_id;
         char *tenant_id;
-        char *login;            /* kubelogin --login; NULL: not given (kubelogin's default is devicecode) */
+        char *login;              /* kubelogin --login; NULL: not given (kubelogin's default is devicecode) */
         char *client_certificate; /* kubelogin --client-certificate (a path) */
 } KubeconfigContext;
 
 typedef struct KubeconfigContexts {
         KubeconfigContext *contexts;
         size_t n;
-        char *current;          /* current-context, NULL when none */
+        char *current; /* current-context, NULL when none */
 } KubeconfigContexts;
 
 /* Every context in file order. A context whose user is missing or signs in otherwise is listed
@@ -58,12 +58,12 @@ void kubeconfig_contexts_done(KubeconfigContexts *c);
  * namespace. Never anything of the source's user: that may hold credentials. */
 typedef struct KubeconfigCluster {
         char *server;
-        char *certificate_authority_data;       /* base64 as written; NULL none */
-        char *certificate_authority;            /* a CA file, absolute; NULL none */
+        char *certificate_authority_data; /* base64 as written; NULL none */
+        char *certificate_authority;      /* a CA file, absolute; NULL none */
         bool insecure_skip_tls_verify;
-        char *tls_server_name;                  /* NULL none */
-        char *proxy_url;                        /* NULL none */
-        char *namespace;                        /* of the context; NULL none */
+        char *tls_server_name; /* NULL none */
+        char *proxy_url;       /* NULL none */
+        char *namespace;       /* of the context; NULL none */
 } KubeconfigCluster;
 
 /* The cluster and namespace of the context named context (NULL: the current one). A relative
@@ -77,10 +77,10 @@ void kubeconfig_cluster_done(KubeconfigCluster *c);
 
 /* The exec entry of a kubeconfig output. */
 typedef struct KubeconfigExec {
-        const char *name;               /* the profile: names the cluster, context and user */
-        const char *socket_path;        /* the daemon's socket */
-        const char *tokenctl_path;      /* absolute path of aksspark-tokenctl */
-        const char *api_version;        /* KUBECONFIG_EXEC_V1 or KUBECONFIG_EXEC_V1BETA1 */
+        const char *name;          /* the profile: names the cluster, context and user */
+        const char *socket_path;   /* the daemon's socket */
+        const char *tokenctl_path; /* absolute path of aksspark-tokenctl */
+        const char *api_version;   /* KUBECONFIG_EXEC_V1 or KUBECONFIG_EXEC_V1BETA1 */
 } KubeconfigExec;
 
 /* A kubeconfig (YAML, libyaml's emitter) with one cluster, one context and one user, all

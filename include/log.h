@@ -7,8 +7,8 @@
 
 #include "macro.h"
 
-void log_open(void);                /* detect JOURNAL_STREAM */
-void log_set_max_level(int level);  /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+void log_open(void);               /* detect JOURNAL_STREAM */
+void log_set_max_level(int level); /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 int log_get_max_level(void);
 int log_level_from_string(const char *s); /* "error" | "warning" | "info" | "debug", else -EINVAL */
 const char *log_level_to_string(int level);

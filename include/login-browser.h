@@ -9,7 +9,7 @@
 #include "config.h"
 #include "profile.h"
 
-#define LOGIN_BROWSER_TIMEOUT (10 * USEC_PER_MINUTE)  /* the authorization code's own life */
+#define LOGIN_BROWSER_TIMEOUT (10 * USEC_PER_MINUTE) /* the authorization code's own life */
 
 typedef struct LoginBrowser LoginBrowser;
 

@@ -15,17 +15,17 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Move ownership out of a variable that a cleanup attribute watches. */
-#define TAKE_PTR(p)                    \
-        ({                             \
-                typeof(p) _p_ = (p);   \
-                (p) = NULL;            \
-                _p_;                   \
+#define TAKE_PTR(p)                  \
+        ({                           \
+                typeof(p) _p_ = (p); \
+                (p) = NULL;          \
+                _p_;                 \
         })
-#define TAKE_FD(fd)                    \
-        ({                             \
-                int _fd_ = (fd);       \
-                (fd) = -EBADF;         \
-                _fd_;                  \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _fd_ = (fd); \
+                (fd) = -EBADF;   \
+                _fd_;            \
         })
 
 static inline void freep(void *p) {
@@ -47,10 +47,10 @@ static inline void closep(int *fd) {
 #define _cleanup_close_ _cleanup_(closep)
 
 /* For types with a NULL-tolerant free function returning NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)   \
-        static inline void func##p(type *p) {     \
-                if (*p)                           \
-                        func(*p);                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 static inline int negative_errno(void) {

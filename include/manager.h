@@ -19,20 +19,20 @@ struct Manager {
         sd_event *event;
         Config *config;
         ConfigEnv env;
-        char *home;             /* owned storage behind env.home */
+        char *home; /* owned storage behind env.home */
         char *config_path;
         HttpClient *http;
-        ProfileContext profile_ctx;     /* what every profile sees of the daemon */
-        RequestContext requests;        /* what the socket's requests may ask of the daemon */
-        ConnectionHandler handler;      /* requests_handle_line() over requests */
+        ProfileContext profile_ctx; /* what every profile sees of the daemon */
+        RequestContext requests;    /* what the socket's requests may ask of the daemon */
+        ConnectionHandler handler;  /* requests_handle_line() over requests */
         Server *server;
         Profile **profiles;
         size_t n_profiles;
         int lock_fd;
         bool allow_root;
-        char *tokenctl_path;    /* owned storage behind profile_ctx.outputs_exec */
-        usec_t start_time;              /* realtime, for the metrics */
-        char *user;                     /* the metrics' user label */
+        char *tokenctl_path; /* owned storage behind profile_ctx.outputs_exec */
+        usec_t start_time;   /* realtime, for the metrics */
+        char *user;          /* the metrics' user label */
         MetricsFile *metrics_file;
 };
 

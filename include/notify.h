@@ -11,5 +11,4 @@
 
 /* Start command (run through /bin/sh -c) with AKSSPARK_PROFILE, AKSSPARK_STATE and
  * AKSSPARK_MESSAGE set. Fire and forget: its failure is logged and changes nothing. */
-int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state,
-                       const char *message);
+int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state, const char *message);

@@ -13,7 +13,7 @@
 typedef enum OutputKind {
         OUTPUT_TOKEN_FILE,
         OUTPUT_SPARK_PROPERTIES,
-        OUTPUT_KUBECONFIG,      /* holds no token: an exec entry that asks the daemon */
+        OUTPUT_KUBECONFIG, /* holds no token: an exec entry that asks the daemon */
 } OutputKind;
 
 /* "token_file", "spark_properties", "kubeconfig_output" */
@@ -29,11 +29,11 @@ typedef struct OutputsExec {
 typedef struct Output {
         OutputKind kind;
         char *path;
-        int last_result;        /* 0 ok, -errno failed; meaningful once attempted */
+        int last_result; /* 0 ok, -errno failed; meaningful once attempted */
         bool attempted;
-        usec_t last_attempt;    /* realtime */
-        usec_t last_success;    /* realtime, 0 never */
-        char *last_message;     /* why the last write failed, for status; NULL when ok */
+        usec_t last_attempt; /* realtime */
+        usec_t last_success; /* realtime, 0 never */
+        char *last_message;  /* why the last write failed, for status; NULL when ok */
         bool narrowed_logged;
 } Output;
 
@@ -46,14 +46,14 @@ typedef void (*outputs_written_fn)(Outputs *o, int result, void *userdata);
 struct Outputs {
         Output *items;
         size_t n;
-        char *kubeconfig;       /* for spark.master in new spark.properties; NULL none */
+        char *kubeconfig;         /* for spark.master in new spark.properties; NULL none */
         char *kubeconfig_context; /* its context for spark.master; NULL: the current one */
         /* for the kubeconfig output */
         char *profile;
         char *socket_path;
         char *tokenctl_path;
         const char *exec_api_version;
-        Worker *worker;         /* NULL: writes run inline (tests, tools) */
+        Worker *worker; /* NULL: writes run inline (tests, tools) */
         outputs_written_fn on_written;
         void *userdata;
 };

@@ -7,14 +7,14 @@
 #include "macro.h"
 #include "secret.h"
 
-#define PKCE_RANDOM_BYTES 48     /* 32 for the verifier, 16 for state */
-#define PKCE_CHALLENGE_LEN 43    /* base64url of a SHA-256 */
-#define PKCE_STATE_LEN 22        /* base64url of 16 bytes */
+#define PKCE_RANDOM_BYTES 48  /* 32 for the verifier, 16 for state */
+#define PKCE_CHALLENGE_LEN 43 /* base64url of a SHA-256 */
+#define PKCE_STATE_LEN 22     /* base64url of 16 bytes */
 
 typedef struct Pkce {
-        Secret *verifier;                        /* 43 characters: base64url of 32 bytes */
-        char challenge[PKCE_CHALLENGE_LEN + 1];  /* base64url(SHA-256(verifier)) */
-        char state[PKCE_STATE_LEN + 1];          /* checked when the browser comes back */
+        Secret *verifier;                       /* 43 characters: base64url of 32 bytes */
+        char challenge[PKCE_CHALLENGE_LEN + 1]; /* base64url(SHA-256(verifier)) */
+        char state[PKCE_STATE_LEN + 1];         /* checked when the browser comes back */
 } Pkce;
 
 int pkce_new(const uint8_t random[static PKCE_RANDOM_BYTES], Pkce *ret);

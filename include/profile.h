@@ -24,10 +24,10 @@ typedef struct ProfileContext {
         sd_event *event;
         HttpClient *http;
         usec_t http_timeout;
-        usec_t refresh_floor;                /* scheduled refreshes at least this far apart */
+        usec_t refresh_floor; /* scheduled refreshes at least this far apart */
         const char *state_dir;
-        const char *notify_command;          /* NULL: none */
-        OutputsExec outputs_exec;            /* what kubeconfig outputs run (manager_start()) */
+        const char *notify_command; /* NULL: none */
+        OutputsExec outputs_exec;   /* what kubeconfig outputs run (manager_start()) */
         /* The profile's state (or what `status` shows of it) changed. May be NULL. */
         void (*on_changed)(Profile *p, void *userdata);
         void *userdata;
@@ -42,7 +42,7 @@ typedef void (*profile_done_fn)(Profile *p, int result, void *userdata);
 typedef void (*profile_device_fn)(Profile *p, const AadDeviceCode *code, void *userdata);
 
 int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **ret);
-Profile *profile_free(Profile *p);           /* answers its waiters with -ECANCELED */
+Profile *profile_free(Profile *p); /* answers its waiters with -ECANCELED */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free);
 
 /* Load the state store, write outputs if needed, arm the refresh timer. Never blocks. */
@@ -62,8 +62,7 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
 
 /* Answer at once if the token is valid for min_valid and every output is written, else
  * refresh first. done gets 0, -ENOKEY, -EIO or -EREMOTEIO (an output could not be written). */
-int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata,
-                  ProfileWaiter **ret);
+int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *userdata, ProfileWaiter **ret);
 
 /* Start (or join) the sign-in: device() once the message (device code, or the browser's URL) is
  * known, done() at the end. method: AUTH_BROWSER or AUTH_DEVICE_CODE for this one sign-in, -1 for

@@ -45,7 +45,7 @@ typedef enum ErrorCode {
         ERR_LOGIN_EXPIRED,
         ERR_LOGIN_FAILED,
         ERR_CONFIG_ERROR,
-        ERR_BUSY,               /* too many connections */
+        ERR_BUSY, /* too many connections */
         ERR_RELOAD_FAILED,
         ERR_INTERNAL,
         _ERR_MAX,
@@ -69,9 +69,9 @@ ErrorCode error_code_from_errno(int r);
 
 typedef struct Request {
         RequestOp op;
-        char *profile;          /* NULL = the default profile */
-        usec_t min_valid;       /* check: seconds in the request, 0 if absent */
-        int login_method;       /* login: AUTH_BROWSER or AUTH_DEVICE_CODE for this one sign-in; -1 the profile's */
+        char *profile;    /* NULL = the default profile */
+        usec_t min_valid; /* check: seconds in the request, 0 if absent */
+        int login_method; /* login: AUTH_BROWSER or AUTH_DEVICE_CODE for this one sign-in; -1 the profile's */
 } Request;
 
 void request_clear(Request *r);
@@ -111,12 +111,12 @@ const char *refresh_result_to_string(RefreshResult r); /* "ok", "transient", ...
 
 typedef struct OutputSnapshot {
         const char *path;
-        const char *kind;       /* "token_file" | "spark_properties" | "kubeconfig_output" */
+        const char *kind; /* "token_file" | "spark_properties" | "kubeconfig_output" */
         bool attempted;
         bool ok;
-        const char *error;      /* NULL when ok */
-        usec_t last_attempt;    /* realtime, 0 never */
-        usec_t last_success;    /* realtime, 0 never */
+        const char *error;   /* NULL when ok */
+        usec_t last_attempt; /* realtime, 0 never */
+        usec_t last_success; /* realtime, 0 never */
 } OutputSnapshot;
 
 /* What `status` shows about one profile; all times realtime usec, 0 = none. */
@@ -129,14 +129,14 @@ typedef struct ProfileSnapshot {
         const char *last_error;
         const char *account;
         const char *tenant;
-        const char *device_message;     /* while a sign-in waits for the person */
+        const char *device_message; /* while a sign-in waits for the person */
         const OutputSnapshot *outputs;
         size_t n_outputs;
-        uint64_t refreshes[_REFRESH_RESULT_MAX];  /* since the daemon started, by result */
-        bool store_attempted;           /* a save of the sign-in was tried since the start */
-        bool store_ok;                  /* the last save succeeded */
-        const char *store_error;        /* why the last save failed; NULL when ok */
-        usec_t store_last_save;         /* realtime of the last attempt */
+        uint64_t refreshes[_REFRESH_RESULT_MAX]; /* since the daemon started, by result */
+        bool store_attempted;                    /* a save of the sign-in was tried since the start */
+        bool store_ok;                           /* the last save succeeded */
+        const char *store_error;                 /* why the last save failed; NULL when ok */
+        usec_t store_last_save;                  /* realtime of the last attempt */
 } ProfileSnapshot;
 
 /* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). Unknown values
@@ -158,5 +158,5 @@ char *protocol_version_answer(const char *version);
 char *protocol_metrics_answer(const char *text);
 char *protocol_ok_answer(void);
 /* {"ok":true,"device_message","verification_uri","user_code","expires_in"} */
-char *protocol_login_started_answer(const char *message, const char *verification_uri,
-                                    const char *user_code, usec_t expires_in);
+char *protocol_login_started_answer(const char *message, const char *verification_uri, const char *user_code,
+                                    usec_t expires_in);

@@ -8,20 +8,20 @@
 #include "macro.h"
 #include "secret.h"
 
-#define REDIRECT_HEAD_MAX (16 * 1024)   /* a code is ~1-2 KB; browsers send a few headers */
+#define REDIRECT_HEAD_MAX (16 * 1024) /* a code is ~1-2 KB; browsers send a few headers */
 
 typedef enum RedirectKind {
-        REDIRECT_CODE,    /* code and state */
-        REDIRECT_ERROR,   /* error (and error_description), state */
-        REDIRECT_OTHER,   /* a GET of another path (/favicon.ico) or without code or error */
+        REDIRECT_CODE,  /* code and state */
+        REDIRECT_ERROR, /* error (and error_description), state */
+        REDIRECT_OTHER, /* a GET of another path (/favicon.ico) or without code or error */
 } RedirectKind;
 
 typedef struct Redirect {
         RedirectKind kind;
         Secret *code;
-        char *state;              /* NULL if absent */
-        char *error;              /* snake_case, as sent */
-        char *error_description;  /* first line, control characters replaced, capped */
+        char *state;             /* NULL if absent */
+        char *error;             /* snake_case, as sent */
+        char *error_description; /* first line, control characters replaced, capped */
 } Redirect;
 
 void redirect_clear(Redirect *r);

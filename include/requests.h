@@ -17,7 +17,7 @@
 #define REQUEST_WAIT_TIMEOUT (110 * USEC_PER_SEC)
 
 typedef struct RequestContext {
-        sd_event *event;                     /* for the wait timeouts */
+        sd_event *event; /* for the wait timeouts */
         /* The profile called name, or the default one for a NULL name; NULL when there is none. */
         Profile *(*find_profile)(void *userdata, const char *name);
         /* Every profile, in configuration order; valid until the next reload. */

@@ -14,8 +14,8 @@
 
 /* The realtime at which to refresh a token obtained at `obtained` (when the request was sent)
  * that expires at `expires_on`. refresh_in is AAD's hint (0 = none). random spreads daemons. */
-usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_before,
-                           usec_t refresh_in, uint64_t random);
+usec_t schedule_refresh_at(usec_t obtained, usec_t expires_on, usec_t refresh_before, usec_t refresh_in,
+                           uint64_t random);
 
 /* A scheduled refresh at `at`, but not sooner than min_interval after the previous refresh
  * started (`previous`, its request's send time): an answer with expires_in 1 must not make a
@@ -34,5 +34,4 @@ usec_t schedule_time_left(usec_t deadline_real, usec_t deadline_boot, usec_t now
  * now: capped exponential backoff with jitter, at least retry_after (0 = none), but never past
  * last_chance (the last instant a try can surely beat expiry; USEC_INFINITY = no token to save),
  * and at most 1 s once last_chance has passed while the token still lives. */
-usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance,
-                        uint64_t random);
+usec_t schedule_backoff(unsigned attempt, usec_t now, usec_t retry_after, usec_t last_chance, uint64_t random);

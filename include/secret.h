@@ -10,14 +10,14 @@
 
 typedef struct Secret Secret;
 
-Secret *secret_new(const char *bytes, size_t len);         /* copies; NULL on ENOMEM */
+Secret *secret_new(const char *bytes, size_t len); /* copies; NULL on ENOMEM */
 Secret *secret_new_string(const char *s);
-Secret *secret_adopt(char *buf, size_t len);               /* takes a malloc'd buffer (NUL after len) */
+Secret *secret_adopt(char *buf, size_t len); /* takes a malloc'd buffer (NUL after len) */
 Secret *secret_dup(const Secret *s);
-Secret *secret_free(Secret *s);                             /* wipes; NULL-safe; returns NULL */
-const char *secret_reveal(const Secret *s);                 /* NUL-terminated */
+Secret *secret_free(Secret *s);             /* wipes; NULL-safe; returns NULL */
+const char *secret_reveal(const Secret *s); /* NUL-terminated */
 size_t secret_len(const Secret *s);
-bool secret_equal(const Secret *a, const Secret *b);       /* constant time for equal lengths */
+bool secret_equal(const Secret *a, const Secret *b); /* constant time for equal lengths */
 
 /* Wipe and free a plain buffer that held secret bytes. */
 void erase_and_free(void *p, size_t len);

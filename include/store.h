@@ -10,17 +10,17 @@
 #include "util.h"
 
 typedef struct StoredProfile {
-        char *tenant;            /* what the tokens were issued for: a state of another */
-        char *client_id;         /* tenant/client/authority is "foreign" and not used */
+        char *tenant;    /* what the tokens were issued for: a state of another */
+        char *client_id; /* tenant/client/authority is "foreign" and not used */
         char *authority_host;
-        char *server_id;         /* NULL in files written before it was recorded: unknown */
-        char *auth;              /* how the person signed in; STORE_AUTH_DEFAULT when absent */
+        char *server_id; /* NULL in files written before it was recorded: unknown */
+        char *auth;      /* how the person signed in; STORE_AUTH_DEFAULT when absent */
         Secret *refresh_token;
-        Secret *access_token;    /* NULL if none */
-        usec_t obtained;         /* realtime the access token's request was sent */
-        usec_t expires_on;       /* realtime */
-        usec_t refresh_in;       /* AAD's hint, 0 if none */
-        char *account;           /* display only */
+        Secret *access_token; /* NULL if none */
+        usec_t obtained;      /* realtime the access token's request was sent */
+        usec_t expires_on;    /* realtime */
+        usec_t refresh_in;    /* AAD's hint, 0 if none */
+        char *account;        /* display only */
 } StoredProfile;
 
 /* The one way of signing in there was before `auth` was recorded. */

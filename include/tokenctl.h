@@ -8,14 +8,14 @@
 #define TOKENCTL_MAX_CONTEXTS 64
 
 typedef struct TokenctlSetupArgs {
-        const char *config;             /* --config; NULL: the daemon's default path */
-        const char *kubeconfig;         /* --kubeconfig; NULL: $KUBECONFIG's first file, ~/.kube/config */
+        const char *config;                    /* --config; NULL: the daemon's default path */
+        const char *kubeconfig;                /* --kubeconfig; NULL: $KUBECONFIG's first file, ~/.kube/config */
         char *contexts[TOKENCTL_MAX_CONTEXTS]; /* --context, repeatable */
         size_t n_contexts;
         bool force;
-        const char *socket;             /* --socket; NULL: the configuration's, else the client's default */
-        const char *default_socket;     /* the client's default socket path */
-        const char *profile;            /* --profile; NULL: every profile */
+        const char *socket;         /* --socket; NULL: the configuration's, else the client's default */
+        const char *default_socket; /* the client's default socket path */
+        const char *profile;        /* --profile; NULL: every profile */
 } TokenctlSetupArgs;
 
 /* An option of init or doctor: 'c' --config, 'k' --kubeconfig, 'x' --context, 'f' --force (value

@@ -20,7 +20,7 @@ typedef uint64_t usec_t;
 
 usec_t now_realtime(void);
 usec_t now_monotonic(void);
-usec_t now_boottime(void);  /* counts suspend too: for delays that should elapse during a suspend */
+usec_t now_boottime(void); /* counts suspend too: for delays that should elapse during a suspend */
 
 /* "90", "90s", "10m", "1h" (also combined: "1h30m"). -EINVAL on anything else, -ERANGE past a year. */
 int parse_duration(const char *s, usec_t *ret);

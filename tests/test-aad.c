@@ -10,10 +10,10 @@
 #include "testlib.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
-#define REFRESH_TOKEN                                                                              \
+#define REFRESH_TOKEN                                                                                 \
         "0.AXYAv4j5cvGGr0GRqy180BHbR_jyuoAZCPhOtKjnvn_G2nzxAF8.AgABAAEAAAD--DLA3VO7QrddgJg7WevrAgDs_" \
         "wUA9P_2Wm9vYmFyLW5vdC1hLXJlYWwtdG9rZW4"
-#define ACCESS_TOKEN                                                                              \
+#define ACCESS_TOKEN                                                                                       \
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJ1cG4iOiJhbGljZUBjb250b3NvLmNvbSIsImV4cCI6MTcwMDAwMDAwMH0" \
         ".c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
 #define NOW_FOR_MSI (1700000000 * USEC_PER_SEC)
@@ -94,8 +94,9 @@ START_TEST(test_bodies) {
                                 *rt = secret_new_string("0.AX+y/z==&a b%c");
 
         ck_assert_int_eq(aad_devicecode_body(&profile, &dc), 0);
-        ck_assert_str_eq(dc, "client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
-                             "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access");
+        ck_assert_str_eq(dc,
+                         "client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+                         "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access");
 
         ck_assert_int_eq(aad_device_token_body(&profile, device, &poll), 0);
         ck_assert_str_eq(secret_reveal(poll), "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
@@ -118,11 +119,10 @@ END_TEST
 START_TEST(test_token_ok) {
         AadToken t = {};
         AadError e = {};
-        const char *body =
-                "{\"token_type\":\"Bearer\",\"scope\":\"6dae42f8-4368-4678-94ff-3960e28e3630/user.read\","
-                "\"expires_in\":4415,\"ext_expires_in\":4415,\"access_token\":\"" ACCESS_TOKEN "\","
-                "\"refresh_token\":\"" REFRESH_TOKEN "\",\"id_token\":\"eyJ.eyJ.sig\","
-                "\"client_info\":\"eyJ1aWQiOiJ4IiwidXRpZCI6InkifQ\"}";
+        const char *body = "{\"token_type\":\"Bearer\",\"scope\":\"6dae42f8-4368-4678-94ff-3960e28e3630/user.read\","
+                           "\"expires_in\":4415,\"ext_expires_in\":4415,\"access_token\":\"" ACCESS_TOKEN "\","
+                           "\"refresh_token\":\"" REFRESH_TOKEN "\",\"id_token\":\"eyJ.eyJ.sig\","
+                           "\"client_info\":\"eyJ1aWQiOiJ4IiwidXRpZCI6InkifQ\"}";
 
         ck_assert_int_eq(token_answer(200, body, &t, &e), AAD_OK);
         ck_assert_str_eq(secret_reveal(t.access_token), ACCESS_TOKEN);
@@ -216,9 +216,8 @@ START_TEST(test_error_classification) {
                 ck_assert_ptr_null(t.access_token);
                 ck_assert_str_eq(e.error, error_cases[i].error);
                 ck_assert_int_eq(e.error_code, error_cases[i].code);
-                ck_assert_int_ge(asprintf(&want, "AADSTS%ld: Something the service says about it.",
-                                          error_cases[i].code),
-                                 0);
+                ck_assert_int_ge(
+                        asprintf(&want, "AADSTS%ld: Something the service says about it.", error_cases[i].code), 0);
                 ck_assert_str_eq(e.description, want);
                 ck_assert_str_eq(e.correlation_id, "5e0b2c8a-7f0e-4c3b-9d43-2f1a7c9b1e11");
                 ck_assert_str_eq(e.trace_id, "0b4cb0f4-8a3e-4e7e-9a5b-6c1f0e2d3a00");
@@ -253,7 +252,8 @@ START_TEST(test_transient_answers) {
                 { 200, "[]", "answer is not JSON" },
                 { 200, "\"access_token\"", "answer is not JSON" },
                 { 200, "{\"token_type\": \"Bearer\", \"expires_in\": 3599,,,", "answer is not JSON" },
-                { 200, "{\"token_type\": \"Bearer\", \"scope\": \"user.read\", \"expires_in\": 35", "answer is not JSON" },
+                { 200, "{\"token_type\": \"Bearer\", \"scope\": \"user.read\", \"expires_in\": 35",
+                  "answer is not JSON" },
                 { 200, "{\"expires_in\":1,\"expires_in\":2,\"access_token\":\"x\"}", "answer is not JSON" },
                 { 200, "{\"expires_in\":99999999999999999999999,\"access_token\":\"x\"}", "answer is not JSON" },
                 { 200, "{}", "answer has no access_token" },
@@ -270,8 +270,10 @@ START_TEST(test_transient_answers) {
                 { 200, "{\"access_token\":\"x\",\"expires_in\":\"\"}", "answer has no valid expires_in" },
                 { 200, "{\"access_token\":\"x\",\"expires_in\":true}", "answer has no valid expires_in" },
                 { 200, "{\"access_token\":\"x\",\"expires_in\":null}", "answer has no valid expires_in" },
-                { 200, "{\"access_token\":\"x\",\"expires_in\":60,\"refresh_token\":7}", "answer has a malformed refresh_token" },
-                { 200, "{\"access_token\":\"x\",\"expires_in\":60,\"refresh_token\":\"\"}", "answer has a malformed refresh_token" },
+                { 200, "{\"access_token\":\"x\",\"expires_in\":60,\"refresh_token\":7}",
+                  "answer has a malformed refresh_token" },
+                { 200, "{\"access_token\":\"x\",\"expires_in\":60,\"refresh_token\":\"\"}",
+                  "answer has a malformed refresh_token" },
                 { 400, "<html>Bad Request</html>", "answer is not JSON" },
                 { 400, "{\"message\":\"bad\"}", "error answer without an error code" },
                 { 400, "{\"error\":42}", "malformed error answer" },
@@ -599,7 +601,8 @@ START_TEST(test_retry_after) {
         ck_assert_uint_eq(v, 366 * 24 * USEC_PER_HOUR); /* in the future: capped */
         ck_assert_int_eq(aad_parse_retry_after("Saturday, 02-Jan-99 00:00:00 GMT", utc(1999, 1, 1, 0, 0, 0), &v), 0);
         ck_assert_uint_eq(v, 24 * USEC_PER_HOUR);
-        ck_assert_int_eq(aad_parse_retry_after("Saturday, 01-Jan-00 00:00:10 GMT", utc(1999, 12, 31, 23, 59, 50), &v), 0);
+        ck_assert_int_eq(aad_parse_retry_after("Saturday, 01-Jan-00 00:00:10 GMT", utc(1999, 12, 31, 23, 59, 50), &v),
+                         0);
         ck_assert_uint_eq(v, 20 * USEC_PER_SEC); /* across the century */
         ck_assert_int_eq(aad_parse_retry_after("Friday, 01-Jan-77 00:00:00 GMT", now, &v), 0);
         ck_assert_uint_eq(v, 0);
@@ -613,13 +616,30 @@ START_TEST(test_retry_after) {
 
         v = 777;
         static const char *bad[] = {
-                "", " ", "-5", "1.5", "5s", "abc", "+5",
-                "Thu, 26 Nov 2026 10:00:30 UTC", "Thu, 26 Nov 2026 10:00:30", "Thu, 26 Nov 2026 10:00:30 GMT x",
-                "Xyz, 26 Nov 2026 10:00:30 GMT", "Thu, 26 Foo 2026 10:00:30 GMT", "Thu, 30 Feb 2026 10:00:30 GMT",
-                "Thu, 29 Feb 2026 10:00:30 GMT", "Thu, 26 Nov 2026 24:00:30 GMT", "Thu, 26 Nov 2026 10:60:30 GMT",
-                "Thu, 00 Nov 2026 10:00:30 GMT", "Thu, 26 Nov 1969 10:00:30 GMT", "Thu, 26 Nov 2026 10:00:61 GMT",
-                "Thu, 26-Nov-26 10:00:30 GMT", "Thursday, 26 Nov 2026 10:00:30 GMT", "Thu Nov 26 10:00:10",
-                "Thu Nov 26 10:00:10 2026 GMT", "2026-11-26T10:00:30Z",
+                "",
+                " ",
+                "-5",
+                "1.5",
+                "5s",
+                "abc",
+                "+5",
+                "Thu, 26 Nov 2026 10:00:30 UTC",
+                "Thu, 26 Nov 2026 10:00:30",
+                "Thu, 26 Nov 2026 10:00:30 GMT x",
+                "Xyz, 26 Nov 2026 10:00:30 GMT",
+                "Thu, 26 Foo 2026 10:00:30 GMT",
+                "Thu, 30 Feb 2026 10:00:30 GMT",
+                "Thu, 29 Feb 2026 10:00:30 GMT",
+                "Thu, 26 Nov 2026 24:00:30 GMT",
+                "Thu, 26 Nov 2026 10:60:30 GMT",
+                "Thu, 00 Nov 2026 10:00:30 GMT",
+                "Thu, 26 Nov 1969 10:00:30 GMT",
+                "Thu, 26 Nov 2026 10:00:61 GMT",
+                "Thu, 26-Nov-26 10:00:30 GMT",
+                "Thursday, 26 Nov 2026 10:00:30 GMT",
+                "Thu Nov 26 10:00:10",
+                "Thu Nov 26 10:00:10 2026 GMT",
+                "2026-11-26T10:00:30Z",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 ck_assert_msg(aad_parse_retry_after(bad[i], now, &v) == -EINVAL, "accepted '%s'", bad[i]);
@@ -645,35 +665,39 @@ START_TEST(test_identity_bodies) {
 
         app.client_id = (char *) "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e";
         ck_assert_int_eq(aad_client_secret_body(&app, secret, &body), 0);
-        ck_assert_str_eq(secret_reveal(body), "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
-                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
-                                              "&client_secret=Fk8Q~a%2Bb%2Fc%3D%26d");
+        ck_assert_str_eq(secret_reveal(body),
+                         "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+                         "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
+                         "&client_secret=Fk8Q~a%2Bb%2Fc%3D%26d");
         body = secret_free(body);
         ck_assert_int_eq(aad_client_assertion_body(&app, assertion, &body), 0);
-        ck_assert_str_eq(secret_reveal(body), "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
-                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
-                                              "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-                                              "&client_assertion=eyJh.eyJi.c2ln");
+        ck_assert_str_eq(secret_reveal(body),
+                         "grant_type=client_credentials&client_id=3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"
+                         "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default&client_info=1"
+                         "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                         "&client_assertion=eyJh.eyJi.c2ln");
         body = secret_free(body);
 
         url = aad_authorize_url(&profile, "http://localhost:8400/", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
                                 "st&1", NULL);
-        ck_assert_str_eq(url, "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/authorize"
-                              "?client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a&response_type=code"
-                              "&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
-                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
-                              "&state=st%261&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-                              "&code_challenge_method=S256&prompt=select_account&client_info=1");
+        ck_assert_str_eq(url,
+                         "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/authorize"
+                         "?client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a&response_type=code"
+                         "&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
+                         "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
+                         "&state=st%261&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+                         "&code_challenge_method=S256&prompt=select_account&client_info=1");
         free(url);
         url = aad_authorize_url(&profile, "http://localhost:8400/", "c", "s", "{\"a\":1}");
         ck_assert(strstr(url, "&claims=%7B%22a%22%3A1%7D"));
 
         ck_assert_int_eq(aad_code_token_body(&profile, code, "http://localhost:8400/", verifier, NULL, &body), 0);
-        ck_assert_str_eq(secret_reveal(body), "grant_type=authorization_code&client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
-                                              "&code=1.A%2B%2F%3D&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
-                                              "&code_verifier=v-erifier_~.0123456789012345678901234567890123"
-                                              "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
-                                              "&client_info=1");
+        ck_assert_str_eq(secret_reveal(body),
+                         "grant_type=authorization_code&client_id=80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+                         "&code=1.A%2B%2F%3D&redirect_uri=http%3A%2F%2Flocalhost%3A8400%2F"
+                         "&code_verifier=v-erifier_~.0123456789012345678901234567890123"
+                         "&scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default%20openid%20profile%20offline_access"
+                         "&client_info=1");
         body = secret_free(body);
         ck_assert_int_eq(aad_device_token_body_claims(&profile, code, "{}", &body), 0);
         ck_assert(strstr(secret_reveal(body), "&client_info=1&claims=%7B%7D"));
@@ -697,8 +721,9 @@ START_TEST(test_msi_url) {
         mi.managed_identity_resource_id = NULL;
         mi.managed_identity_object_id = (char *) "0d1d2c3b-0000-0000-0000-000000000001";
         c = aad_msi_url(&mi);
-        ck_assert_str_eq(c, "http://127.0.0.1:41741/msi/token?api-version=2019-08-01"
-                            "&resource=6dae42f8-4368-4678-94ff-3960e28e3630&principal_id=0d1d2c3b-0000-0000-0000-000000000001");
+        ck_assert_str_eq(
+                c, "http://127.0.0.1:41741/msi/token?api-version=2019-08-01"
+                   "&resource=6dae42f8-4368-4678-94ff-3960e28e3630&principal_id=0d1d2c3b-0000-0000-0000-000000000001");
         mi.msi_kind = MSI_ARC;
         mi.managed_identity_object_id = NULL;
         mi.msi_endpoint = (char *) "http://localhost:40342/metadata/identity/oauth2/token";
@@ -711,7 +736,9 @@ END_TEST
 START_TEST(test_arc_challenge) {
         char *p = NULL;
 
-        ck_assert_int_eq(aad_arc_challenge_path("Basic realm=/var/opt/azcmagent/tokens/ab-12.key", "/var/opt/azcmagent/tokens", &p), 0);
+        ck_assert_int_eq(aad_arc_challenge_path("Basic realm=/var/opt/azcmagent/tokens/ab-12.key",
+                                                "/var/opt/azcmagent/tokens", &p),
+                         0);
         ck_assert_str_eq(p, "/var/opt/azcmagent/tokens/ab-12.key");
         free(p);
         ck_assert_int_eq(aad_arc_challenge_path("basic realm=/k/x.key\r\n", "/k/", &p), 0);
@@ -719,13 +746,18 @@ START_TEST(test_arc_challenge) {
         free(p);
         p = NULL;
         static const char *const bad[] = {
-                "Basic realm=/etc/shadow", "Basic realm=/var/opt/azcmagent/tokens/../../../etc/x.key",
-                "Basic realm=/var/opt/azcmagent/tokens/sub/x.key", "Basic realm=/var/opt/azcmagent/tokensx/a.key",
-                "Basic realm=/var/opt/azcmagent/tokens/.key", "Bearer realm=/var/opt/azcmagent/tokens/a.key",
-                "Basic realm=/var/opt/azcmagent/tokens/a b.key", "",
+                "Basic realm=/etc/shadow",
+                "Basic realm=/var/opt/azcmagent/tokens/../../../etc/x.key",
+                "Basic realm=/var/opt/azcmagent/tokens/sub/x.key",
+                "Basic realm=/var/opt/azcmagent/tokensx/a.key",
+                "Basic realm=/var/opt/azcmagent/tokens/.key",
+                "Bearer realm=/var/opt/azcmagent/tokens/a.key",
+                "Basic realm=/var/opt/azcmagent/tokens/a b.key",
+                "",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                ck_assert_msg(aad_arc_challenge_path(bad[i], "/var/opt/azcmagent/tokens", &p) == -EBADMSG, "%s", bad[i]);
+                ck_assert_msg(aad_arc_challenge_path(bad[i], "/var/opt/azcmagent/tokens", &p) == -EBADMSG, "%s",
+                              bad[i]);
         ck_assert_ptr_null(p);
 }
 END_TEST
@@ -760,8 +792,8 @@ START_TEST(test_msi_answer) {
         } cases[] = {
                 { 400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}", AAD_CONFIG_ERROR,
                   "invalid_request" },
-                { 400, "{\"statusCode\":400,\"message\":\"Unable to load the proper Managed Identity.\"}", AAD_CONFIG_ERROR,
-                  "invalid_request" },
+                { 400, "{\"statusCode\":400,\"message\":\"Unable to load the proper Managed Identity.\"}",
+                  AAD_CONFIG_ERROR, "invalid_request" },
                 { 401, "{\"statusCode\":401,\"message\":\"bad header\"}", AAD_CONFIG_ERROR, "unauthorized" },
                 { 404, "{\"error\":\"not_found\"}", AAD_TRANSIENT, "not_found" },
                 { 500, "", AAD_TRANSIENT, "server error" },
@@ -772,8 +804,8 @@ START_TEST(test_msi_answer) {
                 { 0, "", AAD_TRANSIENT, "no answer" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                ck_assert_int_eq(aad_parse_msi_answer(cases[i].status, cases[i].body, strlen(cases[i].body), NOW_FOR_MSI,
-                                                      &t, &e),
+                ck_assert_int_eq(aad_parse_msi_answer(cases[i].status, cases[i].body, strlen(cases[i].body),
+                                                      NOW_FOR_MSI, &t, &e),
                                  cases[i].o);
                 ck_assert_str_eq(e.error, cases[i].error);
                 aad_error_clear(&e);
@@ -789,9 +821,10 @@ END_TEST
 
 START_TEST(test_conditional_access) {
         AadError e = {};
-        const char *body = "{\"error\":\"interaction_required\",\"error_description\":\"AADSTS50076: MFA\","
-                           "\"error_codes\":[50076],\"suberror\":\"basic_action\","
-                           "\"claims\":\"{\\\"access_token\\\":{\\\"capolids\\\":{\\\"essential\\\":true,\\\"values\\\":[\\\"c1\\\"]}}}\"}";
+        const char *body =
+                "{\"error\":\"interaction_required\",\"error_description\":\"AADSTS50076: MFA\","
+                "\"error_codes\":[50076],\"suberror\":\"basic_action\","
+                "\"claims\":\"{\\\"access_token\\\":{\\\"capolids\\\":{\\\"essential\\\":true,\\\"values\\\":[\\\"c1\\\"]}}}\"}";
 
         ck_assert_int_eq(aad_parse_token_answer(400, body, strlen(body), NULL, &e), AAD_NEEDS_LOGIN);
         ck_assert_str_eq(e.suberror, "basic_action");

@@ -62,7 +62,8 @@ static bool verify(const char *jwt, const Secret *pem, bool pss) {
                 ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
                 ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 1);
         }
-        ok = EVP_DigestVerify(ctx, (unsigned char *) sig, sig_len, (const unsigned char *) jwt, (size_t) (dot2 - jwt)) == 1;
+        ok = EVP_DigestVerify(ctx, (unsigned char *) sig, sig_len, (const unsigned char *) jwt,
+                              (size_t) (dot2 - jwt)) == 1;
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(key);
         X509_free(cert);
@@ -128,9 +129,10 @@ START_TEST(test_assertion) {
 END_TEST
 
 START_TEST(test_load_errors) {
-        _cleanup_secret_ Secret *enc = data_file("client-encrypted.pem"), *good = secret_new_string("unit-test-password"),
-                                *bad = secret_new_string("wrong"), *only = data_file("client-cert-only.pem"),
-                                *ec = data_file("client-ec.pem"), *mismatch = data_file("client-mismatch.pem"),
+        _cleanup_secret_ Secret *enc = data_file("client-encrypted.pem"),
+                                *good = secret_new_string("unit-test-password"), *bad = secret_new_string("wrong"),
+                                *only = data_file("client-cert-only.pem"), *ec = data_file("client-ec.pem"),
+                                *mismatch = data_file("client-mismatch.pem"),
                                 *junk = secret_new_string("-----BEGIN NOTHING-----\nabc\n");
         ClientCertificate *c = NULL;
 

@@ -308,7 +308,7 @@ START_TEST(test_remove_stale_temps) {
         static const char *const others[] = {
                 ATOMIC_TEMP_PREFIX "0123456789abcdef.oauthToken2", /* another output's */
                 ATOMIC_TEMP_PREFIX "0123456789abcdef.spark.properties",
-                ATOMIC_TEMP_PREFIX "xyz.oauthToken",               /* not our pattern */
+                ATOMIC_TEMP_PREFIX "xyz.oauthToken", /* not our pattern */
                 "oauthToken.bak",
                 "oauthToken",
         };
@@ -348,7 +348,8 @@ START_TEST(test_remove_stale_temps) {
         /* Through a symlinked output: the temps are next to the target. */
         ck_assert_int_eq(mkdir(sub, 0700), 0);
         ck_assert_int_eq(symlink("sub/target", link), 0);
-        ck_assert_int_ge(asprintf(&in_sub, "%s/sub/%s", testlib_scratch, ATOMIC_TEMP_PREFIX "0000000000000000.target"), 0);
+        ck_assert_int_ge(asprintf(&in_sub, "%s/sub/%s", testlib_scratch, ATOMIC_TEMP_PREFIX "0000000000000000.target"),
+                         0);
         testlib_write_file(in_sub, "t", 1);
         ck_assert_int_eq(atomic_remove_stale_temps(link), 1);
         ck_assert_int_eq(access(in_sub, F_OK), -1);

@@ -94,8 +94,7 @@ static void expect_errors_len(const char *text, size_t len, const char *const *e
         config_errors_clear(&e);
 }
 
-#define EXPECT_ERRORS(text, ...) \
-        expect_errors_len((text), strlen(text), (const char *const[]) { __VA_ARGS__, NULL })
+#define EXPECT_ERRORS(text, ...) expect_errors_len((text), strlen(text), (const char *const[]) { __VA_ARGS__, NULL })
 
 START_TEST(test_defaults) {
         _cleanup_(config_freep) Config *c = parse_ok(DEFAULT_PROFILE);
@@ -236,16 +235,16 @@ START_TEST(test_default_paths) {
 END_TEST
 
 START_TEST(test_expansion) {
-        _cleanup_(config_freep) Config *c = parse_ok(
-                "[profile default]\n"
-                "tenant = " TENANT "\n"
-                "token_file = ~\n"
-                "spark_properties = ${HOME}/a\n"           /* ${HOME} falls back to the home directory */
-                "spark_properties = ${DATA}/${SUB}/b\n"
-                "spark_properties = ${DATA}${EMPTY}//c/./d/\n"
-                "spark_properties = /e/../f\n"             /* ".." stays: it may cross a symlink */
-                "kubeconfig = ~/a;not-a-comment\n"
-                "ca_file = /etc/$DATA/x\n");               /* only ${...} is a variable */
+        _cleanup_(config_freep)
+                Config *c = parse_ok("[profile default]\n"
+                                     "tenant = " TENANT "\n"
+                                     "token_file = ~\n"
+                                     "spark_properties = ${HOME}/a\n" /* ${HOME} falls back to the home directory */
+                                     "spark_properties = ${DATA}/${SUB}/b\n"
+                                     "spark_properties = ${DATA}${EMPTY}//c/./d/\n"
+                                     "spark_properties = /e/../f\n" /* ".." stays: it may cross a symlink */
+                                     "kubeconfig = ~/a;not-a-comment\n"
+                                     "ca_file = /etc/$DATA/x\n"); /* only ${...} is a variable */
         const ProfileConfig *p = c->profiles[0];
 
         ck_assert_str_eq(p->token_file, "/home/u");
@@ -260,30 +259,23 @@ START_TEST(test_expansion) {
 END_TEST
 
 START_TEST(test_expansion_errors) {
-        EXPECT_ERRORS(DEFAULT_PROFILE
-                      "token_file = ${NOPE}/t\n"
-                      "spark_properties = ${DATA}/${ALSO_NOPE}/x\n"
-                      "spark_properties = ${DATA\n"
-                      "spark_properties = ${}/x\n"
-                      "spark_properties = ${A-B}/x\n"
-                      "kubeconfig = relative/config\n"
-                      "ca_file = ${REL}/ca.pem\n",
-                      "3: token_file: ${NOPE} is not set",
-                      "4: spark_properties: ${ALSO_NOPE} is not set",
-                      "5: malformed variable",
-                      "6: malformed variable",
-                      "7: malformed variable",
+        EXPECT_ERRORS(DEFAULT_PROFILE "token_file = ${NOPE}/t\n"
+                                      "spark_properties = ${DATA}/${ALSO_NOPE}/x\n"
+                                      "spark_properties = ${DATA\n"
+                                      "spark_properties = ${}/x\n"
+                                      "spark_properties = ${A-B}/x\n"
+                                      "kubeconfig = relative/config\n"
+                                      "ca_file = ${REL}/ca.pem\n",
+                      "3: token_file: ${NOPE} is not set", "4: spark_properties: ${ALSO_NOPE} is not set",
+                      "5: malformed variable", "6: malformed variable", "7: malformed variable",
                       "8: kubeconfig 'relative/config' is not an absolute path",
                       "9: ca_file '${REL}/ca.pem' expands to 'relative/ca.pem', which is not an absolute path");
-        EXPECT_ERRORS(DEFAULT_PROFILE
-                      "token_file = ~bob/token\n"
-                      "spark_properties = \"~/spark.properties\"\n"
-                      "spark_properties =\n",
-                      "3: token_file '~bob/token' is not an absolute path",
-                      "4: remove the quotes",
+        EXPECT_ERRORS(DEFAULT_PROFILE "token_file = ~bob/token\n"
+                                      "spark_properties = \"~/spark.properties\"\n"
+                                      "spark_properties =\n",
+                      "3: token_file '~bob/token' is not an absolute path", "4: remove the quotes",
                       "5: spark_properties is empty");
-        EXPECT_ERRORS("[daemon]\nsocket =\nstate_dir = state\n" DEFAULT_PROFILE,
-                      "2: socket is empty",
+        EXPECT_ERRORS("[daemon]\nsocket =\nstate_dir = state\n" DEFAULT_PROFILE, "2: socket is empty",
                       "3: state_dir 'state' is not an absolute path");
 }
 END_TEST
@@ -302,7 +294,8 @@ START_TEST(test_metrics_file) {
         /* The metrics must not overwrite a token, a kubeconfig or a CA. */
         EXPECT_ERRORS("[daemon]\nmetrics_file = ~/.kube/oauthToken\n" DEFAULT_PROFILE,
                       "2: metrics_file /home/u/.kube/oauthToken is also profile 'default' default token_file (line 3)");
-        EXPECT_ERRORS("[daemon]\nmetrics_file = /s/x.properties\n" DEFAULT_PROFILE "spark_properties = /s/x.properties\n",
+        EXPECT_ERRORS("[daemon]\nmetrics_file = /s/x.properties\n" DEFAULT_PROFILE
+                      "spark_properties = /s/x.properties\n",
                       "2: metrics_file /s/x.properties is also profile 'default' spark_properties (line 5)");
         EXPECT_ERRORS("[daemon]\nmetrics_file = /k/config\n" DEFAULT_PROFILE "kubeconfig = /k/config\n",
                       "2: metrics_file /k/config is also the kubeconfig of profile 'default'");
@@ -337,7 +330,10 @@ START_TEST(test_durations) {
                 _cleanup_free_ char *text = NULL, *want = NULL;
 
                 ck_assert_int_ge(asprintf(&text, DEFAULT_PROFILE "refresh_before = %s\n", bad[i]), 0);
-                ck_assert_int_ge(asprintf(&want, "3: refresh_before '%s' is not a duration: write e.g. 90, 90s, 10m or 1h", bad[i]), 0);
+                ck_assert_int_ge(asprintf(&want,
+                                          "3: refresh_before '%s' is not a duration: write e.g. 90, 90s, 10m or 1h",
+                                          bad[i]),
+                                 0);
                 EXPECT_ERRORS(text, want);
         }
         EXPECT_ERRORS(DEFAULT_PROFILE "refresh_before = 9000h\n", "3: refresh_before '9000h' is too long");
@@ -436,8 +432,9 @@ START_TEST(test_tenant) {
                 "organizations",
         };
         static const char *const bad[] = {
-                "common", "contoso", "../../evil", "contoso.com/x", "a b.com", "contoso..com", "-contoso.com",
-                "72f988bf-86f1-41af-91ab-2d7cd011db4", "contoso.com%2f", "contoso.com?x",
+                "common",         "contoso",       "../../evil",   "contoso.com/x",
+                "a b.com",        "contoso..com",  "-contoso.com", "72f988bf-86f1-41af-91ab-2d7cd011db4",
+                "contoso.com%2f", "contoso.com?x",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
@@ -490,11 +487,13 @@ START_TEST(test_kubeconfig_context) {
 END_TEST
 
 START_TEST(test_keys_and_sections) {
-        EXPECT_ERRORS(DEFAULT_PROFILE "tenat = x\n", "3: unknown key 'tenat' in a [profile NAME] section: did you mean 'tenant'?");
+        EXPECT_ERRORS(DEFAULT_PROFILE "tenat = x\n",
+                      "3: unknown key 'tenat' in a [profile NAME] section: did you mean 'tenant'?");
         EXPECT_ERRORS(DEFAULT_PROFILE "Token_File = ~/t\n", "3: did you mean 'token_file'?");
-        EXPECT_ERRORS(DEFAULT_PROFILE "colour = blue\n",
-                      "3: unknown key 'colour' in a [profile NAME] section; the keys there are tenant, authority_host, "
-                      "client_id, server_id, refresh_before, token_file, spark_properties, kubeconfig, kubeconfig_context, ca_file");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "colour = blue\n",
+                "3: unknown key 'colour' in a [profile NAME] section; the keys there are tenant, authority_host, "
+                "client_id, server_id, refresh_before, token_file, spark_properties, kubeconfig, kubeconfig_context, ca_file");
         EXPECT_ERRORS("[daemon]\nverbosity = 3\n" DEFAULT_PROFILE,
                       "2: unknown key 'verbosity' in [daemon]; the keys there are socket, state_dir, log_level, "
                       "notify_command, http_timeout");
@@ -537,8 +536,7 @@ END_TEST
 START_TEST(test_malformed_lines) {
         /* inih alone would report only the first of these; every one is named. */
         EXPECT_ERRORS(DEFAULT_PROFILE "this line is not a setting\n= value\ntoken_file ; comment = x\n",
-                      "3: cannot read this line: expected 'key = value'",
-                      "4: no key before '='",
+                      "3: cannot read this line: expected 'key = value'", "4: no key before '='",
                       "5: cannot read this line");
 }
 END_TEST
@@ -561,51 +559,49 @@ END_TEST
 
 START_TEST(test_every_problem_sorted) {
         /* Problems found in different passes still come out in line order. */
-        EXPECT_ERRORS("[daemon]\n"                                 /* 1 */
-                      "log_level = loud\n"                         /* 2 */
-                      "frobnicate = 1\n"                           /* 3 */
-                      "[profile a]\n"                              /* 4: no tenant */
-                      "refresh_before = soon\n"                    /* 5 */
-                      "token_file = ~/t\n"                         /* 6 */
-                      "[profile b]\n"                              /* 7 */
-                      "tenant = " TENANT "\n"                      /* 8 */
-                      "authority_host = http://idp.example\n"      /* 9 */
-                      "token_file = ${HOME}/t\n"                   /* 10: same file as line 6 */
-                      "garbage\n"                                  /* 11 */
-                      "[profile a]\n",                             /* 12 */
-                      "2: log_level 'loud'",
-                      "3: unknown key 'frobnicate'",
-                      "4: profile 'a' has no tenant",
-                      "5: refresh_before 'soon' is not a duration",
-                      "9: must use https://",
+        EXPECT_ERRORS("[daemon]\n"                            /* 1 */
+                      "log_level = loud\n"                    /* 2 */
+                      "frobnicate = 1\n"                      /* 3 */
+                      "[profile a]\n"                         /* 4: no tenant */
+                      "refresh_before = soon\n"               /* 5 */
+                      "token_file = ~/t\n"                    /* 6 */
+                      "[profile b]\n"                         /* 7 */
+                      "tenant = " TENANT "\n"                 /* 8 */
+                      "authority_host = http://idp.example\n" /* 9 */
+                      "token_file = ${HOME}/t\n"              /* 10: same file as line 6 */
+                      "garbage\n"                             /* 11 */
+                      "[profile a]\n",                        /* 12 */
+                      "2: log_level 'loud'", "3: unknown key 'frobnicate'", "4: profile 'a' has no tenant",
+                      "5: refresh_before 'soon' is not a duration", "9: must use https://",
                       "10: profile 'b' token_file /home/u/t is also written by profile 'a' (token_file, line 6)",
-                      "11: cannot read this line",
-                      "12: profile 'a' is defined twice (first at line 4)");
+                      "11: cannot read this line", "12: profile 'a' is defined twice (first at line 4)");
 }
 END_TEST
 
 START_TEST(test_same_file_twice) {
         /* Compared after expansion and after "//" and "/./" are folded. */
-        EXPECT_ERRORS("[profile a]\ntenant = " TENANT "\ntoken_file = ~/.kube/t\n"
-                      "[profile b]\ntenant = " TENANT "\ntoken_file = ${HOME}//.kube/./t\n",
-                      "6: profile 'b' token_file /home/u/.kube/t is also written by profile 'a' (token_file, line 3): give each file one writer");
+        EXPECT_ERRORS(
+                "[profile a]\ntenant = " TENANT "\ntoken_file = ~/.kube/t\n"
+                "[profile b]\ntenant = " TENANT "\ntoken_file = ${HOME}//.kube/./t\n",
+                "6: profile 'b' token_file /home/u/.kube/t is also written by profile 'a' (token_file, line 3): give each file one writer");
         EXPECT_ERRORS("[profile a]\ntenant = " TENANT "\nspark_properties = /s/p\n"
                       "[profile b]\ntenant = " TENANT "\nspark_properties = /s/q\nspark_properties = /s/p/\n",
                       "7: profile 'b' spark_properties /s/p is also written by profile 'a' (spark_properties, line 3)");
         /* Within one profile, and a token file that is also a properties file. */
         EXPECT_ERRORS(DEFAULT_PROFILE "spark_properties = /s/p\nspark_properties = /s/p\n",
                       "4: is also written by this profile's spark_properties (line 3)");
-        EXPECT_ERRORS(DEFAULT_PROFILE "spark_properties = ~/.kube/oauthToken\n",
-                      "3: profile 'default' spark_properties /home/u/.kube/oauthToken is also written by this profile's default token_file (line 1)");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "spark_properties = ~/.kube/oauthToken\n",
+                "3: profile 'default' spark_properties /home/u/.kube/oauthToken is also written by this profile's default token_file (line 1)");
         /* The default token file of [profile default] against one that is named. */
-        EXPECT_ERRORS(DEFAULT_PROFILE "[profile other]\ntenant = " TENANT "\ntoken_file = ~/.kube/oauthToken\n",
-                      "5: profile 'other' token_file /home/u/.kube/oauthToken is also written by profile 'default' (default token_file, line 1)");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "[profile other]\ntenant = " TENANT "\ntoken_file = ~/.kube/oauthToken\n",
+                "5: profile 'other' token_file /home/u/.kube/oauthToken is also written by profile 'default' (default token_file, line 1)");
         /* Writing the kubeconfig that a profile reads would destroy it. */
         EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\ntoken_file = ~/.kube/config\n",
                       "4: is also the kubeconfig of profile 'default': it would be overwritten");
 }
 END_TEST
-
 
 START_TEST(test_kubeconfig_output) {
         Config *c;
@@ -615,25 +611,31 @@ START_TEST(test_kubeconfig_output) {
         ck_assert_str_eq(c->profiles[0]->kubeconfig_exec_api_version, "client.authentication.k8s.io/v1");
         config_free(c);
         c = parse_ok(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n"
-                     "kubeconfig_exec_api_version = client.authentication.k8s.io/v1beta1\n");
+                                     "kubeconfig_exec_api_version = client.authentication.k8s.io/v1beta1\n");
         ck_assert_str_eq(c->profiles[0]->kubeconfig_exec_api_version, "client.authentication.k8s.io/v1beta1");
         config_free(c);
 
         EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig_output = ~/.kube/aksspark\n",
                       "3: kubeconfig_output needs kubeconfig = <the kubeconfig to take the cluster from>");
-        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n"
-                      "kubeconfig_exec_api_version = v1\n",
-                      "5: kubeconfig_exec_api_version 'v1' is not client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1");
-        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_exec_api_version = client.authentication.k8s.io/v1\n",
-                      "4: kubeconfig_exec_api_version applies to kubeconfig_output, which profile 'default' does not set");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/aksspark\n"
+                                "kubeconfig_exec_api_version = v1\n",
+                "5: kubeconfig_exec_api_version 'v1' is not client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE
+                "kubeconfig = ~/.kube/config\nkubeconfig_exec_api_version = client.authentication.k8s.io/v1\n",
+                "4: kubeconfig_exec_api_version applies to kubeconfig_output, which profile 'default' does not set");
         EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = kube\n",
                       "4: kubeconfig_output 'kube' is not an absolute path");
         /* One writer per file, and never the kubeconfig it reads. */
-        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n"
-                      "[profile b]\ntenant = " TENANT "\nkubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n",
-                      "8: profile 'b' kubeconfig_output /home/u/.kube/k is also written by profile 'default' (kubeconfig_output, line 4)");
-        EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/oauthToken\n",
-                      "4: profile 'default' kubeconfig_output /home/u/.kube/oauthToken is also written by this profile's default token_file");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n"
+                                "[profile b]\ntenant = " TENANT
+                                "\nkubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/k\n",
+                "8: profile 'b' kubeconfig_output /home/u/.kube/k is also written by profile 'default' (kubeconfig_output, line 4)");
+        EXPECT_ERRORS(
+                DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/oauthToken\n",
+                "4: profile 'default' kubeconfig_output /home/u/.kube/oauthToken is also written by this profile's default token_file");
         EXPECT_ERRORS(DEFAULT_PROFILE "kubeconfig = ~/.kube/config\nkubeconfig_output = ~/.kube/config\n",
                       "4: is also the kubeconfig of profile 'default': it would be overwritten");
 }
@@ -681,12 +683,10 @@ START_TEST(test_default_token_file_rule) {
 END_TEST
 
 START_TEST(test_spark_properties_repeated) {
-        _cleanup_(config_freep) Config *c = parse_ok(
-                DEFAULT_PROFILE
-                "spark_properties = /p/1\n"
-                "token_file = ~/t\n"
-                "spark_properties = /p/2\n"
-                "spark_properties : /p/3\n");
+        _cleanup_(config_freep) Config *c = parse_ok(DEFAULT_PROFILE "spark_properties = /p/1\n"
+                                                                     "token_file = ~/t\n"
+                                                                     "spark_properties = /p/2\n"
+                                                                     "spark_properties : /p/3\n");
         const ProfileConfig *p = c->profiles[0];
 
         ck_assert_uint_eq(p->n_spark_properties, 3);
@@ -713,7 +713,8 @@ START_TEST(test_summary) {
         ck_assert_str_eq(s1, "profile two: tenant organizations via http://127.0.0.1:8443, writes /t, /a and /b");
         ck_assert_str_eq(s2, "profile none: tenant fabrikam.com via https://login.microsoftonline.com, "
                              "writes no files (the token is only served on the socket)");
-        ck_assert_str_eq(s3, "profile onlytoken: tenant fabrikam.com via https://login.microsoftonline.com, writes /only");
+        ck_assert_str_eq(s3,
+                         "profile onlytoken: tenant fabrikam.com via https://login.microsoftonline.com, writes /only");
 }
 END_TEST
 
@@ -763,10 +764,9 @@ START_TEST(test_long_lines) {
         memcpy(text + n + 300, "tenant=evil", 11);
         n += 4096 - 14;
         n += (size_t) sprintf(text + n, "\nrefresh_before = x\n");
-        expect_errors_len(text, n, (const char *const[]) {
-                "3: line too long (4096 bytes, at most 198)",
-                "4: refresh_before 'x' is not a duration",
-                NULL });
+        expect_errors_len(text, n,
+                          (const char *const[]) { "3: line too long (4096 bytes, at most 198)",
+                                                  "4: refresh_before 'x' is not a duration", NULL });
         free(text);
 }
 END_TEST
@@ -810,7 +810,8 @@ START_TEST(test_long_section_header) {
         memset(name, 'p', 100);
         name[100] = 0;
         ck_assert_int_ge(asprintf(&text, "[profile %s]\ntenant = " TENANT "\n[profile %.60s]\ntenant = " TENANT "\n",
-                                  name, name), 0);
+                                  name, name),
+                         0);
         c = parse_ok(text);
         ck_assert_uint_eq(c->n_profiles, 2);
         ck_assert_str_eq(c->profiles[0]->name, name);
@@ -840,13 +841,12 @@ END_TEST
 START_TEST(test_indented_and_comments) {
         /* inih would read the second indented key as a continuation of the first; here each
          * indented key is a key. */
-        _cleanup_(config_freep) Config *c = parse_ok(
-                "  [profile default]   ; the one\n"
-                "    tenant = " TENANT "   ; inline comment\n"
-                "\ttoken_file = ~/t\n"
-                "    # a comment\n"
-                "    ; another\n"
-                "    refresh_before = 5m\n");
+        _cleanup_(config_freep) Config *c = parse_ok("  [profile default]   ; the one\n"
+                                                     "    tenant = " TENANT "   ; inline comment\n"
+                                                     "\ttoken_file = ~/t\n"
+                                                     "    # a comment\n"
+                                                     "    ; another\n"
+                                                     "    refresh_before = 5m\n");
         const ProfileConfig *p = c->profiles[0];
 
         ck_assert_str_eq(p->tenant, TENANT);
@@ -865,7 +865,8 @@ START_TEST(test_socket_path) {
         ck_assert_int_ge(asprintf(&text, "[daemon]\nsocket = %s\n" DEFAULT_PROFILE, long_path), 0);
         EXPECT_ERRORS(text, "2: socket path '/sss");
         EXPECT_ERRORS(text, "2: is 120 bytes, longer than a Unix socket address allows (107)");
-        EXPECT_ERRORS("[daemon]\nsocket = tokend.sock\n" DEFAULT_PROFILE, "2: socket 'tokend.sock' is not an absolute path");
+        EXPECT_ERRORS("[daemon]\nsocket = tokend.sock\n" DEFAULT_PROFILE,
+                      "2: socket 'tokend.sock' is not an absolute path");
 }
 END_TEST
 
@@ -927,7 +928,8 @@ START_TEST(test_load) {
         ck_assert_int_eq(config_load(missing, &env, &c, &e), -ENOENT);
         ck_assert_ptr_null(c);
         ck_assert_uint_eq(e.n, 1);
-        ck_assert_ptr_nonnull(strstr(e.lines[0], "missing.ini: cannot read the configuration: No such file or directory"));
+        ck_assert_ptr_nonnull(
+                strstr(e.lines[0], "missing.ini: cannot read the configuration: No such file or directory"));
 
         ck_assert_int_eq(config_load(dir, &env, &c, &e), -EISDIR);
         ck_assert_uint_eq(e.n, 1);
@@ -1011,7 +1013,8 @@ START_TEST(test_identities) {
         ck_assert_uint_eq(c->profiles[0]->redirect_port, 8400);
         config_free(c);
 
-        c = parse_ok(DEFAULT_PROFILE "auth = client_secret\nclient_id = " APP "\nclient_secret_file = ${DATA}/secret\n");
+        c = parse_ok(DEFAULT_PROFILE "auth = client_secret\nclient_id = " APP
+                                     "\nclient_secret_file = ${DATA}/secret\n");
         p = c->profiles[0];
         ck_assert_int_eq(p->auth, AUTH_CLIENT_SECRET);
         ck_assert_str_eq(p->client_secret_file, "/data/secret");
@@ -1065,7 +1068,8 @@ START_TEST(test_identity_environment) {
         ck_assert_str_eq(p->authority_host, "https://login.microsoftonline.us");
         config_free(c);
         /* the keys win over the environment */
-        c = parse_ok_env("[profile default]\nauth = workload_identity\ntenant = " TENANT "\nfederated_token_file = /t\n", &env);
+        c = parse_ok_env(
+                "[profile default]\nauth = workload_identity\ntenant = " TENANT "\nfederated_token_file = /t\n", &env);
         ck_assert_str_eq(c->profiles[0]->tenant, TENANT);
         ck_assert_str_eq(c->profiles[0]->federated_token_file, "/t");
         config_free(c);
@@ -1113,14 +1117,17 @@ START_TEST(test_identity_errors) {
                       "1: has auth = client_certificate but no client_certificate");
         EXPECT_ERRORS(DEFAULT_PROFILE "client_secret_file = /s\n",
                       "3: client_secret_file is only for auth = client_secret (this profile has auth = device_code)");
-        EXPECT_ERRORS(DEFAULT_PROFILE "auth = browser\nredirect_port = 70000\n", "4: redirect_port '70000' is not a port");
+        EXPECT_ERRORS(DEFAULT_PROFILE "auth = browser\nredirect_port = 70000\n",
+                      "4: redirect_port '70000' is not a port");
         EXPECT_ERRORS(DEFAULT_PROFILE "auth = browser\nredirect_port = -1\n", "4: redirect_port '-1' is not a port");
-        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://10.0.0.1\n",
-                      "3: imds_endpoint 'http://10.0.0.1' must be http://169.254.169.254 or an http:// address on this machine");
+        EXPECT_ERRORS(
+                "[profile default]\nauth = managed_identity\nimds_endpoint = http://10.0.0.1\n",
+                "3: imds_endpoint 'http://10.0.0.1' must be http://169.254.169.254 or an http:// address on this machine");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = https://169.254.169.254\n",
                       "3: imds_endpoint");
-        EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://169.254.169.254.evil.example\n",
-                      "3: imds_endpoint");
+        EXPECT_ERRORS(
+                "[profile default]\nauth = managed_identity\nimds_endpoint = http://169.254.169.254.evil.example\n",
+                "3: imds_endpoint");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nimds_endpoint = http://127.0.0.1/x\n",
                       "3: imds_endpoint");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nclient_id = " APP "\n",
@@ -1132,7 +1139,8 @@ START_TEST(test_identity_errors) {
                       "3: managed_identity_client_id 'x' is not a client ID");
         EXPECT_ERRORS("[profile default]\nauth = managed_identity\nmanaged_identity_resource_id = x\n",
                       "3: managed_identity_resource_id 'x' is not an Azure resource ID");
-        EXPECT_ERRORS("[profile default]\nauth = workload_identity\nclient_id = x\n", "3: client_id 'x' is not an application ID");
+        EXPECT_ERRORS("[profile default]\nauth = workload_identity\nclient_id = x\n",
+                      "3: client_id 'x' is not an application ID");
 }
 END_TEST
 

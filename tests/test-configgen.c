@@ -30,8 +30,8 @@ static void plan_file(const char *name, configgen_key_known_fn known, Kubeconfig
         const char *unknown = NULL;
 
         list_file(name, kc);
-        ck_assert_int_eq(configgen_plan(kc, &(ConfiggenOptions) { .kubeconfig = "~/.kube/config", .key_known = known }, g,
-                                        &unknown),
+        ck_assert_int_eq(configgen_plan(kc, &(ConfiggenOptions) { .kubeconfig = "~/.kube/config", .key_known = known },
+                                        g, &unknown),
                          0);
         ck_assert_ptr_null(unknown);
 }
@@ -87,14 +87,10 @@ START_TEST(test_logins) {
                 bool certificate;
                 const char *auth;
         } map[] = {
-                { NULL, false, "device_code" },
-                { "devicecode", false, "device_code" },
-                { "DeviceCode", false, "device_code" },
-                { "interactive", false, "browser" },
-                { "spn", false, "client_secret" },
-                { "spn", true, "client_certificate" },
-                { "msi", false, "managed_identity" },
-                { "workloadidentity", false, "workload_identity" },
+                { NULL, false, "device_code" },         { "devicecode", false, "device_code" },
+                { "DeviceCode", false, "device_code" }, { "interactive", false, "browser" },
+                { "spn", false, "client_secret" },      { "spn", true, "client_certificate" },
+                { "msi", false, "managed_identity" },   { "workloadidentity", false, "workload_identity" },
         };
         const char *auth, *why = NULL;
 
@@ -143,16 +139,15 @@ START_TEST(test_several_contexts) {
         ck_assert_str_eq(g.profiles[0].name, "default");
         ck_assert_str_eq(g.profiles[0].context, "aks-prod");
         ck_assert_str_eq(g.profiles[1].name, "aks-dev");
-        ck_assert_str_eq(profile(&g, "default")->section,
-                         "[profile default]\n"
-                         "; context aks-prod (kubelogin)\n"
-                         "tenant         = 3d4e5f6a-7b8c-4d9e-8f0a-2b3c4d5e6f7a\n"
-                         "authority_host = https://login.microsoftonline.com\n"
-                         "client_id      = 80faf920-1908-4b52-b5ef-a8e7bedfc67a\n"
-                         "server_id      = 6dae42f8-4368-4678-94ff-3960e28e3630\n"
-                         "kubeconfig     = ~/.kube/config\n"
-                         "kubeconfig_context = aks-prod\n"
-                         "kubeconfig_output = ~/.kube/aksspark-default.yaml\n");
+        ck_assert_str_eq(profile(&g, "default")->section, "[profile default]\n"
+                                                          "; context aks-prod (kubelogin)\n"
+                                                          "tenant         = 3d4e5f6a-7b8c-4d9e-8f0a-2b3c4d5e6f7a\n"
+                                                          "authority_host = https://login.microsoftonline.com\n"
+                                                          "client_id      = 80faf920-1908-4b52-b5ef-a8e7bedfc67a\n"
+                                                          "server_id      = 6dae42f8-4368-4678-94ff-3960e28e3630\n"
+                                                          "kubeconfig     = ~/.kube/config\n"
+                                                          "kubeconfig_context = aks-prod\n"
+                                                          "kubeconfig_output = ~/.kube/aksspark-default.yaml\n");
         ck_assert_uint_eq(g.n_skipped, 2);
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "kind-kind"), "client certificate"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "aks-prod-admin"), "client certificate"));
@@ -176,10 +171,10 @@ START_TEST(test_kubeconfig_output_when_known) {
         _cleanup_(configgen_done) Configgen g = {};
 
         plan_file("az-several.yaml", every_key, &kc, &g);
-        ck_assert_ptr_nonnull(strstr(profile(&g, "aks-dev")->section,
-                                     "\nkubeconfig_output = ~/.kube/aksspark-aks-dev.yaml\n"));
-        ck_assert_ptr_nonnull(strstr(profile(&g, "default")->section,
-                                     "\nkubeconfig_output = ~/.kube/aksspark-default.yaml\n"));
+        ck_assert_ptr_nonnull(
+                strstr(profile(&g, "aks-dev")->section, "\nkubeconfig_output = ~/.kube/aksspark-aks-dev.yaml\n"));
+        ck_assert_ptr_nonnull(
+                strstr(profile(&g, "default")->section, "\nkubeconfig_output = ~/.kube/aksspark-default.yaml\n"));
         ck_assert_ptr_null(strstr(profile(&g, "default")->section, "auth ")); /* device_code is the default */
 }
 END_TEST
@@ -192,9 +187,11 @@ START_TEST(test_sovereign_and_legacy) {
 
         plan_file("az-sovereign.yaml", config_profile_key_is_known, &kc, &g);
         ck_assert_uint_eq(g.n_profiles, 2);
-        ck_assert_ptr_nonnull(strstr(profile(&g, "default")->section, "authority_host = https://login.microsoftonline.us\n"));
+        ck_assert_ptr_nonnull(
+                strstr(profile(&g, "default")->section, "authority_host = https://login.microsoftonline.us\n"));
         ck_assert_str_eq(profile(&g, "default")->context, "gov-aks");
-        ck_assert_ptr_nonnull(strstr(profile(&g, "cn-aks")->section, "authority_host = https://login.chinacloudapi.cn\n"));
+        ck_assert_ptr_nonnull(
+                strstr(profile(&g, "cn-aks")->section, "authority_host = https://login.chinacloudapi.cn\n"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "stack-aks"), "AzureUSGovernmentCloud"));
         text = configgen_text(&g, "~/.kube/config");
         c = parse_ok(text);
@@ -202,8 +199,9 @@ START_TEST(test_sovereign_and_legacy) {
 
         plan_file("az-azure-provider.yaml", config_profile_key_is_known, &kl, &gl);
         ck_assert_uint_eq(gl.n_profiles, 1);
-        ck_assert_ptr_nonnull(strstr(gl.profiles[0].section, "; context legacy-aks (azure auth-provider)\n"
-                                                             "tenant         = 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\n"));
+        ck_assert_ptr_nonnull(strstr(gl.profiles[0].section,
+                                     "; context legacy-aks (azure auth-provider)\n"
+                                     "tenant         = 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\n"));
 }
 END_TEST
 
@@ -235,7 +233,8 @@ START_TEST(test_login_mapping) {
         ck_assert_ptr_null(strstr(s, "\ntenant")); /* $AZURE_TENANT_ID, as kubelogin */
 
         ck_assert_str_eq(profile(&g, "default")->context, "aks-equals");
-        ck_assert_ptr_nonnull(strstr(profile(&g, "default")->section, "tenant         = 0e1f2a3b-4c5d-4e6f-9a7b-9c0d1e2f3a4b\n"));
+        ck_assert_ptr_nonnull(
+                strstr(profile(&g, "default")->section, "tenant         = 0e1f2a3b-4c5d-4e6f-9a7b-9c0d1e2f3a4b\n"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "aks-azurecli"), "Azure CLI"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "aks-ropc"), "ropc"));
         for (size_t i = 0; i < g.n_profiles; i++) {
@@ -262,8 +261,8 @@ static KubeconfigContext aad_context(const char *name) {
 }
 
 START_TEST(test_unique_names_and_selection) {
-        KubeconfigContext cs[] = { aad_context("a b"), aad_context("a_b"), aad_context("default"), aad_context("x"),
-                                   aad_context("a;b ;c"), aad_context("a${HOME}") };
+        KubeconfigContext cs[] = { aad_context("a b"), aad_context("a_b"),    aad_context("default"),
+                                   aad_context("x"),   aad_context("a;b ;c"), aad_context("a${HOME}") };
         KubeconfigContexts kc = { .contexts = cs, .n = ELEMENTSOF(cs), .current = (char *) "x" };
         char *only[] = { (char *) "a_b", (char *) "nope" };
         _cleanup_(configgen_done) Configgen g = {}, one = {};
@@ -307,9 +306,9 @@ START_TEST(test_missing_and_odd_ids) {
         cs[1].client_id = (char *) "abc def";
         cs[2].auth = KUBECONFIG_AUTH_OTHER;
         cs[2].why = "its user has a static token, not Azure AD";
-        ck_assert_int_eq(configgen_plan(&kc, &(ConfiggenOptions) { .kubeconfig = "/k", .key_known = every_key }, &g,
-                                        &unknown),
-                         0);
+        ck_assert_int_eq(
+                configgen_plan(&kc, &(ConfiggenOptions) { .kubeconfig = "/k", .key_known = every_key }, &g, &unknown),
+                0);
         ck_assert_uint_eq(g.n_profiles, 0);
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "no-tenant"), "names no tenant"));
         ck_assert_ptr_nonnull(strstr(skip_why(&g, "odd-client"), "characters"));

@@ -97,8 +97,7 @@ static void remove_trust_links(const TestServer *s) {
         char link[4096], target[4096];
         size_t len;
 
-        if (!s->dir || asprintf(&hash_file, "%s/ca.hash", s->dir) < 0 ||
-            read_file_full(hash_file, 64, &hash, &len) < 0)
+        if (!s->dir || asprintf(&hash_file, "%s/ca.hash", s->dir) < 0 || read_file_full(hash_file, 64, &hash, &len) < 0)
                 return;
         hash[strcspn(hash, "\n")] = 0;
         for (int i = 0; i < 10; i++) {
@@ -277,8 +276,11 @@ START_TEST(test_get_with_headers) {
                             *challenge = url_of(&server_a, "/challenge/%2Fvar%2Fopt%2Fk.key");
         _cleanup_secret_ Secret *value = secret_new_string("c2VjcmV0LWtleQ");
         static const char *const extra[] = { "Metadata: true", "x-ms-lib-capability: retry-after, h429" };
-        HttpOptions opts = { .ca_file = server_a.ca, .headers = extra, .n_headers = 2,
-                             .secret_header_name = "Authorization", .secret_header_value = NULL };
+        HttpOptions opts = { .ca_file = server_a.ca,
+                             .headers = extra,
+                             .n_headers = 2,
+                             .secret_header_name = "Authorization",
+                             .secret_header_value = NULL };
         Outcome o = {};
         json_t *echo;
 
@@ -314,8 +316,7 @@ START_TEST(test_get_with_headers) {
 END_TEST
 
 START_TEST(test_error_status_and_retry_after) {
-        _cleanup_free_ char *u400 = url_of(&server_a, "/status/400"),
-                            *u429 = url_of(&server_a, "/retry-after/7"),
+        _cleanup_free_ char *u400 = url_of(&server_a, "/status/400"), *u429 = url_of(&server_a, "/retry-after/7"),
                             *udate = url_of(&server_a, "/retry-after/Wed%2C%2021%20Oct%202015%2007%3A28%3A00%20GMT"),
                             *uredir = url_of(&server_a, "/redirect");
         HttpOptions opts = { .ca_file = server_a.ca };
@@ -389,7 +390,8 @@ static int listen_loopback(int backlog, int *ret_port) {
 }
 
 START_TEST(test_connect_timeout) {
-        HttpOptions opts = { .ca_file = server_a.ca, .connect_timeout = 500 * USEC_PER_MSEC,
+        HttpOptions opts = { .ca_file = server_a.ca,
+                             .connect_timeout = 500 * USEC_PER_MSEC,
                              .timeout = 10 * USEC_PER_SEC };
         char url[64];
         Outcome o = {};

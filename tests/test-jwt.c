@@ -50,9 +50,16 @@ START_TEST(test_base64url_vectors) {
                 const char *in, *out;
                 size_t len;
         } v[] = {
-                { "", "", 0 },          { "Zg", "f", 1 },         { "Zg==", "f", 1 },    { "Zm8", "fo", 2 },
-                { "Zm8=", "fo", 2 },    { "Zm9v", "foo", 3 },     { "Zm9vYg", "foob", 4 }, { "Zm9vYmE", "fooba", 5 },
-                { "Zm9vYmFy", "foobar", 6 }, { "-_8", "\xfb\xff", 2 },
+                { "", "", 0 },
+                { "Zg", "f", 1 },
+                { "Zg==", "f", 1 },
+                { "Zm8", "fo", 2 },
+                { "Zm8=", "fo", 2 },
+                { "Zm9v", "foo", 3 },
+                { "Zm9vYg", "foob", 4 },
+                { "Zm9vYmE", "fooba", 5 },
+                { "Zm9vYmFy", "foobar", 6 },
+                { "-_8", "\xfb\xff", 2 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(v); i++) {
@@ -65,8 +72,8 @@ START_TEST(test_base64url_vectors) {
                 ck_assert_int_eq(out[n], 0);
         }
 
-        static const char *bad[] = { "Z", "Zm9vY", "Zg=", "Zg===", "Z===", "Zm+v", "Zm/v", "Zm9v\n", "Zm 9", "Zm*v",
-                                     "=Zg=", "Zg==Zg==" };
+        static const char *bad[] = { "Z",    "Zm9vY",  "Zg=",  "Zg===", "Z===", "Zm+v",
+                                     "Zm/v", "Zm9v\n", "Zm 9", "Zm*v",  "=Zg=", "Zg==Zg==" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 char *out = (char *) 0x1;
                 size_t n = 99;
@@ -105,7 +112,8 @@ START_TEST(test_account_fallbacks) {
                 const char *payload, *account;
         } v[] = {
                 { "{\"unique_name\":\"bob@contoso.com\",\"name\":\"Bob\"}", "bob@contoso.com" },
-                { "{\"preferred_username\":\"carol@contoso.com\",\"name\":\"Carol\",\"ver\":\"2.0\"}", "carol@contoso.com" },
+                { "{\"preferred_username\":\"carol@contoso.com\",\"name\":\"Carol\",\"ver\":\"2.0\"}",
+                  "carol@contoso.com" },
                 { "{\"name\":\"Dave\"}", "Dave" },
                 { "{\"upn\":\"\",\"name\":\"Empty upn\"}", "Empty upn" },
                 { "{\"upn\":42,\"unique_name\":\"num@contoso.com\"}", "num@contoso.com" },
@@ -158,7 +166,12 @@ START_TEST(test_not_a_jwt) {
         _cleanup_free_ char *payload_array = make_jwt("[1,2]", false), *not_json = make_jwt("upn=alice", false),
                             *truncated = make_jwt("{\"upn\":\"alice", false), *unsigned_jwt = NULL;
         static const char *bad[] = {
-                "", "abc", "a.b", ".eyJ9.x", "eyJ0eXAiOiJKV1QifQ.e30.sig.extra.part", "eyJ0eXAiOiJKV1QifQ.e+30.sig",
+                "",
+                "abc",
+                "a.b",
+                ".eyJ9.x",
+                "eyJ0eXAiOiJKV1QifQ.e30.sig.extra.part",
+                "eyJ0eXAiOiJKV1QifQ.e+30.sig",
                 "eyJ0eXAiOiJKV1QifQ..sig",
         };
         JwtClaims c = { .exp = 42 };

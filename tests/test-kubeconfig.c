@@ -178,8 +178,8 @@ START_TEST(test_list_logins) {
 
         list_file("az-logins.yaml", &l);
         ck_assert_uint_eq(l.n, 7);
-        expect_azure(find(&l, "aks-interactive"), KUBECONFIG_AUTH_KUBELOGIN, "AzurePublicCloud", AKS_SERVER,
-                     AKS_CLIENT, tenant, "interactive");
+        expect_azure(find(&l, "aks-interactive"), KUBECONFIG_AUTH_KUBELOGIN, "AzurePublicCloud", AKS_SERVER, AKS_CLIENT,
+                     tenant, "interactive");
         /* The secret after --client-secret is skipped: neither a flag nor a field. */
         expect_azure(find(&l, "aks-spn"), KUBECONFIG_AUTH_KUBELOGIN, "AzurePublicCloud", AKS_SERVER,
                      "8c9d0e1f-2a3b-4c4d-9e5f-7a8b9c0d1e2f", tenant, "spn");
@@ -204,12 +204,15 @@ START_TEST(test_list_inline) {
                            "contexts: [{name: a, context: {cluster: c, user: u}}]\n";
         static const struct {
                 const char *users;
-                const char *why;        /* NULL: Azure AD */
+                const char *why; /* NULL: Azure AD */
         } users[] = {
-                { "users: [{name: u, user: {exec: {command: kubelogin, args: [get-token, -l, msi, -e=AzureChinaCloud]}}}]", NULL },
-                { "users: [{name: u, user: {exec: {command: kubelogin, args: [convert-kubeconfig]}}}]", "without get-token" },
+                { "users: [{name: u, user: {exec: {command: kubelogin, args: [get-token, -l, msi, -e=AzureChinaCloud]}}}]",
+                  NULL },
+                { "users: [{name: u, user: {exec: {command: kubelogin, args: [convert-kubeconfig]}}}]",
+                  "without get-token" },
                 { "users: [{name: u, user: {exec: {command: gke-gcloud-auth-plugin}}}]", "another exec plugin" },
-                { "users: [{name: u, user: {exec: {command: kubelogin, args: [get-token, {x: 1}]}}}]", "not all strings" },
+                { "users: [{name: u, user: {exec: {command: kubelogin, args: [get-token, {x: 1}]}}}]",
+                  "not all strings" },
                 { "users: [{name: u, user: {exec: {command: kubelogin, args: get-token}}}]", "not a list" },
                 { "users: [{name: u, user: {auth-provider: {name: oidc, config: {}}}}]", "other than azure" },
                 { "users: [{name: u, user: {token: abc}}]", "static token" },
@@ -292,19 +295,23 @@ START_TEST(test_cluster) {
         ck_assert_int_eq(read_file_full(path, 1 << 20, &text, &len), 0);
         ck_assert_int_eq(kubeconfig_context_cluster(text, len, NULL, NULL, &c), 0);
         ck_assert_str_eq(c.server, "https://spark-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443");
-        ck_assert_str_eq(c.certificate_authority_data, "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUU2RENDQXRDZ0F3SUJBZ0lRQ2VkL1V3PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=");
+        ck_assert_str_eq(
+                c.certificate_authority_data,
+                "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUU2RENDQXRDZ0F3SUJBZ0lRQ2VkL1V3PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=");
         ck_assert_ptr_null(c.certificate_authority);
         ck_assert(!c.insecure_skip_tls_verify);
         ck_assert_ptr_null(c.namespace);
         kubeconfig_cluster_done(&c);
 
         /* Every field, a relative CA file made absolute against the source's directory. */
-        ck_assert_int_eq(cluster_of("current-context: a\n"
-                                    "contexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
-                                    "clusters: [{name: b, cluster: {server: 'https://b:1', certificate-authority: ca/ca.crt,\n"
-                                    "  insecure-skip-tls-verify: yes, tls-server-name: b.internal, proxy-url: 'http://proxy:3128'}}]\n",
-                                    &c),
-                         0);
+        ck_assert_int_eq(
+                cluster_of(
+                        "current-context: a\n"
+                        "contexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
+                        "clusters: [{name: b, cluster: {server: 'https://b:1', certificate-authority: ca/ca.crt,\n"
+                        "  insecure-skip-tls-verify: yes, tls-server-name: b.internal, proxy-url: 'http://proxy:3128'}}]\n",
+                        &c),
+                0);
         ck_assert_str_eq(c.server, "https://b:1");
         ck_assert_str_eq(c.certificate_authority, "/home/alice/.kube/ca/ca.crt");
         ck_assert_ptr_null(c.certificate_authority_data);
@@ -326,8 +333,9 @@ START_TEST(test_cluster) {
 
         /* A named context instead of the current one (kubeconfig_context). */
         {
-                const char *two = "current-context: a\ncontexts: [{name: a, context: {cluster: b}}, {name: c, context: {cluster: d, namespace: n}}]\n"
-                                  "clusters: [{name: b, cluster: {server: 'https://b:1'}}, {name: d, cluster: {server: 'https://d:2'}}]\n";
+                const char *two =
+                        "current-context: a\ncontexts: [{name: a, context: {cluster: b}}, {name: c, context: {cluster: d, namespace: n}}]\n"
+                        "clusters: [{name: b, cluster: {server: 'https://b:1'}}, {name: d, cluster: {server: 'https://d:2'}}]\n";
                 ck_assert_int_eq(kubeconfig_context_cluster(two, strlen(two), "c", NULL, &c), 0);
                 ck_assert_str_eq(c.server, "https://d:2");
                 ck_assert_str_eq(c.namespace, "n");
@@ -372,7 +380,8 @@ START_TEST(test_render) {
 
         render(&c, &test_exec, &out);
         /* The exact file: a person reads it, and every client parses it. */
-        ck_assert_str_eq(out,
+        ck_assert_str_eq(
+                out,
                 "# Written by aksspark-tokend (kubeconfig_output): rewritten when the source kubeconfig or the profile changes; do not edit.\n"
                 "apiVersion: v1\n"
                 "kind: Config\n"
@@ -466,7 +475,6 @@ START_TEST(test_render_refusals) {
         ck_assert_ptr_null(out);
 }
 END_TEST
-
 
 static Suite *kubeconfig_suite(void) {
         Suite *s = suite_create("kubeconfig");

@@ -77,8 +77,7 @@ END_TEST
 
 START_TEST(test_write_all) {
         _cleanup_free_ char *token_file = at("kube/oauthToken"), *new_props = at("spark/new.properties"),
-                            *old_props = at("old.properties"), *kubeconfig = kubeconfig_data("aks.yaml"),
-                            *text = NULL;
+                            *old_props = at("old.properties"), *kubeconfig = kubeconfig_data("aks.yaml"), *text = NULL;
         char *props[] = { new_props, old_props };
         ProfileConfig p = {
                 .name = (char *) "default",
@@ -105,14 +104,15 @@ START_TEST(test_write_all) {
 
         text = read_all(new_props);
         ck_assert_str_eq(text, KEY " " TOKEN "\n"
-                               "spark.master k8s://https://spark-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443\n");
+                                   "spark.master k8s://https://spark-dns-1a2b3c4d.hcp.westeurope.azmk8s.io:443\n");
         free(text);
         ck_assert_int_eq(stat(new_props, &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
 
         /* The existing spark.master is never touched; only the token's value changes. */
         text = read_all(old_props);
-        ck_assert_str_eq(text, "# mine\r\nspark.master k8s://https://mine:443\r\n" KEY " = " TOKEN "\r\nspark.app.name x\r\n");
+        ck_assert_str_eq(text, "# mine\r\nspark.master k8s://https://mine:443\r\n" KEY " = " TOKEN
+                               "\r\nspark.app.name x\r\n");
 
         for (size_t i = 0; i < o->n; i++) {
                 ck_assert(o->items[i].attempted);
@@ -232,7 +232,9 @@ START_TEST(test_remove_stale_temps) {
                             *t2 = at(ATOMIC_TEMP_PREFIX "0123456789abcdef.spark.properties"),
                             *keep = at(ATOMIC_TEMP_PREFIX "0123456789abcdef.unrelated");
         char *list[] = { props };
-        ProfileConfig p = { .name = (char *) "x", .token_file = token_file, .spark_properties = list, .n_spark_properties = 1 };
+        ProfileConfig p = {
+                .name = (char *) "x", .token_file = token_file, .spark_properties = list, .n_spark_properties = 1
+        };
         _cleanup_(outputs_freep) Outputs *o = NULL;
 
         testlib_write_file(t1, "x", 1);
@@ -246,13 +248,13 @@ START_TEST(test_remove_stale_temps) {
 }
 END_TEST
 
-
 START_TEST(test_kubeconfig_output) {
         _cleanup_free_ char *dir = at("kube"), *source = at("kube/config"), *output = at("out/aksspark-default.yaml"),
                             *text = NULL;
-        const char *src1 = "current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
-                           "clusters: [{name: b, cluster: {server: 'https://one:443', certificate-authority: ca.crt}}]\n"
-                           "users: [{name: u, user: {token: source-secret}}]\n";
+        const char *src1 =
+                "current-context: a\ncontexts: [{name: a, context: {cluster: b, namespace: spark-alice}}]\n"
+                "clusters: [{name: b, cluster: {server: 'https://one:443', certificate-authority: ca.crt}}]\n"
+                "users: [{name: u, user: {token: source-secret}}]\n";
         const char *src2 = "current-context: a\ncontexts: [{name: a, context: {cluster: b}}]\n"
                            "clusters: [{name: b, cluster: {server: 'https://two:443'}}]\n";
         ProfileConfig p = {
@@ -261,7 +263,8 @@ START_TEST(test_kubeconfig_output) {
                 .kubeconfig_output = output,
                 .kubeconfig_exec_api_version = "client.authentication.k8s.io/v1beta1",
         };
-        const OutputsExec exec = { .socket_path = "/run/user/1/aksspark-tokend.sock", .tokenctl_path = "/usr/bin/aksspark-tokenctl" };
+        const OutputsExec exec = { .socket_path = "/run/user/1/aksspark-tokend.sock",
+                                   .tokenctl_path = "/usr/bin/aksspark-tokenctl" };
         _cleanup_(outputs_freep) Outputs *o = NULL;
         _cleanup_secret_ Secret *token = secret_new_string(TOKEN);
         struct stat st, st2;

@@ -109,7 +109,7 @@ START_TEST(test_escape_value) {
         ck_assert_int_eq(props_escape_value("\xff", 1, &out, &out_len), -EINVAL);
         ck_assert_int_eq(props_escape_value("\xc3", 1, &out, &out_len), -EINVAL);
         ck_assert_int_eq(props_escape_value("\xed\xa0\x80", 3, &out, &out_len), -EINVAL); /* a surrogate */
-        ck_assert_int_eq(props_escape_value("\xc0\xaf", 2, &out, &out_len), -EINVAL);      /* overlong */
+        ck_assert_int_eq(props_escape_value("\xc0\xaf", 2, &out, &out_len), -EINVAL);     /* overlong */
         ck_assert_ptr_null(out);
 }
 END_TEST
@@ -179,9 +179,27 @@ END_TEST
  * twice is stable and a second token replaces the first without leaving anything behind. */
 START_TEST(test_random_inputs_are_stable) {
         static const char *const atoms[] = {
-                "\n", "\r\n", "\r", "\\", "\\\\", " ", "\t", "\f", "=", ":", "#", "!", "a", "b=c", "\xc3\xa9", "\xff",
-                "\\u0054", "\\u00", "spark.kubernetes.authenticate.submission.oauthToken",
-                "spark.kubernetes.authenticate.submission.oauth\\u0054oken", "spark.kubernetes.\\\n  authenticate.submission.oauthToken",
+                "\n",
+                "\r\n",
+                "\r",
+                "\\",
+                "\\\\",
+                " ",
+                "\t",
+                "\f",
+                "=",
+                ":",
+                "#",
+                "!",
+                "a",
+                "b=c",
+                "\xc3\xa9",
+                "\xff",
+                "\\u0054",
+                "\\u00",
+                "spark.kubernetes.authenticate.submission.oauthToken",
+                "spark.kubernetes.authenticate.submission.oauth\\u0054oken",
+                "spark.kubernetes.\\\n  authenticate.submission.oauthToken",
         };
         _cleanup_secret_ Secret *t1 = secret_new_string("first.token"), *t2 = secret_new_string("second.token");
         uint64_t seed = 0x9e3779b97f4a7c15ULL;

@@ -73,7 +73,8 @@ END_TEST
 START_TEST(test_fields_parse) {
         Request req = {};
 
-        ck_assert_int_eq(parse("{\"op\":\"check\",\"profile\":\"prod-west.2_x\",\"min_valid\":900}", &req, NULL, NULL), 0);
+        ck_assert_int_eq(parse("{\"op\":\"check\",\"profile\":\"prod-west.2_x\",\"min_valid\":900}", &req, NULL, NULL),
+                         0);
         ck_assert_int_eq(req.op, OP_CHECK);
         ck_assert_str_eq(req.profile, "prod-west.2_x");
         ck_assert_uint_eq(req.min_valid, 900 * USEC_PER_SEC);
@@ -81,8 +82,10 @@ START_TEST(test_fields_parse) {
         ck_assert_ptr_null(req.profile);
 
         /* Whitespace around, key order, null profile, unknown keys (ignored), zero min_valid. */
-        ck_assert_int_eq(parse("  { \"min_valid\" : 0 , \"profile\": null, \"x\": [1, {\"y\": []}], \"op\" : \"status\" }\t",
-                               &req, NULL, NULL), 0);
+        ck_assert_int_eq(
+                parse("  { \"min_valid\" : 0 , \"profile\": null, \"x\": [1, {\"y\": []}], \"op\" : \"status\" }\t",
+                      &req, NULL, NULL),
+                0);
         ck_assert_int_eq(req.op, OP_STATUS);
         ck_assert_ptr_null(req.profile);
         ck_assert_uint_eq(req.min_valid, 0);
@@ -129,8 +132,8 @@ START_TEST(test_login_method) {
 END_TEST
 
 START_TEST(test_browser_login_answer) {
-        _cleanup_free_ char *line = protocol_login_started_answer("Open https://x/authorize?a=b", "https://x/authorize?a=b", NULL,
-                                                                 600 * USEC_PER_SEC);
+        _cleanup_free_ char *line = protocol_login_started_answer("Open https://x/authorize?a=b",
+                                                                  "https://x/authorize?a=b", NULL, 600 * USEC_PER_SEC);
         json_t *j = load_answer(line);
 
         ck_assert_str_eq(json_string_value(json_object_get(j, "authorize_url")), "https://x/authorize?a=b");
@@ -357,10 +360,17 @@ END_TEST
 START_TEST(test_status_answer) {
         usec_t now = 1800000000ULL * USEC_PER_SEC + 123;
         OutputSnapshot outputs[] = {
-                { .path = "/home/a/.kube/oauthToken", .kind = "token_file", .attempted = true, .ok = true,
+                { .path = "/home/a/.kube/oauthToken",
+                  .kind = "token_file",
+                  .attempted = true,
+                  .ok = true,
                   .last_attempt = now - 60 * USEC_PER_SEC },
-                { .path = "/home/a/spark/spark.properties", .kind = "spark_properties", .attempted = true,
-                  .ok = false, .error = "No space left on device", .last_attempt = now - 30 * USEC_PER_SEC },
+                { .path = "/home/a/spark/spark.properties",
+                  .kind = "spark_properties",
+                  .attempted = true,
+                  .ok = false,
+                  .error = "No space left on device",
+                  .last_attempt = now - 30 * USEC_PER_SEC },
                 { .path = "/home/a/\xfe.properties", .kind = "spark_properties" },
         };
         ProfileSnapshot s = {
@@ -400,13 +410,18 @@ START_TEST(test_status_answer) {
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(o, 1), "error")), "No space left on device");
         ck_assert(json_is_null(json_object_get(json_array_get(o, 2), "ok")));
         ck_assert(json_is_null(json_object_get(json_array_get(o, 2), "last_write")));
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(o, 2), "path")), "/home/a/\xef\xbf\xbd.properties");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(o, 2), "path")),
+                         "/home/a/\xef\xbf\xbd.properties");
         json_decref(j);
         free(line);
 
         /* Nothing known yet: nulls everywhere, an empty output list. */
-        s = (ProfileSnapshot) { .name = "p", .state = PROFILE_LOGIN_REQUIRED, .last_error = "invalid_grant: AADSTS70008",
-                                .device_message = "To sign in, use a web browser to open the page https://x and enter the code ABC" };
+        s = (ProfileSnapshot) {
+                .name = "p",
+                .state = PROFILE_LOGIN_REQUIRED,
+                .last_error = "invalid_grant: AADSTS70008",
+                .device_message = "To sign in, use a web browser to open the page https://x and enter the code ABC"
+        };
         line = protocol_status_answer(&s, now);
         j = load_answer(line);
         ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "login_required");
@@ -435,7 +450,10 @@ END_TEST
 
 START_TEST(test_profiles_answer) {
         ProfileSnapshot s[] = {
-                { .name = "default", .state = PROFILE_VALID, .expires_on = 1800000000ULL * USEC_PER_SEC, .account = "a@b" },
+                { .name = "default",
+                  .state = PROFILE_VALID,
+                  .expires_on = 1800000000ULL * USEC_PER_SEC,
+                  .account = "a@b" },
                 { .name = "prod", .state = PROFILE_LOGIN_REQUIRED },
         };
         char *line = protocol_profiles_answer(s, ELEMENTSOF(s));
@@ -507,7 +525,8 @@ START_TEST(test_other_answers) {
         ck_assert(json_is_true(json_object_get(j, "ok")));
         ck_assert_str_eq(json_string_value(json_object_get(j, "device_message")),
                          "To sign in, open https://microsoft.com/devicelogin and enter ABCD-EFGH.");
-        ck_assert_str_eq(json_string_value(json_object_get(j, "verification_uri")), "https://microsoft.com/devicelogin");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "verification_uri")),
+                         "https://microsoft.com/devicelogin");
         ck_assert_str_eq(json_string_value(json_object_get(j, "user_code")), "ABCD-EFGH");
         ck_assert_int_eq(json_integer_value(json_object_get(j, "expires_in")), 900);
         json_decref(j);

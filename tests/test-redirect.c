@@ -30,7 +30,9 @@ START_TEST(test_pkce_new) {
         ck_assert_int_eq(pkce_challenge(secret_reveal(a.verifier), c), 0);
         ck_assert_str_eq(c, a.challenge);
         ck_assert_uint_eq(strlen(a.state), PKCE_STATE_LEN);
-        ck_assert_uint_eq(strspn(secret_reveal(a.verifier), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43);
+        ck_assert_uint_eq(
+                strspn(secret_reveal(a.verifier), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                43);
         random[0] ^= 1;
         random[40] ^= 1;
         ck_assert_int_eq(pkce_new(random, &b), 0);
@@ -60,7 +62,8 @@ START_TEST(test_redirect_code) {
 END_TEST
 
 START_TEST(test_redirect_error) {
-        const char *req = HEAD("/?error=access_denied&error_description=AADSTS65004%3A+User+declined%0D%0ATrace+ID%3A+x&state=s");
+        const char *req = HEAD(
+                "/?error=access_denied&error_description=AADSTS65004%3A+User+declined%0D%0ATrace+ID%3A+x&state=s");
         Redirect r = {};
 
         ck_assert_int_eq(redirect_parse(req, strlen(req), &r, NULL), 0);
@@ -74,12 +77,22 @@ END_TEST
 
 START_TEST(test_redirect_others) {
         static const char *const other[] = {
-                HEAD("/favicon.ico"), HEAD("/"), HEAD("/?state=s"), HEAD("/x?code=a&state=b"),
+                HEAD("/favicon.ico"),
+                HEAD("/"),
+                HEAD("/?state=s"),
+                HEAD("/x?code=a&state=b"),
         };
         static const char *const bad[] = {
-                "POST /?code=a HTTP/1.1\r\n\r\n", "GET /?code=a HTTP/2\r\n\r\n", "GET ?code=a HTTP/1.1\r\n\r\n",
-                HEAD("/?code=a&code=b&state=s"), HEAD("/?code=%zz&state=s"), HEAD("/?code=%00&state=s"),
-                HEAD("/?code=a%20b&state=s"), HEAD("/?code=a&state=%"), "GET  HTTP/1.1\r\n\r\n", "\r\n\r\n",
+                "POST /?code=a HTTP/1.1\r\n\r\n",
+                "GET /?code=a HTTP/2\r\n\r\n",
+                "GET ?code=a HTTP/1.1\r\n\r\n",
+                HEAD("/?code=a&code=b&state=s"),
+                HEAD("/?code=%zz&state=s"),
+                HEAD("/?code=%00&state=s"),
+                HEAD("/?code=a%20b&state=s"),
+                HEAD("/?code=a&state=%"),
+                "GET  HTTP/1.1\r\n\r\n",
+                "\r\n\r\n",
                 "GET /?code=a\x01 HTTP/1.1\r\n\r\n",
         };
         Redirect r = {};

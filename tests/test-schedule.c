@@ -196,8 +196,10 @@ START_TEST(test_backward_clock_step) {
 
         /* 50 s later the wall clock is stepped back an hour: realtime alone would say an hour and 10 s
          * left; boottime says 10 s, and after 60 s the token is expired whatever the wall says. */
-        ck_assert_uint_eq(schedule_time_left(expires, 0, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC), 60 * MIN_ + 10 * SEC);
-        ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC), 10 * SEC);
+        ck_assert_uint_eq(schedule_time_left(expires, 0, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC),
+                          60 * MIN_ + 10 * SEC);
+        ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 50 * SEC - 60 * MIN_, boot + 50 * SEC),
+                          10 * SEC);
         ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 60 * SEC - 60 * MIN_, boot + 60 * SEC), 0);
         /* A forward step: the wall clock decides first. */
         ck_assert_uint_eq(schedule_time_left(expires, expires_boot, T0 + 2 * MIN_, boot + SEC), 0);

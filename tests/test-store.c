@@ -228,7 +228,8 @@ END_TEST
 
 START_TEST(test_save_replaces_symlink_and_stale_temps) {
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
-        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"), *elsewhere = testlib_path(testlib_scratch, "elsewhere"),
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"),
+                            *elsewhere = testlib_path(testlib_scratch, "elsewhere"),
                             *stale = testlib_path(testlib_scratch, ".aksspark-tmp.0123456789abcdef.default.json");
         struct stat st;
 
@@ -278,7 +279,8 @@ START_TEST(test_bad_profile_names) {
 END_TEST
 
 START_TEST(test_load_corrupt_files) {
-        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"), *target = testlib_path(testlib_scratch, "target");
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "default.json"),
+                            *target = testlib_path(testlib_scratch, "target");
         _cleanup_(stored_profile_clear) StoredProfile s = {}, back = {};
         _cleanup_secret_ Secret *text = NULL;
         struct stat st;

@@ -37,8 +37,8 @@ END_TEST
 
 START_TEST(test_parse_duration_bad) {
         static const char *const invalid[] = {
-                "", "s", "m10", "10 m", " 10m", "10m ", "10M", "1d", "1w", "-5m", "+5m", "1.5h", "ten",
-                "1h30", /* a bare number only as the whole value: a typo otherwise */
+                "",     "s",    "m10",   "10 m", " 10m", "10m ", "10M", "1d",
+                "1w",   "-5m",  "+5m",   "1.5h", "ten",  "1h30", /* a bare number only as the whole value: a typo otherwise */
                 "10ms", "0x10", "10m\n",
         };
         static const char *const too_big[] = { "8785h", "99999999999999999999", "527041m", "1000000000s" };
@@ -110,20 +110,12 @@ START_TEST(test_path_expand) {
         static const struct {
                 const char *in, *out;
         } cases[] = {
-                { "~", "/home/u" },
-                { "~/", "/home/u/" },
-                { "~/x/y", "/home/u/x/y" },
+                { "~", "/home/u" },          { "~/", "/home/u/" },      { "~/x/y", "/home/u/x/y" },
                 { "~bob/x", "~bob/x" }, /* only the own home */
                 { "/a/~/b", "/a/~/b" }, /* only a leading ~ */
-                { "${A}/x", "/a/x" },
-                { "${A}${B}", "/abee" },
-                { "/p/${B}/q/${B}", "/p/bee/q/bee" },
-                { "/p${EMPTY}/q", "/p/q" },
-                { "${LONG_NAME_1}", "x" },
-                { "$A/x", "$A/x" },     /* only ${...} */
-                { "/50$", "/50$" },
-                { "/a}b", "/a}b" },
-                { "", "" },
+                { "${A}/x", "/a/x" },        { "${A}${B}", "/abee" },   { "/p/${B}/q/${B}", "/p/bee/q/bee" },
+                { "/p${EMPTY}/q", "/p/q" },  { "${LONG_NAME_1}", "x" }, { "$A/x", "$A/x" }, /* only ${...} */
+                { "/50$", "/50$" },          { "/a}b", "/a}b" },        { "", "" },
                 { "~/${B}", "/home/u/bee" },
         };
 
@@ -231,7 +223,9 @@ START_TEST(test_strbuf_oom_is_sticky) {
 END_TEST
 
 START_TEST(test_read_file_full_limits) {
-        _cleanup_free_ char *empty = testlib_path(testlib_scratch, "empty"), *exact = testlib_path(testlib_scratch, "exact"), *big = testlib_path(testlib_scratch, "big");
+        _cleanup_free_ char *empty = testlib_path(testlib_scratch, "empty"),
+                            *exact = testlib_path(testlib_scratch, "exact"),
+                            *big = testlib_path(testlib_scratch, "big");
         _cleanup_free_ char *missing = testlib_path(testlib_scratch, "missing");
         char *data, *out = NULL;
         size_t len = 99;
@@ -282,9 +276,12 @@ static mode_t mode_of(const char *path) {
 }
 
 START_TEST(test_mkdir_parents) {
-        _cleanup_free_ char *a = testlib_path(testlib_scratch, "a"), *abc = testlib_path(testlib_scratch, "a/b/c"), *ab = testlib_path(testlib_scratch, "a/b");
-        _cleanup_free_ char *old = testlib_path(testlib_scratch, "old"), *oldnew = testlib_path(testlib_scratch, "old/new/");
-        _cleanup_free_ char *file = testlib_path(testlib_scratch, "file"), *through = testlib_path(testlib_scratch, "file/x");
+        _cleanup_free_ char *a = testlib_path(testlib_scratch, "a"), *abc = testlib_path(testlib_scratch, "a/b/c"),
+                            *ab = testlib_path(testlib_scratch, "a/b");
+        _cleanup_free_ char *old = testlib_path(testlib_scratch, "old"),
+                            *oldnew = testlib_path(testlib_scratch, "old/new/");
+        _cleanup_free_ char *file = testlib_path(testlib_scratch, "file"),
+                            *through = testlib_path(testlib_scratch, "file/x");
 
         umask(022);
         ck_assert_int_eq(mkdir_parents(abc, 0700), 0);

@@ -19,18 +19,30 @@ static const char *errno_name(int r) {
         static char buf[32];
 
         switch (-r) {
-        case 0: return "0";
-        case ENOSPC: return "ENOSPC";
-        case EROFS: return "EROFS";
-        case EACCES: return "EACCES";
-        case EPERM: return "EPERM";
-        case EDQUOT: return "EDQUOT";
-        case ENOENT: return "ENOENT";
-        case ENOTDIR: return "ENOTDIR";
-        case EISDIR: return "EISDIR";
-        case ELOOP: return "ELOOP";
-        case EFBIG: return "EFBIG";
-        case EINVAL: return "EINVAL";
+        case 0:
+                return "0";
+        case ENOSPC:
+                return "ENOSPC";
+        case EROFS:
+                return "EROFS";
+        case EACCES:
+                return "EACCES";
+        case EPERM:
+                return "EPERM";
+        case EDQUOT:
+                return "EDQUOT";
+        case ENOENT:
+                return "ENOENT";
+        case ENOTDIR:
+                return "ENOTDIR";
+        case EISDIR:
+                return "EISDIR";
+        case ELOOP:
+                return "ELOOP";
+        case EFBIG:
+                return "EFBIG";
+        case EINVAL:
+                return "EINVAL";
         }
         snprintf(buf, sizeof buf, "%d", -r);
         return buf;
@@ -168,7 +180,8 @@ int main(int argc, char **argv) {
                 }
         }
 
-        fprintf(stderr, "usage: %s replace PATH CONTENT_FILE [MODE] | outputs OPTS TOKEN | loop OPTS TOKEN... | cleanup OPTS\n",
+        fprintf(stderr,
+                "usage: %s replace PATH CONTENT_FILE [MODE] | outputs OPTS TOKEN | loop OPTS TOKEN... | cleanup OPTS\n",
                 argv[0]);
         return 64;
 }
