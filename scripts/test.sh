@@ -14,4 +14,6 @@ else
         meson setup "$builddir" "$@" >/dev/null
 fi
 ninja -C "$builddir"
-meson test -C "$builddir" --print-errorlogs --num-processes 2
+# AKSSPARK_TEST_ARGS: more meson test arguments (CI's sanitizer pass leaves out a suite).
+# shellcheck disable=SC2086 # one word per argument
+meson test -C "$builddir" --print-errorlogs --num-processes 2 ${AKSSPARK_TEST_ARGS:-}
