@@ -505,8 +505,8 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
                 r = http_add_header(req, opts->headers[i]);
         }
         if (r >= 0 && opts->secret_header_name) {
-                _cleanup_free_ char *h = NULL;
                 const char *v = secret_reveal(opts->secret_header_value);
+                char *h;
                 size_t n;
 
                 if (!v || strpbrk(v, "\r\n") || strpbrk(opts->secret_header_name, "\r\n:"))
@@ -517,7 +517,7 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
                         return -ENOMEM;
                 snprintf(h, n, "%s: %s", opts->secret_header_name, v);
                 r = http_add_header(req, h);
-                explicit_bzero(h, n);
+                erase_and_free(h, n);
         }
         if (r < 0)
                 return r;
