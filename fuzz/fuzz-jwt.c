@@ -10,7 +10,7 @@
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static char *base64url_encode(const char *in, size_t len) {
+static char *model_base64url_encode(const char *in, size_t len) {
         char *out = malloc(len / 3 * 4 + 5), *p = out;
         size_t i = 0;
 
@@ -63,7 +63,7 @@ static void check_base64url(const char *in, size_t len) {
 
         /* Canonical re-encoding decodes to the same bytes and differs at most in the last char
          * (whose unused low bits a sloppy encoder may have set). */
-        enc = base64url_encode(out, out_len);
+        enc = model_base64url_encode(out, out_len);
         FUZZ_CHECK(strlen(enc) == n);
         FUZZ_CHECK(n == 0 || memcmp(enc, in, n - 1) == 0);
         FUZZ_CHECK(base64url_decode(enc, n, &again, &again_len) == 0);
@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The input as the payload of a JWT: read exactly when it is a JSON object. */
         if (size > 64 * 1024 / 4 * 3)
                 return 0;
-        payload = base64url_encode(in, size);
+        payload = model_base64url_encode(in, size);
         token = malloc(strlen(payload) + 64);
         FUZZ_CHECK(token);
         strcpy(token, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.");
