@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "json-wipe.h"
-#include "kubeconfig.h"
 #include "macro.h"
 #include "protocol.h"
 #include "secret.h"
@@ -29,17 +28,9 @@
 #include "util.h"
 #include "version.h"
 
-/* Exit codes: the interface's contract. */
-#define EXIT_TRANSIENT 1
-#define EXIT_LOGIN 2
-#define EXIT_UNREACHABLE 3
-#define EXIT_USAGE 64
-
 #define CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 /* The daemon answers these from memory; longer means it is stuck. */
 #define QUICK_TIMEOUT (30 * USEC_PER_SEC)
-/* The daemon answers a waiting refresh or check with `timeout` after 110 s. */
-#define WAIT_TIMEOUT (120 * USEC_PER_SEC)
 /* Until the device message: one HTTP exchange at the daemon. */
 #define LOGIN_START_TIMEOUT (90 * USEC_PER_SEC)
 #define MAX_ANSWER (1024 * 1024)
@@ -54,8 +45,7 @@ static const char *arg_login_method = NULL; /* "browser" or "device_code" for on
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
-static int fail(int status, const char *format, ...) _printf_(2, 3);
-static int fail(int status, const char *format, ...) {
+int tokenctl_fail(int status, const char *format, ...) {
         va_list ap;
 
         fputs("aksspark-tokenctl: ", stderr);
@@ -112,7 +102,7 @@ static void help(void) {
 
 /* ---- memory that held a token ------------------------------------------------------------------ */
 
-static int write_line(int fd, const char *s) {
+int tokenctl_write_line(int fd, const char *s) {
         int r = write_all(fd, s, strlen(s));
 
         return r < 0 ? r : write_all(fd, "\n", 1);
@@ -160,34 +150,26 @@ static const char *socket_owner(const char *path, char *buf, size_t size) {
         return buf;
 }
 
-typedef struct Client {
-        int fd;
-        const char *path;
-        char *buf; /* may hold a token: wiped */
-        size_t len, cap;
-        size_t consumed; /* the line handed out last, dropped at the next read */
-} Client;
-
-static void client_done(Client *c) {
+void tokenctl_client_done(TokenctlClient *c) {
         safe_close(c->fd);
         erase_and_free(c->buf, c->cap);
-        *c = (Client) { .fd = -EBADF };
+        *c = (TokenctlClient) { .fd = -EBADF };
 }
 
 /* Returns 0, or the exit status after saying what is wrong. */
-static int client_connect(Client *c, const char *path) {
+int tokenctl_client_connect(TokenctlClient *c, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = { .tv_sec = CONNECT_TIMEOUT / USEC_PER_SEC };
         char owner[128];
 
-        *c = (Client) { .fd = -EBADF, .path = path };
+        *c = (TokenctlClient) { .fd = -EBADF, .path = path };
         if (strlen(path) >= sizeof sa.sun_path)
-                return fail(EXIT_USAGE, "the socket path %s is too long.", path);
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "the socket path %s is too long.", path);
         strcpy(sa.sun_path, path);
 
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0)
-                return fail(EXIT_TRANSIENT, "cannot create a socket: %s", strerror(errno));
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot create a socket: %s", strerror(errno));
         /* A blocking connect waits while the daemon's backlog is full; bound the wait. */
         (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) >= 0)
@@ -197,27 +179,30 @@ static int client_connect(Client *c, const char *path) {
         case ENOENT:
         case ECONNREFUSED:
         case ENOTDIR:
-                return fail(EXIT_UNREACHABLE,
-                            "aksspark-tokend is not running (%s at %s). Start it: systemctl --user start "
-                            "aksspark-tokend.socket (on a shared host: sudo systemctl start "
-                            "aksspark-tokend@$USER.socket), or pass --socket.",
-                            errno == ECONNREFUSED ? "nothing listens" : "no socket", path);
+                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE,
+                                     "aksspark-tokend is not running (%s at %s). Start it: systemctl --user start "
+                                     "aksspark-tokend.socket (on a shared host: sudo systemctl start "
+                                     "aksspark-tokend@$USER.socket), or pass --socket.",
+                                     errno == ECONNREFUSED ? "nothing listens" : "no socket", path);
         case EACCES:
         case EPERM:
                 if (socket_owner(path, owner, sizeof owner))
-                        return fail(EXIT_UNREACHABLE,
-                                    "permission denied: the socket %s belongs to %s; use your own daemon's socket.",
-                                    path, owner);
-                return fail(EXIT_UNREACHABLE, "permission denied on %s; use your own daemon's socket.", path);
+                        return tokenctl_fail(
+                                TOKENCTL_EXIT_UNREACHABLE,
+                                "permission denied: the socket %s belongs to %s; use your own daemon's socket.", path,
+                                owner);
+                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE,
+                                     "permission denied on %s; use your own daemon's socket.", path);
         case EAGAIN:
-                return fail(EXIT_TRANSIENT, "aksspark-tokend at %s is too busy to accept a connection; try again.",
-                            path);
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
+                                     "aksspark-tokend at %s is too busy to accept a connection; try again.", path);
         default:
-                return fail(EXIT_UNREACHABLE, "cannot connect to aksspark-tokend at %s: %s", path, strerror(errno));
+                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE, "cannot connect to aksspark-tokend at %s: %s", path,
+                                     strerror(errno));
         }
 }
 
-static int client_send(Client *c, const char *data) {
+static int client_send(TokenctlClient *c, const char *data) {
         size_t len = strlen(data);
 
         while (len > 0) {
@@ -229,7 +214,8 @@ static int client_send(Client *c, const char *data) {
                          * answer is what to show, so go on to read it. */
                         if (errno == EPIPE || errno == ECONNRESET)
                                 return 0;
-                        return fail(EXIT_TRANSIENT, "cannot send the request to aksspark-tokend: %s", strerror(errno));
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot send the request to aksspark-tokend: %s",
+                                             strerror(errno));
                 }
                 data += n;
                 len -= (size_t) n;
@@ -237,13 +223,13 @@ static int client_send(Client *c, const char *data) {
         return 0;
 }
 
-static int client_send_request(Client *c, RequestOp op, bool with_min_valid, usec_t min_valid) {
+int tokenctl_client_send_request(TokenctlClient *c, RequestOp op, bool with_min_valid, usec_t min_valid) {
         _cleanup_free_ char *line = NULL;
         json_t *o = json_pack("{s:s}", "op", request_op_to_string(op));
         char *s;
 
         if (!o)
-                return fail(EXIT_TRANSIENT, "out of memory");
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
         if (arg_profile)
                 json_object_set_new(o, "profile", json_string(arg_profile));
         if (op == OP_LOGIN && arg_login_method)
@@ -255,7 +241,7 @@ static int client_send_request(Client *c, RequestOp op, bool with_min_valid, use
         json_decref(o);
         if (!s || asprintf(&line, "%s\n", s) < 0) {
                 free(s);
-                return fail(EXIT_TRANSIENT, "out of memory");
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
         }
         free(s);
         return client_send(c, line);
@@ -263,7 +249,7 @@ static int client_send_request(Client *c, RequestOp op, bool with_min_valid, use
 
 /* Read one answer line before deadline (monotonic). *ret_line points into the client's buffer
  * and stays valid until the next read. */
-static int client_read_line(Client *c, usec_t deadline, const char **ret_line, size_t *ret_len) {
+static int client_read_line(TokenctlClient *c, usec_t deadline, const char **ret_line, size_t *ret_len) {
         if (c->consumed > 0) {
                 memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
                 explicit_bzero(c->buf + c->len - c->consumed, c->consumed);
@@ -285,12 +271,12 @@ static int client_read_line(Client *c, usec_t deadline, const char **ret_line, s
                         return 0;
                 }
                 if (c->len >= MAX_ANSWER)
-                        return fail(EXIT_TRANSIENT, "the answer of aksspark-tokend is too long.");
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "the answer of aksspark-tokend is too long.");
                 if (c->cap - c->len < 4096) {
                         size_t cap = MAX(c->cap * 2, (size_t) 16384);
                         char *b = malloc(cap);
                         if (!b)
-                                return fail(EXIT_TRANSIENT, "out of memory");
+                                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
                         if (c->len > 0)
                                 memcpy(b, c->buf, c->len);
                         erase_and_free(c->buf, c->cap);
@@ -300,12 +286,14 @@ static int client_read_line(Client *c, usec_t deadline, const char **ret_line, s
 
                 now = now_monotonic();
                 if (now >= deadline)
-                        return fail(EXIT_TRANSIENT, "no answer from aksspark-tokend within the time limit; see "
-                                                    "`aksspark-tokenctl status` and the daemon's log.");
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
+                                             "no answer from aksspark-tokend within the time limit; see "
+                                             "`aksspark-tokenctl status` and the daemon's log.");
                 r = poll(&(struct pollfd) { .fd = c->fd, .events = POLLIN }, 1,
                          (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) INT32_MAX));
                 if (r < 0 && errno != EINTR)
-                        return fail(EXIT_TRANSIENT, "cannot wait for aksspark-tokend: %s", strerror(errno));
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot wait for aksspark-tokend: %s",
+                                             strerror(errno));
                 if (r <= 0)
                         continue;
                 n = read(c->fd, c->buf + c->len, c->cap - c->len);
@@ -314,16 +302,17 @@ static int client_read_line(Client *c, usec_t deadline, const char **ret_line, s
                 if (n < 0) {
                         if (errno == EINTR || errno == EAGAIN)
                                 continue;
-                        return fail(EXIT_TRANSIENT, "cannot read the answer of aksspark-tokend: %s", strerror(errno));
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot read the answer of aksspark-tokend: %s",
+                                             strerror(errno));
                 }
                 if (n == 0)
-                        return fail(EXIT_TRANSIENT,
-                                    "aksspark-tokend closed the connection without an answer; see its log.");
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
+                                             "aksspark-tokend closed the connection without an answer; see its log.");
                 c->len += (size_t) n;
         }
 }
 
-static int client_read_answer(Client *c, usec_t deadline, json_t **ret, const char **ret_raw) {
+int tokenctl_client_read_answer(TokenctlClient *c, usec_t deadline, json_t **ret, const char **ret_raw) {
         const char *line = NULL;
         size_t len = 0;
         json_error_t error;
@@ -336,7 +325,8 @@ static int client_read_answer(Client *c, usec_t deadline, json_t **ret, const ch
         j = json_loadb(line, len, 0, &error);
         if (!j || !json_is_object(j) || !json_is_boolean(json_object_get(j, "ok"))) {
                 json_decref(j);
-                return fail(EXIT_TRANSIENT, "aksspark-tokend gave an answer this client does not understand.");
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
+                                     "aksspark-tokend gave an answer this client does not understand.");
         }
         *ret = j;
         if (ret_raw)
@@ -346,11 +336,11 @@ static int client_read_answer(Client *c, usec_t deadline, json_t **ret, const ch
 
 /* ---- answers ------------------------------------------------------------------------------------ */
 
-static const char *get_string(json_t *o, const char *key) {
+const char *tokenctl_get_string(json_t *o, const char *key) {
         return json_string_value(json_object_get(o, key));
 }
 
-static bool get_time(json_t *o, const char *key, usec_t *ret) {
+bool tokenctl_get_time(json_t *o, const char *key, usec_t *ret) {
         json_t *v = json_object_get(o, key);
 
         if (!json_is_integer(v) || json_integer_value(v) <= 0)
@@ -360,14 +350,14 @@ static bool get_time(json_t *o, const char *key, usec_t *ret) {
 }
 
 /* An error answer: its message on stderr, and the exit status for its code. */
-static int answer_error(json_t *answer) {
-        const char *code = get_string(answer, "error");
-        const char *message = get_string(answer, "message");
+int tokenctl_answer_error(json_t *answer) {
+        const char *code = tokenctl_get_string(answer, "error");
+        const char *message = tokenctl_get_string(answer, "message");
         ErrorCode e = error_code_from_string(code);
 
-        fail(0, "%s", message ?: code ?: "the daemon refused the request");
+        tokenctl_fail(0, "%s", message ?: code ?: "the daemon refused the request");
         if (e < 0)
-                return EXIT_TRANSIENT;
+                return TOKENCTL_EXIT_TRANSIENT;
         return error_code_exit_status(e);
 }
 
@@ -403,12 +393,12 @@ static void print_status(json_t *a) {
         char buf[128], d[32];
         json_t *outputs = json_object_get(a, "outputs");
 
-        printf("Profile:      %s\n", get_string(a, "profile") ?: "?");
-        printf("State:        %s\n", get_string(a, "state") ?: "?");
-        printf("Account:      %s\n", get_string(a, "account") ?: "-");
-        if ((s = get_string(a, "tenant")))
+        printf("Profile:      %s\n", tokenctl_get_string(a, "profile") ?: "?");
+        printf("State:        %s\n", tokenctl_get_string(a, "state") ?: "?");
+        printf("Account:      %s\n", tokenctl_get_string(a, "account") ?: "-");
+        if ((s = tokenctl_get_string(a, "tenant")))
                 printf("Tenant:       %s\n", s);
-        if (get_time(a, "expires_on", &t)) {
+        if (tokenctl_get_time(a, "expires_on", &t)) {
                 char clock[32];
                 if (t > now)
                         printf("Token:        valid for %s (until %s)\n", format_duration(d, sizeof d, t - now),
@@ -418,14 +408,14 @@ static void print_status(json_t *a) {
                                format_clock(clock, sizeof clock, t));
         } else
                 printf("Token:        none\n");
-        if (get_time(a, "next_refresh", &t))
+        if (tokenctl_get_time(a, "next_refresh", &t))
                 printf("Next refresh: %s\n", t <= now ? "now" : format_when(buf, sizeof buf, t, now));
         else
                 printf("Next refresh: %s\n",
-                       strcmp(get_string(a, "state") ?: "", "refreshing") == 0 ? "running now" : "-");
-        if (get_time(a, "last_refresh", &t))
+                       strcmp(tokenctl_get_string(a, "state") ?: "", "refreshing") == 0 ? "running now" : "-");
+        if (tokenctl_get_time(a, "last_refresh", &t))
                 printf("Last refresh: %s\n", format_when(buf, sizeof buf, t, now));
-        printf("Last error:   %s\n", get_string(a, "last_error") ?: "none");
+        printf("Last error:   %s\n", tokenctl_get_string(a, "last_error") ?: "none");
 
         for (size_t i = 0; i < json_array_size(outputs); i++) {
                 json_t *o = json_array_get(outputs, i);
@@ -438,46 +428,48 @@ static void print_status(json_t *a) {
                         result = "FAILED ";
                 else
                         result = "pending";
-                printf("%s %s %s (%s", i == 0 ? "Outputs:     " : "             ", result, get_string(o, "path") ?: "?",
-                       get_string(o, "kind") ?: "?");
-                if (get_time(o, "last_write", &t))
+                printf("%s %s %s (%s", i == 0 ? "Outputs:     " : "             ", result,
+                       tokenctl_get_string(o, "path") ?: "?", tokenctl_get_string(o, "kind") ?: "?");
+                if (tokenctl_get_time(o, "last_write", &t))
                         printf(", %s %s ago", json_is_true(ok) ? "written" : "tried",
                                format_duration(d, sizeof d, now - MIN(t, now)));
                 printf(")%s%s\n", json_is_false(ok) ? ": " : "",
-                       json_is_false(ok) ? get_string(o, "error") ?: "failed" : "");
+                       json_is_false(ok) ? tokenctl_get_string(o, "error") ?: "failed" : "");
         }
         if (json_array_size(outputs) == 0)
                 printf("Outputs:      none\n");
         if (json_is_false(json_object_get(json_object_get(a, "store"), "ok")))
                 printf("State store:  FAILED: %s (a restart now would need a new sign-in; retrying)\n",
-                       get_string(json_object_get(a, "store"), "error") ?: "failed");
-        if ((s = get_string(a, "device_message")))
+                       tokenctl_get_string(json_object_get(a, "store"), "error") ?: "failed");
+        if ((s = tokenctl_get_string(a, "device_message")))
                 printf("Sign-in:      %s\n", s);
 }
 
 /* status's exit: 0 while the token is valid, 2 when a person must sign in, else 1. */
 static int status_exit(json_t *a) {
         json_t *in = json_object_get(a, "expires_in");
-        const char *state = get_string(a, "state");
+        const char *state = tokenctl_get_string(a, "state");
 
         if (json_is_integer(in) && json_integer_value(in) > 0 && !(state && strcmp(state, "login_required") == 0))
                 return 0;
         if (state && strcmp(state, "login_required") == 0)
-                return EXIT_LOGIN;
-        return EXIT_TRANSIENT;
+                return TOKENCTL_EXIT_LOGIN;
+        return TOKENCTL_EXIT_TRANSIENT;
 }
 
 static void print_short_state(json_t *a) {
         usec_t now = now_realtime(), t;
         char d[32];
 
-        if (get_time(a, "expires_on", &t) && t > now && strcmp(get_string(a, "state") ?: "", "valid") == 0)
-                printf("%s: valid for %s\n", get_string(a, "profile") ?: "?", format_duration(d, sizeof d, t - now));
-        else if (get_time(a, "expires_on", &t) && t > now)
-                printf("%s: %s, the token is valid for %s\n", get_string(a, "profile") ?: "?",
-                       get_string(a, "state") ?: "?", format_duration(d, sizeof d, t - now));
+        if (tokenctl_get_time(a, "expires_on", &t) && t > now &&
+            strcmp(tokenctl_get_string(a, "state") ?: "", "valid") == 0)
+                printf("%s: valid for %s\n", tokenctl_get_string(a, "profile") ?: "?",
+                       format_duration(d, sizeof d, t - now));
+        else if (tokenctl_get_time(a, "expires_on", &t) && t > now)
+                printf("%s: %s, the token is valid for %s\n", tokenctl_get_string(a, "profile") ?: "?",
+                       tokenctl_get_string(a, "state") ?: "?", format_duration(d, sizeof d, t - now));
         else
-                printf("%s: %s\n", get_string(a, "profile") ?: "?", get_string(a, "state") ?: "?");
+                printf("%s: %s\n", tokenctl_get_string(a, "profile") ?: "?", tokenctl_get_string(a, "state") ?: "?");
 }
 
 /* ---- commands ------------------------------------------------------------------------------------ */
@@ -485,24 +477,24 @@ static void print_short_state(json_t *a) {
 /* The exit status of a failed answer; with --json its raw line was printed already. */
 static int answer_failed(json_t *a) {
         if (arg_json)
-                return error_code_exit_status(error_code_from_string(get_string(a, "error")));
-        return answer_error(a);
+                return error_code_exit_status(error_code_from_string(tokenctl_get_string(a, "error")));
+        return tokenctl_answer_error(a);
 }
 
 /* One request, one answer: the answer (ok or not) in *ret, and its raw line printed for --json. */
 static int simple_request(const char *path, RequestOp op, bool with_min_valid, usec_t min_valid, usec_t timeout,
                           json_t **ret) {
-        _cleanup_(client_done) Client c = { .fd = -EBADF };
+        _cleanup_(tokenctl_client_done) TokenctlClient c = { .fd = -EBADF };
         const char *raw = NULL;
         int r;
 
-        r = client_connect(&c, path);
+        r = tokenctl_client_connect(&c, path);
         if (r != 0)
                 return r;
-        r = client_send_request(&c, op, with_min_valid, min_valid);
+        r = tokenctl_client_send_request(&c, op, with_min_valid, min_valid);
         if (r != 0)
                 return r;
-        r = client_read_answer(&c, now_monotonic() + timeout, ret, &raw);
+        r = tokenctl_client_read_answer(&c, now_monotonic() + timeout, ret, &raw);
         if (r != 0)
                 return r;
         if (arg_json)
@@ -542,17 +534,17 @@ static int cmd_profiles(const char *path) {
         }
         list = json_object_get(a, "profiles");
         for (size_t i = 0; i < json_array_size(list); i++)
-                width = MAX(width, (int) strlen(get_string(json_array_get(list, i), "name") ?: ""));
+                width = MAX(width, (int) strlen(tokenctl_get_string(json_array_get(list, i), "name") ?: ""));
         for (size_t i = 0; !arg_json && i < json_array_size(list); i++) {
                 json_t *p = json_array_get(list, i);
                 char left[48] = "-", d[32];
                 usec_t t;
 
-                if (get_time(p, "expires_on", &t))
+                if (tokenctl_get_time(p, "expires_on", &t))
                         snprintf(left, sizeof left, t > now ? "%s left" : "expired",
                                  format_duration(d, sizeof d, t - MIN(t, now)));
-                printf("%-*s  %-14s  %-12s  %s\n", width, get_string(p, "name") ?: "?", get_string(p, "state") ?: "?",
-                       left, get_string(p, "account") ?: "-");
+                printf("%-*s  %-14s  %-12s  %s\n", width, tokenctl_get_string(p, "name") ?: "?",
+                       tokenctl_get_string(p, "state") ?: "?", left, tokenctl_get_string(p, "account") ?: "-");
         }
         json_decref(a);
         return 0;
@@ -575,7 +567,8 @@ static int request_and_print(const char *path, RequestOp op, bool with_min_valid
 }
 
 static void print_signed_out(json_t *a) {
-        printf("Signed out of profile %s: the daemon forgot the refresh token.\n", get_string(a, "profile") ?: "?");
+        printf("Signed out of profile %s: the daemon forgot the refresh token.\n",
+               tokenctl_get_string(a, "profile") ?: "?");
 }
 
 static void print_reloaded(json_t *a) {
@@ -583,11 +576,11 @@ static void print_reloaded(json_t *a) {
 }
 
 static int cmd_refresh(const char *path) {
-        return request_and_print(path, OP_REFRESH, false, WAIT_TIMEOUT, print_short_state);
+        return request_and_print(path, OP_REFRESH, false, TOKENCTL_WAIT_TIMEOUT, print_short_state);
 }
 
 static int cmd_check(const char *path) {
-        return request_and_print(path, OP_CHECK, true, WAIT_TIMEOUT, print_short_state);
+        return request_and_print(path, OP_CHECK, true, TOKENCTL_WAIT_TIMEOUT, print_short_state);
 }
 
 static int cmd_logout(const char *path) {
@@ -605,11 +598,12 @@ static int cmd_metrics(const char *path) {
         if (!json_is_true(json_object_get(a, "ok")))
                 r = answer_failed(a);
         else if (!arg_json) {
-                text = get_string(a, "metrics");
+                text = tokenctl_get_string(a, "metrics");
                 if (!text)
-                        r = fail(EXIT_TRANSIENT, "aksspark-tokend gave an answer this client does not understand.");
+                        r = tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
+                                          "aksspark-tokend gave an answer this client does not understand.");
                 else if ((r = write_all(STDOUT_FILENO, text, strlen(text))) < 0)
-                        r = fail(EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(-r));
+                        r = tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(-r));
         }
         json_decref(a);
         return r;
@@ -647,31 +641,31 @@ static void open_in_browser(const char *url) {
 }
 
 static int cmd_login(const char *path) {
-        _cleanup_(client_done) Client c = { .fd = -EBADF };
+        _cleanup_(tokenctl_client_done) TokenctlClient c = { .fd = -EBADF };
         json_t *a = NULL;
         json_t *expires_in;
         usec_t deadline;
         int r;
 
-        r = client_connect(&c, path);
+        r = tokenctl_client_connect(&c, path);
         if (r != 0)
                 return r;
-        r = client_send_request(&c, OP_LOGIN, false, 0);
+        r = tokenctl_client_send_request(&c, OP_LOGIN, false, 0);
         if (r != 0)
                 return r;
-        r = client_read_answer(&c, now_monotonic() + LOGIN_START_TIMEOUT, &a, NULL);
+        r = tokenctl_client_read_answer(&c, now_monotonic() + LOGIN_START_TIMEOUT, &a, NULL);
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok"))) {
-                r = answer_error(a);
+                r = tokenctl_answer_error(a);
                 json_decref(a);
                 return r;
         }
 
-        if (get_string(a, "user_code") || get_string(a, "authorize_url")) {
-                const char *url = get_string(a, "authorize_url");
+        if (tokenctl_get_string(a, "user_code") || tokenctl_get_string(a, "authorize_url")) {
+                const char *url = tokenctl_get_string(a, "authorize_url");
 
-                printf("%s\n", get_string(a, "device_message") ?: get_string(a, "user_code") ?: url);
+                printf("%s\n", tokenctl_get_string(a, "device_message") ?: tokenctl_get_string(a, "user_code") ?: url);
                 fflush(stdout);
                 if (url)
                         open_in_browser(url);
@@ -682,11 +676,11 @@ static int cmd_login(const char *path) {
                                     : 900 * USEC_PER_SEC);
                 json_decref(a);
                 a = NULL;
-                r = client_read_answer(&c, deadline, &a, NULL);
+                r = tokenctl_client_read_answer(&c, deadline, &a, NULL);
                 if (r != 0)
                         return r;
                 if (!json_is_true(json_object_get(a, "ok"))) {
-                        r = answer_error(a);
+                        r = tokenctl_answer_error(a);
                         json_decref(a);
                         return r;
                 }
@@ -695,151 +689,16 @@ static int cmd_login(const char *path) {
         {
                 usec_t t, now = now_realtime();
                 char d[32];
-                const char *account = get_string(a, "account");
+                const char *account = tokenctl_get_string(a, "account");
 
-                if (get_time(a, "expires_on", &t) && t > now)
+                if (tokenctl_get_time(a, "expires_on", &t) && t > now)
                         printf("Signed in%s%s (profile %s); the token is valid for %s.\n", account ? " as " : "",
-                               account ?: "", get_string(a, "profile") ?: "?", format_duration(d, sizeof d, t - now));
+                               account ?: "", tokenctl_get_string(a, "profile") ?: "?",
+                               format_duration(d, sizeof d, t - now));
                 else
-                        printf("Signed in (profile %s).\n", get_string(a, "profile") ?: "?");
+                        printf("Signed in (profile %s).\n", tokenctl_get_string(a, "profile") ?: "?");
         }
         json_decref(a);
-        return 0;
-}
-
-/* forbidden and busy answer the connection, not a request: nothing more will come. */
-static bool connection_refused(json_t *answer) {
-        ErrorCode e = error_code_from_string(get_string(answer, "error"));
-
-        return !json_is_true(json_object_get(answer, "ok")) && (e == ERR_FORBIDDEN || e == ERR_BUSY);
-}
-
-/* The token, waiting for a refresh when the daemon has none yet (just started, say): a check
- * with min_valid 0 and the token request, pipelined on one connection. */
-static int fetch_token(const char *path, json_t **ret) {
-        _cleanup_(client_done) Client c = { .fd = -EBADF };
-        json_t *check = NULL, *token = NULL;
-        usec_t deadline = now_monotonic() + WAIT_TIMEOUT, expires_on;
-        int r;
-
-        r = client_connect(&c, path);
-        if (r != 0)
-                return r;
-        r = client_send_request(&c, OP_CHECK, true, 0);
-        if (r == 0)
-                r = client_send_request(&c, OP_TOKEN, false, 0);
-        if (r == 0)
-                r = client_read_answer(&c, deadline, &check, NULL);
-        if (r != 0)
-                return r;
-        if (connection_refused(check)) {
-                r = answer_error(check);
-                json_decref(check);
-                return r;
-        }
-        r = client_read_answer(&c, deadline, &token, NULL);
-        if (r != 0) {
-                json_decref(check);
-                return r;
-        }
-
-        /* A failed output does not make the token less valid: only the token answer counts,
-         * and the check's error explains a missing token best. */
-        if (json_is_true(json_object_get(token, "ok")) && get_string(token, "access_token") &&
-            get_time(token, "expires_on", &expires_on) && expires_on > now_realtime()) {
-                json_decref(check);
-                *ret = token;
-                return 0;
-        }
-        r = answer_error(json_is_true(json_object_get(check, "ok")) ? token : check);
-        json_decref(check);
-        json_decref(token);
-        return r;
-}
-
-static int cmd_token(const char *path) {
-        json_t *a = NULL;
-        const char *token;
-        int r = fetch_token(path, &a);
-
-        if (r != 0)
-                return r;
-        token = get_string(a, "access_token");
-        r = write_line(STDOUT_FILENO, token);
-        json_decref(a);
-        if (r < 0)
-                return fail(EXIT_TRANSIENT, "cannot write the token to standard output: %s", strerror(-r));
-        return 0;
-}
-
-static const char *exec_api_version_known(const char *v) {
-        if (strcmp(v, KUBECONFIG_EXEC_V1) == 0)
-                return KUBECONFIG_EXEC_V1;
-        if (strcmp(v, KUBECONFIG_EXEC_V1BETA1) == 0)
-                return KUBECONFIG_EXEC_V1BETA1;
-        return NULL;
-}
-
-/* --api-version, else what client-go says in KUBERNETES_EXEC_INFO, else v1beta1 as kubelogin
- * answers: the clients that send no KUBERNETES_EXEC_INFO (fabric8, so Spark) are the older
- * ones, and fabric8 refuses an answer whose apiVersion is not its kubeconfig's. */
-static int exec_api_version(const char **ret) {
-        const char *info = getenv("KUBERNETES_EXEC_INFO");
-        json_t *j, *v;
-        int r = 0;
-
-        if (arg_api_version) {
-                *ret = exec_api_version_known(arg_api_version);
-                return *ret ? 0
-                            : fail(EXIT_USAGE, "--api-version: '%s' is not %s or %s.", arg_api_version,
-                                   KUBECONFIG_EXEC_V1, KUBECONFIG_EXEC_V1BETA1);
-        }
-        *ret = KUBECONFIG_EXEC_V1BETA1;
-        if (!info || !*info)
-                return 0;
-        j = json_loads(info, 0, NULL);
-        v = json_object_get(j, "apiVersion");
-        if (json_is_string(v)) {
-                *ret = exec_api_version_known(json_string_value(v));
-                if (!*ret)
-                        r = fail(
-                                EXIT_USAGE,
-                                "kubectl asks for ExecCredential %s, which this client does not speak; set apiVersion: "
-                                "%s in the kubeconfig's exec section.",
-                                json_string_value(v), KUBECONFIG_EXEC_V1);
-        }
-        json_decref(j);
-        return r;
-}
-
-static int cmd_exec_credential(const char *path) {
-        const char *api_version;
-        json_t *a = NULL, *out;
-        char expiry[64];
-        usec_t expires_on = 0;
-        char *s;
-        int r;
-
-        r = exec_api_version(&api_version);
-        if (r != 0)
-                return r;
-        r = fetch_token(path, &a);
-        if (r != 0)
-                return r;
-        (void) get_time(a, "expires_on", &expires_on);
-        format_rfc3339(expiry, sizeof expiry, expires_on);
-        out = json_pack("{s:s, s:s, s:{s:b}, s:{s:s, s:s}}", "kind", "ExecCredential", "apiVersion", api_version,
-                        "spec", "interactive", 0, "status", "token", get_string(a, "access_token"),
-                        "expirationTimestamp", expiry);
-        json_decref(a);
-        s = out ? json_dumps(out, JSON_COMPACT) : NULL;
-        json_decref(out);
-        if (!s)
-                return fail(EXIT_TRANSIENT, "out of memory");
-        r = write_line(STDOUT_FILENO, s);
-        json_wiping_free(s);
-        if (r < 0)
-                return fail(EXIT_TRANSIENT, "cannot write the credential to standard output: %s", strerror(-r));
         return 0;
 }
 
@@ -851,6 +710,14 @@ typedef struct Command {
         bool json;      /* --json allowed */
         bool min_valid; /* --min-valid allowed */
 } Command;
+
+static int cmd_token(const char *path) {
+        return tokenctl_token(path);
+}
+
+static int cmd_exec_credential(const char *path) {
+        return tokenctl_exec_credential(path, arg_api_version);
+}
 
 static int cmd_init(const char *path) {
         return tokenctl_init(&arg_setup);
@@ -918,8 +785,9 @@ int main(int argc, char *argv[]) {
                 case ARG_MIN_VALID:
                         r = parse_duration(optarg, &arg_min_valid);
                         if (r < 0)
-                                return fail(EXIT_USAGE, "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).",
-                                            optarg);
+                                return tokenctl_fail(TOKENCTL_EXIT_USAGE,
+                                                     "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).",
+                                                     optarg);
                         min_valid_given = true;
                         break;
                 case 'c':
@@ -927,7 +795,8 @@ int main(int argc, char *argv[]) {
                 case 'x':
                 case 'f':
                         if (tokenctl_setup_option(&arg_setup, (char) c, optarg) < 0)
-                                return fail(EXIT_USAGE, "--context: at most %d of them.", TOKENCTL_MAX_CONTEXTS);
+                                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--context: at most %d of them.",
+                                                     TOKENCTL_MAX_CONTEXTS);
                         init_given = true;
                         break;
                 case ARG_API_VERSION:
@@ -936,7 +805,7 @@ int main(int argc, char *argv[]) {
                 case ARG_BROWSER:
                 case ARG_DEVICE_CODE:
                         if (arg_login_method)
-                                return fail(EXIT_USAGE, "--browser and --device-code: choose one.");
+                                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code: choose one.");
                         arg_login_method = c == ARG_BROWSER ? "browser" : "device_code";
                         break;
                 case 'h':
@@ -946,44 +815,50 @@ int main(int argc, char *argv[]) {
                         printf("aksspark-tokenctl %s\n", PACKAGE_VERSION);
                         return 0;
                 case ':':
-                        return fail(EXIT_USAGE, "option %s needs a value. Try 'aksspark-tokenctl --help'.",
-                                    argv[optind - 1]);
+                        return tokenctl_fail(TOKENCTL_EXIT_USAGE,
+                                             "option %s needs a value. Try 'aksspark-tokenctl --help'.",
+                                             argv[optind - 1]);
                 default:
-                        return fail(EXIT_USAGE, "unknown option %s. Try 'aksspark-tokenctl --help'.", argv[optind - 1]);
+                        return tokenctl_fail(TOKENCTL_EXIT_USAGE, "unknown option %s. Try 'aksspark-tokenctl --help'.",
+                                             argv[optind - 1]);
                 }
 
         if (optind >= argc)
-                return fail(EXIT_USAGE, "no command given. Try 'aksspark-tokenctl --help'.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "no command given. Try 'aksspark-tokenctl --help'.");
         if (argc - optind > 1)
-                return fail(EXIT_USAGE, "one command at a time ('%s' is extra). Try 'aksspark-tokenctl --help'.",
-                            argv[optind + 1]);
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE,
+                                     "one command at a time ('%s' is extra). Try 'aksspark-tokenctl --help'.",
+                                     argv[optind + 1]);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(commands[i].name, argv[optind]) == 0)
                         command = &commands[i];
         if (!command)
-                return fail(EXIT_USAGE, "unknown command '%s'. Try 'aksspark-tokenctl --help'.", argv[optind]);
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "unknown command '%s'. Try 'aksspark-tokenctl --help'.",
+                                     argv[optind]);
         if (arg_json && !command->json)
-                return fail(EXIT_USAGE, "--json does not apply to %s.", command->name);
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--json does not apply to %s.", command->name);
         if (arg_login_method && command->run != cmd_login)
-                return fail(EXIT_USAGE, "--browser and --device-code apply to login only.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
-                return fail(EXIT_USAGE, "--min-valid applies to check only.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check only.");
         if (init_given && command->run != cmd_init &&
             (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
-                return fail(EXIT_USAGE,
-                            "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
+                return tokenctl_fail(
+                        TOKENCTL_EXIT_USAGE,
+                        "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
         if (arg_api_version && command->run != cmd_exec_credential)
-                return fail(EXIT_USAGE, "--api-version applies to exec-credential only.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--api-version applies to exec-credential only.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
-                return fail(EXIT_USAGE, "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE,
+                                     "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
 
         if (!arg_socket) {
                 default_path = default_socket_path();
                 if (!default_path)
-                        return fail(EXIT_TRANSIENT, "out of memory");
+                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
         }
         r = command->run(arg_socket ?: default_path);
         if (fflush(stdout) != 0 && r == 0)
-                return fail(EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(errno));
+                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(errno));
         return r;
 }

@@ -1,9 +1,14 @@
-/* The commands of aksspark-tokenctl that need no daemon to start (init) or look at everything
- * around it (doctor); each in a file of its own, called from tokenctl.c's command table. */
+/* What the files of aksspark-tokenctl share: the socket client and answer helpers (tokenctl.c),
+ * and the commands that live in files of their own, called from tokenctl.c's command table. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "macro.h"
+#include "protocol.h"
+#include "util.h"
 
 #define TOKENCTL_MAX_CONTEXTS 64
 
@@ -29,3 +34,40 @@ int tokenctl_init(const TokenctlSetupArgs *a);
 
 /* Exit statuses: 0 nothing failed; 1 a check failed. */
 int tokenctl_doctor(const TokenctlSetupArgs *a);
+
+/* Exit codes: the interface's contract. */
+#define TOKENCTL_EXIT_TRANSIENT 1
+#define TOKENCTL_EXIT_LOGIN 2
+#define TOKENCTL_EXIT_UNREACHABLE 3
+#define TOKENCTL_EXIT_USAGE 64
+
+/* The daemon answers a waiting refresh or check with `timeout` after 110 s. */
+#define TOKENCTL_WAIT_TIMEOUT (120 * USEC_PER_SEC)
+
+typedef struct TokenctlClient {
+        int fd;
+        const char *path;
+        char *buf; /* may hold a token: wiped */
+        size_t len, cap;
+        size_t consumed; /* the line handed out last, dropped at the next read */
+} TokenctlClient;
+
+/* The client's socket: each returns 0, or the exit status after saying what is wrong. */
+void tokenctl_client_done(TokenctlClient *c);
+int tokenctl_client_connect(TokenctlClient *c, const char *path);
+int tokenctl_client_send_request(TokenctlClient *c, RequestOp op, bool with_min_valid, usec_t min_valid);
+int tokenctl_client_read_answer(TokenctlClient *c, usec_t deadline, json_t **ret, const char **ret_raw);
+
+/* Say what is wrong on stderr; returns status. */
+int tokenctl_fail(int status, const char *format, ...) _printf_(2, 3);
+/* s and a newline, all of it. */
+int tokenctl_write_line(int fd, const char *s);
+
+const char *tokenctl_get_string(json_t *o, const char *key);
+bool tokenctl_get_time(json_t *o, const char *key, usec_t *ret);
+/* A failed answer said for a person; returns its exit status. */
+int tokenctl_answer_error(json_t *answer);
+
+/* token and exec-credential (requested_api_version: --api-version, NULL if not given). */
+int tokenctl_token(const char *path);
+int tokenctl_exec_credential(const char *path, const char *requested_api_version);
