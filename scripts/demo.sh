@@ -36,8 +36,8 @@ export HOME=$demo/home XDG_RUNTIME_DIR=$demo/run
 mkdir -p "$HOME/.kube" "$HOME/spark" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 ctl() { "$src/build/aksspark-tokenctl" "$@"; }
 
-say "A local identity provider (stands in for Azure AD; tokens live 20 s)"
-python3 tests/idp/fake_idp.py --dir "$demo/idp" --lifetime 20 >"$demo/idp.out" 2>&1 &
+say "A local identity provider (stands in for Azure AD; tokens live 70 s: the daemon never refreshes more often than every 30 s)"
+python3 tests/idp/fake_idp.py --dir "$demo/idp" --lifetime 70 >"$demo/idp.out" 2>&1 &
 idp_pid=$!
 for _ in $(seq 100); do grep -q READY "$demo/idp.out" 2>/dev/null && break; sleep 0.1; done
 url=$(cat "$demo/idp/url")
@@ -123,7 +123,7 @@ ctl status
 for n in 1 2; do
         say "Refresh $n: waiting for the daemon to refresh before expiry (no one touches anything)"
         old=$(cat "$HOME/.kube/oauthToken")
-        for _ in $(seq 300); do [ "$(cat "$HOME/.kube/oauthToken")" != "$old" ] && break; sleep 0.1; done
+        for _ in $(seq 600); do [ "$(cat "$HOME/.kube/oauthToken")" != "$old" ] && break; sleep 0.1; done
         [ "$(cat "$HOME/.kube/oauthToken")" != "$old" ] || { echo "no refresh happened"; exit 1; }
         echo "~/.kube/oauthToken: $(short "$HOME/.kube/oauthToken")"
         props_line "$HOME/spark/spark.properties"
