@@ -176,7 +176,12 @@ class KubeconfigOutputTest(unittest.TestCase):
             # Written at start, before any sign-in: it holds no token, only how to ask for one.
             wait_until(lambda: os.path.exists(w.output), 10, "the kubeconfig output")
             self.assertEqual(stat.S_IMODE(os.stat(w.output).st_mode), 0o600)
-            out = [o for o in d.status()["outputs"] if o["kind"] == "kubeconfig_output"]
+            # The file is in place when the writer thread renames it; status learns the result
+            # from the loop a moment later.
+            def written():
+                out = [o for o in d.status()["outputs"] if o["kind"] == "kubeconfig_output"]
+                return out if out and all(o["ok"] is not None for o in out) else None
+            out = wait_until(written, 10, "the kubeconfig output's write result")
             self.assertEqual([(o["path"], o["ok"]) for o in out], [(w.output, True)])
 
             view = w.view()
@@ -244,7 +249,9 @@ class KubeconfigOutputTest(unittest.TestCase):
             del keys["kubeconfig_exec_api_version"]
             env.write_config({"default": keys})
             self.assertTrue(d.request({"op": "reload"})["ok"])
-            exe = w.view()["users"][0]["user"]["exec"]
+            # A reload's writes go to the writer thread; its answer does not wait for them.
+            exe = wait_until(lambda: (lambda e: e if e["apiVersion"] == V1 else None)(
+                w.view()["users"][0]["user"]["exec"]), 10, "the output rewritten for v1")
             self.assertEqual((exe["apiVersion"], exe["args"][-1]), (V1, V1))
             p = subprocess.run([KUBECTL, "get", "pods", "-o", "json"], capture_output=True, text=True, timeout=60,
                                env=w.client_env())
