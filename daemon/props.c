@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "props.h"
 #include "secret.h"
+#include "util.h"
 
 /* Spark reads the file through a UTF-8 Reader. Every byte below 0x80 decodes to the same char
  * at the same place (Java's decoder replaces a malformed sequence without swallowing the ASCII
@@ -161,16 +162,6 @@ static int line_reader_next(LineReader *lr) {
         }
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Does chars[0..n), unescaped as loadConvert() does, equal the ASCII string key? A malformed
  * \uXXXX (on which Java throws) matches nothing. */
 static bool key_equals(const char *chars, size_t n, const char *key) {
@@ -189,7 +180,7 @@ static bool key_equals(const char *chars, size_t n, const char *key) {
                                 if (n - i < 4)
                                         return false;
                                 for (unsigned j = 0; j < 4; j++) {
-                                        int h = hex_value(chars[i++]);
+                                        int h = unhexchar(chars[i++]);
                                         if (h < 0)
                                                 return false;
                                         v = (v << 4) | (unsigned) h;

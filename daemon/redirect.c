@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "redirect.h"
+#include "util.h"
 
 #define REDIRECT_TEXT_MAX 300
 #define REDIRECT_STATE_MAX 128
@@ -20,16 +21,6 @@ void redirect_clear(Redirect *r) {
         *r = (Redirect) {};
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* application/x-www-form-urlencoded value to bytes ('+' is a space); -EBADMSG on a bad escape
  * or a NUL. */
 static int url_decode(const char *s, size_t n, char **ret, size_t *ret_len) {
@@ -41,8 +32,8 @@ static int url_decode(const char *s, size_t n, char **ret, size_t *ret_len) {
                 if (s[i] == '+')
                         *p++ = ' ';
                 else if (s[i] == '%') {
-                        int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-                        int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+                        int hi = i + 2 < n ? unhexchar(s[i + 1]) : -1;
+                        int lo = i + 2 < n ? unhexchar(s[i + 2]) : -1;
                         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                                 erase_and_free(out, n + 1);
                                 return -EBADMSG;

@@ -480,3 +480,13 @@ size_t utf8_sequence_length(const unsigned char *s, size_t n) {
                 return 0;
         return len;
 }
+
+int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}

@@ -89,3 +89,6 @@ int mkdir_parents(const char *path, mode_t mode);
 /* Length of the valid UTF-8 sequence at s (at most n > 0 bytes), 0 if invalid (overlong,
  * surrogate, past U+10FFFF, cut short). */
 size_t utf8_sequence_length(const unsigned char *s, size_t n);
+
+/* The value of one hexadecimal digit, either case; -1 for anything else. */
+int unhexchar(char c);
