@@ -13,13 +13,13 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "credfile.h"
-#include "json-wipe.h"
-#include "log.h"
+#include "base/json-wipe.h"
+#include "base/log.h"
+#include "idp/credfile.h"
+#include "loop/worker.h"
 #include "manager.h"
+#include "shared/config.h"
 #include "version.h"
-#include "worker.h"
 
 /* Exit codes (sysexits.h values, as systemd units expect them). */
 #define EXIT_USAGE 64

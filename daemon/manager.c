@@ -10,13 +10,13 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
+#include "base/log.h"
+#include "loop/loop.h"
 #include "manager.h"
-#include "metrics.h"
-#include "schedule.h"
-#include "server.h"
-#include "store.h"
+#include "outputs/metrics.h"
+#include "profile/schedule.h"
+#include "profile/store.h"
+#include "server/server.h"
 #include "version.h"
 
 static void manager_notify_status(Manager *m, const char *prefix);
@@ -31,7 +31,7 @@ static void on_profile_changed(Profile *p, void *userdata) {
 
 /* The daemon-wide settings the profiles read, from the configuration in force. */
 static void manager_update_profile_context(Manager *m) {
-        m->profile_ctx.http_timeout = m->config->http_timeout;
+        m->profile_ctx.sources.http_timeout = m->config->http_timeout;
         m->profile_ctx.state_dir = m->config->state_dir;
         m->profile_ctx.notify_command = m->config->notify_command;
 }
@@ -149,8 +149,7 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
 
         m->config = config;
         m->profile_ctx = (ProfileContext) {
-                .event = m->event,
-                .http = m->http,
+                .sources = { .event = m->event, .http = m->http },
                 .refresh_floor = env->refresh_floor,
                 .on_changed = on_profile_changed,
                 .userdata = m,

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "aad.h"
 #include "fuzz.h"
+#include "idp/aad.h"
 
 #define NOW ((time_t) 1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
 #define RETRY_AFTER_MAX ((usec_t) 366 * 24 * 3600 * USEC_PER_SEC)

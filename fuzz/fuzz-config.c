@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
 #include "fuzz.h"
+#include "shared/config.h"
 
 #define CONFIG_PATH "/home/u/.config/aksspark-tokend/config.ini"
 

@@ -5,8 +5,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "base/jwt.h"
 #include "fuzz.h"
-#include "jwt.h"
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

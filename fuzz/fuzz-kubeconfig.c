@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "configgen.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "kubeconfig.h"
-#include "util.h"
+#include "shared/kubeconfig.h"
+#include "tokenctl/configgen.h"
 
 static bool every_key(const char *key) {
         return true;

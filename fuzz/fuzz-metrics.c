@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "metrics.h"
+#include "outputs/metrics.h"
 
 #define MAX_PROFILES 4
 #define MAX_OUTPUTS 3

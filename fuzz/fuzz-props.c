@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/secret.h"
 #include "fuzz.h"
+#include "outputs/props.h"
 #include "props-model.h"
-#include "props.h"
-#include "secret.h"
 
 /* A realistic token, tokens that need every kind of escaping (first-char separators and
  * blanks, backslashes, controls, non-ASCII, a surrogate pair), and the empty one, which found

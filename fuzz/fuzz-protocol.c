@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "protocol.h"
+#include "shared/protocol.h"
 
 /* Every answer is exactly one line of valid JSON: an object with a boolean "ok". */
 static json_t *check_answer_line(const char *line) {

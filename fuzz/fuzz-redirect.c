@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "redirect.h"
+#include "idp/redirect.h"
 
 static void check_plain(const char *s, size_t max) {
         if (!s)

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "store.h"
+#include "profile/store.h"
 
 static bool streq_null(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);

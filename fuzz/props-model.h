@@ -1,6 +1,6 @@
 /* An independent model of what Spark reads from a spark.properties file: the bytes decoded as
  * UTF-8 (InputStreamReader), then java.util.Properties.load (JDK 17 LineReader, load0,
- * loadConvert) over the chars. Written from the JDK sources, not from daemon/props.c, so the
+ * loadConvert) over the chars. Written from the JDK sources, not from daemon/outputs/props.c, so the
  * props fuzzer can compare the two. Slow and simple on purpose. */
 #pragma once
 

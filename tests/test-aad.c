@@ -4,9 +4,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "aad.h"
-#include "config.h"
-#include "secret.h"
+#include "base/secret.h"
+#include "idp/aad.h"
+#include "shared/config.h"
 #include "testlib.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assertion.h"
-#include "jwt.h"
+#include "base/jwt.h"
+#include "idp/assertion.h"
 #include "testlib.h"
 
 #define CLIENT "3c1b4e2a-9d8f-4a61-b7e0-5f2c8d9a1b3e"

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic.h"
+#include "base/atomic.h"
+#include "base/util.h"
 #include "testlib.h"
-#include "util.h"
 
 static void setup(void) {
         umask(022);

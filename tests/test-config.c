@@ -8,7 +8,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "shared/config.h"
 #include "testlib.h"
 
 #define TENANT "contoso.onmicrosoft.com"

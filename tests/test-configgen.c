@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "configgen.h"
-#include "kubeconfig.h"
+#include "base/util.h"
+#include "shared/config.h"
+#include "shared/kubeconfig.h"
 #include "testlib.h"
-#include "util.h"
+#include "tokenctl/configgen.h"
 
 static bool every_key(const char *key) {
         return true;

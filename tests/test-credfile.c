@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "credfile.h"
+#include "idp/credfile.h"
 #include "testlib.h"
 
 static char *file(const char *name, const char *data, mode_t mode) {

@@ -1,8 +1,8 @@
 /* Tests for doctor.c: HTTP dates, clock offsets, and the links fs.protected_symlinks refuses. */
 #include <sys/stat.h>
 
-#include "doctor.h"
 #include "testlib.h"
+#include "tokenctl/doctor.h"
 
 START_TEST(test_http_dates) {
         time_t t = 0;

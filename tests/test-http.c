@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "loop/http.h"
 #include "testlib.h"
 #include "version.h"
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jwt.h"
-#include "macro.h"
+#include "base/jwt.h"
+#include "base/macro.h"
 #include "testlib.h"
 
 static char *b64url(const char *in, bool pad) {

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kubeconfig.h"
+#include "base/util.h"
+#include "shared/kubeconfig.h"
 #include "testlib.h"
-#include "util.h"
 
 static int server_of_file(const char *name, char **ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;

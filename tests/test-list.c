@@ -2,8 +2,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "list.h"
-#include "macro.h"
+#include "base/list.h"
+#include "base/macro.h"
 #include "testlib.h"
 
 typedef struct Item Item;

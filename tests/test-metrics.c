@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "outputs/metrics.h"
 #include "testlib.h"
 
 #define T0 ((usec_t) 1764620000 * USEC_PER_SEC)

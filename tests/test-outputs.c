@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "outputs.h"
+#include "base/atomic.h"
+#include "base/util.h"
+#include "outputs/outputs.h"
 #include "testlib.h"
-#include "util.h"
 
 #define KEY "spark.kubernetes.authenticate.submission.oauthToken"
 #define TOKEN "eyJ0eXAiOiJKV1QifQ.eyJ1cG4iOiJhbGljZSJ9.c2ln"

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "props.h"
+#include "base/util.h"
+#include "outputs/props.h"
 #include "testlib.h"
-#include "util.h"
 
 static char *data_path(const char *name) {
         const char *src = getenv("AKSSPARK_SOURCE_DIR");

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "protocol.h"
-#include "secret.h"
+#include "base/secret.h"
+#include "shared/config.h"
+#include "shared/protocol.h"
 #include "testlib.h"
 
 static int parse(const char *line, Request *req, ErrorCode *code, const char **message) {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pkce.h"
-#include "redirect.h"
+#include "idp/pkce.h"
+#include "idp/redirect.h"
 #include "testlib.h"
 
 START_TEST(test_pkce_rfc7636) {

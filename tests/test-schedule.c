@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "macro.h"
-#include "schedule.h"
+#include "base/macro.h"
+#include "profile/schedule.h"
 #include "testlib.h"
 
 #define T0 ((usec_t) 1700000000 * USEC_PER_SEC)

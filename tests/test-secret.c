@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secret.h"
+#include "base/secret.h"
 #include "testlib.h"
 
 /* Wipes are observed by standing in for explicit_bzero(): secret.c reaches it through the

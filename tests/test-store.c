@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "profile/store.h"
 #include "testlib.h"
 
 static void fill_profile(StoredProfile *s) {

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "testlib.h"
-#include "util.h"
 
 START_TEST(test_parse_duration_good) {
         static const struct {

@@ -234,7 +234,7 @@ class Daemon:
             self.proc.wait()
 
     def longest_stall_ms(self):
-        """The longest event-loop stall the daemon logged (daemon/loop.c), in ms; 0 if none."""
+        """The longest event-loop stall the daemon logged (daemon/loop/loop.c), in ms; 0 if none."""
         longest = 0.0
         for m in STALL_RE.finditer(self.log()):
             longest = max(longest, float(m.group(1)))

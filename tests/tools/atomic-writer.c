@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "config.h"
-#include "outputs.h"
-#include "util.h"
+#include "base/atomic.h"
+#include "base/util.h"
+#include "outputs/outputs.h"
+#include "shared/config.h"
 
 static const char *errno_name(int r) {
         static char buf[32];

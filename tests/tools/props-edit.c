@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "props.h"
-#include "util.h"
+#include "base/util.h"
+#include "outputs/props.h"
 
 static int write_file(const char *path, const char *data, size_t len) {
         FILE *f = fopen(path, "we");

@@ -1,0 +1,357 @@
+/* The unattended identities: read the credential, make one request, read one token answer.
+ * A token source (token-source.h); the strategy per kind is the request it makes. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "idp/assertion.h"
+#include "idp/credential.h"
+#include "idp/credfile.h"
+#include "idp/token-source.h"
+
+#define ARC_KEY_MAX 4096                       /* MSAL's cap on Arc's key file */
+#define MSI_HALF_LIFE_FROM (2 * USEC_PER_HOUR) /* MSAL: refresh at half life from 2 h */
+
+struct Credential {
+        const TokenSourceContext *ctx;
+        const ProfileConfig *cfg;
+        const char *name;
+        const CredentialCallbacks *cb;
+
+        HttpRequest *req;
+        sd_event_source *defer; /* reports a failure found before any request */
+        int deferred_result;
+        char *deferred_error;
+        usec_t sent;
+        bool arc_challenged; /* Arc: the key file's content has been presented once */
+};
+
+static void credential_done(Credential *c, int result, AadToken *t, usec_t retry_after, const char *error) {
+        c->cb->on_done(result, t, c->sent, retry_after, error, c->cb->userdata);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        Credential *c = userdata;
+        _cleanup_free_ char *error = TAKE_PTR(c->deferred_error);
+
+        credential_done(c, c->deferred_result, NULL, 0, error);
+        return 0;
+}
+
+/* A failure before the request: reported from the loop, like every other end. */
+static _printf_(3, 4) int fail_later(Credential *c, int result, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        free(c->deferred_error);
+        va_start(ap, format);
+        if (vasprintf(&c->deferred_error, format, ap) < 0)
+                c->deferred_error = NULL;
+        va_end(ap);
+        c->deferred_result = result;
+        r = sd_event_add_defer(c->ctx->event, &c->defer, on_defer, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+        return r;
+}
+
+/* Which failures of a credential file a retry may cure: a missing federated token (the kubelet
+ * writes it late), I/O. A file others may read, or one that is no credential, needs a person. */
+static int file_result(int r) {
+        return r == -EPERM || r == -EBADFD || r == -EFBIG || r == -ENODATA || r == -EACCES ? -EBADR : -EIO;
+}
+
+static const char *file_problem(int r) {
+        switch (r) {
+        case -EPERM:
+                return "may be read by others than its owner (chmod 600 it)";
+        case -EBADFD:
+                return "is not a regular file";
+        case -EFBIG:
+                return "is too large for a credential";
+        case -ENODATA:
+                return "is empty";
+        default:
+                return strerror(-r);
+        }
+}
+
+static const char *certificate_problem(int r) {
+        switch (r) {
+        case -EBADMSG:
+                return "holds no PEM certificate";
+        case -ENOKEY:
+                return "holds no private key, or the password is wrong";
+        case -EKEYREJECTED:
+                return "holds a key that is not its certificate's";
+        case -EPROTONOSUPPORT:
+                return "holds a key that is not RSA";
+        default:
+                return strerror(-r);
+        }
+}
+
+/* ---- the answer ---------------------------------------------------------------------------- */
+
+static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata);
+
+static int msi_send(Credential *c, const Secret *arc_key);
+
+static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
+        Credential *c = userdata;
+        _cleanup_(aad_token_clear) AadToken t = {};
+        _cleanup_(aad_error_clear) AadError e = {};
+        usec_t retry_after = 0;
+        char words[512], what[640];
+        bool msi = c->cfg->auth == AUTH_MANAGED_IDENTITY;
+        AadOutcome o;
+
+        c->req = NULL;
+        if (result < 0) {
+                snprintf(what, sizeof what, "cannot reach %s: %s",
+                         msi ? "the managed identity endpoint" : c->cfg->authority_host,
+                         resp && resp->error ? resp->error : strerror(-result));
+                credential_done(c, -EIO, NULL, 0, what);
+                return;
+        }
+
+        if (msi && c->cfg->msi_kind == MSI_ARC && resp->status == 401 && !c->arc_challenged) {
+                /* Arc: prove local access by reading the key file its 401 names. */
+                _cleanup_secret_ Secret *key = NULL;
+                _cleanup_free_ char *path = NULL;
+                int r;
+
+                r = aad_arc_challenge_path(resp->www_authenticate, c->cfg->arc_key_dir ?: AKS_ARC_KEY_DIR, &path);
+                if (r < 0) {
+                        credential_done(c, -EBADR, NULL, 0,
+                                        "Azure Arc's challenge names no key file in its token directory");
+                        return;
+                }
+                r = credfile_read(path, ARC_KEY_MAX, false, true, &key);
+                if (r < 0) {
+                        snprintf(what, sizeof what,
+                                 "Azure Arc's key file %s: %s (the daemon's user must be in group himds)", path,
+                                 file_problem(r));
+                        credential_done(c, file_result(r), NULL, 0, what);
+                        return;
+                }
+                c->arc_challenged = true;
+                r = msi_send(c, key);
+                if (r < 0) {
+                        snprintf(what, sizeof what, "cannot ask Azure Arc for a token: %s", strerror(-r));
+                        credential_done(c, -EIO, NULL, 0, what);
+                }
+                return;
+        }
+
+        if (msi)
+                o = aad_parse_msi_answer(resp->status, resp->body, resp->body_len, now_realtime(), &t, &e);
+        else
+                o = aad_parse_token_answer(resp->status, resp->body, resp->body_len, &t, &e);
+        if (resp->retry_after)
+                (void) aad_parse_retry_after(resp->retry_after, (time_t) (now_realtime() / USEC_PER_SEC), &retry_after);
+
+        switch (o) {
+        case AAD_OK:
+                /* MSAL renews a managed identity's long-lived token at half its life. */
+                if (msi && t.expires_in >= MSI_HALF_LIFE_FROM && (t.refresh_in == 0 || t.refresh_in > t.expires_in / 2))
+                        t.refresh_in = t.expires_in / 2;
+                t.refresh_token = secret_free(t.refresh_token); /* none is expected; none is kept */
+                credential_done(c, 0, &t, 0, NULL);
+                return;
+        case AAD_TRANSIENT:
+                snprintf(what, sizeof what, "HTTP %ld: %s", resp->status,
+                         token_source_error_words(&e, words, sizeof words));
+                credential_done(c, -EIO, NULL, retry_after, what);
+                return;
+        default:
+                /* invalid_client (a wrong secret, an unknown certificate, an expired assertion),
+                 * unauthorized_client, invalid_scope, a federated identity that does not match:
+                 * retrying the same credential cannot help. */
+                snprintf(what, sizeof what, "the credential was rejected: %s",
+                         token_source_error_words(&e, words, sizeof words));
+                credential_done(c, -EBADR, NULL, 0, what);
+                return;
+        }
+}
+
+/* ---- the strategies ------------------------------------------------------------------------- */
+
+static int post_body(Credential *c, const Secret *body) {
+        _cleanup_free_ char *url = aad_token_url(c->cfg);
+        char request_id[37];
+        int r;
+
+        if (!url)
+                return -ENOMEM;
+        c->sent = now_realtime();
+        r = token_source_post(c->ctx, c->cfg, url, body, on_token_done, c, &c->req, request_id);
+        if (r >= 0)
+                log_debug("Profile %s: asking for a token with the %s credential (request id %s).", c->name,
+                          auth_kind_to_string(c->cfg->auth), request_id);
+        return r;
+}
+
+static int client_secret_send(Credential *c) {
+        _cleanup_secret_ Secret *secret = NULL, *body = NULL;
+        int r;
+
+        r = credfile_read(c->cfg->client_secret_file, CREDFILE_MAX, true, true, &secret);
+        if (r < 0)
+                return fail_later(c, file_result(r), "client_secret_file %s %s", c->cfg->client_secret_file,
+                                  file_problem(r));
+        r = aad_client_secret_body(c->cfg, secret, &body);
+        if (r < 0)
+                return r;
+        return post_body(c, body);
+}
+
+static int client_certificate_send(Credential *c) {
+        _cleanup_secret_ Secret *pem = NULL, *password = NULL, *assertion = NULL, *body = NULL;
+        _cleanup_(client_certificate_freep) ClientCertificate *cert = NULL;
+        _cleanup_free_ char *audience = NULL;
+        char jti[37];
+        int r;
+
+        if (c->cfg->client_certificate_password_file) {
+                r = credfile_read(c->cfg->client_certificate_password_file, CREDFILE_MAX, true, true, &password);
+                if (r < 0)
+                        return fail_later(c, file_result(r), "client_certificate_password_file %s %s",
+                                          c->cfg->client_certificate_password_file, file_problem(r));
+        }
+        r = credfile_read(c->cfg->client_certificate, CREDFILE_MAX, true, false, &pem);
+        if (r < 0)
+                return fail_later(c, file_result(r), "client_certificate %s %s", c->cfg->client_certificate,
+                                  file_problem(r));
+        r = client_certificate_load(pem, password, &cert);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail_later(c, -EBADR, "client_certificate %s %s", c->cfg->client_certificate,
+                                  certificate_problem(r));
+        /* The key is needed for this one signature only: a fresh assertion per request, as the
+         * identity provider accepts each jti once. */
+        audience = aad_token_url(c->cfg);
+        if (!audience)
+                return -ENOMEM;
+        r = client_assertion_build(cert, ASSERTION_PS256, c->cfg->client_id, audience, now_realtime(),
+                                   uuid4_string(jti), &assertion);
+        if (r < 0)
+                return r;
+        cert = client_certificate_free(cert);
+        pem = secret_free(pem);
+        r = aad_client_assertion_body(c->cfg, assertion, &body);
+        if (r < 0)
+                return r;
+        return post_body(c, body);
+}
+
+static int workload_identity_send(Credential *c) {
+        _cleanup_secret_ Secret *token = NULL, *body = NULL;
+        int r;
+
+        if (!c->cfg->tenant || !c->cfg->client_id || !c->cfg->federated_token_file)
+                return fail_later(
+                        c, -EBADR,
+                        "workload identity needs %s: the workload identity webhook sets it in the pod, or give %s in the profile",
+                        !c->cfg->tenant      ? "AZURE_TENANT_ID"
+                        : !c->cfg->client_id ? "AZURE_CLIENT_ID"
+                                             : "AZURE_FEDERATED_TOKEN_FILE",
+                        !c->cfg->tenant      ? "tenant"
+                        : !c->cfg->client_id ? "client_id"
+                                             : "federated_token_file");
+        /* Re-read every time: the kubelet rotates the projected token. */
+        r = credfile_read(c->cfg->federated_token_file, CREDFILE_MAX, false, true, &token);
+        if (r < 0)
+                return fail_later(c, file_result(r), "federated_token_file %s %s", c->cfg->federated_token_file,
+                                  file_problem(r));
+        r = aad_client_assertion_body(c->cfg, token, &body);
+        if (r < 0)
+                return r;
+        return post_body(c, body);
+}
+
+static int msi_send(Credential *c, const Secret *arc_key) {
+        _cleanup_free_ char *url = aad_msi_url(c->cfg);
+        _cleanup_secret_ Secret *basic = NULL;
+        static const char *const metadata[] = { "Metadata: true" };
+        char request_id[37];
+        int r;
+
+        if (!url)
+                return -ENOMEM;
+        c->sent = now_realtime();
+        switch (c->cfg->msi_kind) {
+        case MSI_APP_SERVICE:
+                r = token_source_get(c->ctx, c->cfg, url, NULL, 0, "X-IDENTITY-HEADER", c->cfg->identity_header,
+                                     on_token_done, c, &c->req, request_id);
+                break;
+        case MSI_ARC:
+                if (arc_key) {
+                        _cleanup_free_ char *v = NULL;
+                        if (asprintf(&v, "Basic %s", secret_reveal(arc_key)) < 0)
+                                return -ENOMEM;
+                        basic = secret_new_string(v);
+                        explicit_bzero(v, strlen(v));
+                        if (!basic)
+                                return -ENOMEM;
+                }
+                r = token_source_get(c->ctx, c->cfg, url, metadata, 1, basic ? "Authorization" : NULL, basic,
+                                     on_token_done, c, &c->req, request_id);
+                break;
+        default:
+                r = token_source_get(c->ctx, c->cfg, url, metadata, 1, NULL, NULL, on_token_done, c, &c->req,
+                                     request_id);
+        }
+        if (r >= 0)
+                log_debug("Profile %s: asking the managed identity endpoint for a token (request id %s).", c->name,
+                          request_id);
+        return r;
+}
+
+int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, const char *name,
+                       const CredentialCallbacks *callbacks, Credential **ret) {
+        _cleanup_(credential_freep) Credential *c = NULL;
+        int r;
+
+        if (!ctx || !cfg || !name || !callbacks || !ret || !auth_kind_is_unattended(cfg->auth))
+                return -EINVAL;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (Credential) { .ctx = ctx, .cfg = cfg, .name = name, .cb = callbacks };
+
+        switch (cfg->auth) {
+        case AUTH_CLIENT_SECRET:
+                r = client_secret_send(c);
+                break;
+        case AUTH_CLIENT_CERTIFICATE:
+                r = client_certificate_send(c);
+                break;
+        case AUTH_WORKLOAD_IDENTITY:
+                r = workload_identity_send(c);
+                break;
+        case AUTH_MANAGED_IDENTITY:
+                r = msi_send(c, NULL);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+Credential *credential_free(Credential *c) {
+        if (!c)
+                return NULL;
+        http_request_cancel(c->req);
+        sd_event_source_disable_unref(c->defer);
+        free(c->deferred_error);
+        free(c);
+        return NULL;
+}

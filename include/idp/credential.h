@@ -1,0 +1,33 @@
+/* The unattended identities (client_secret, client_certificate, workload_identity,
+ * managed_identity): a token source behind the seam in token-source.h that presents the
+ * profile's credential for every token. There is no person and no refresh token; the profile
+ * asks again on its refresh schedule. One module with a small strategy per kind, since all four
+ * are "read the credential, make one request, read one token answer".
+ *
+ * The credential (secret, key, password, federated token, Arc key) is read from its file when
+ * the request is made, lives in Secrets only until the request is built, and is never logged. */
+#pragma once
+
+#include "idp/aad.h"
+#include "idp/token-source.h"
+#include "shared/config.h"
+
+typedef struct Credential Credential;
+
+typedef struct CredentialCallbacks {
+        /* Called once, from the loop, as the last thing the request does (the callee may free
+         * it). result 0: token is the new token (take what you keep), sent the realtime its
+         * request went out. -EIO: a transient failure, worth a retry (after retry_after when the
+         * answer said so). -EBADR: the credential or the configuration was rejected, or cannot
+         * be used as it is. error says why, for last_error and the log: never a secret. */
+        void (*on_done)(int result, AadToken *token, usec_t sent, usec_t retry_after, const char *error,
+                        void *userdata);
+        void *userdata;
+} CredentialCallbacks;
+
+/* Start one acquisition. ctx, cfg, name and callbacks must outlive it. */
+int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, const char *name,
+                       const CredentialCallbacks *callbacks, Credential **ret);
+/* Stops it; no callback runs. NULL-safe. */
+Credential *credential_free(Credential *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Credential *, credential_free);

@@ -1,0 +1,14 @@
+/* notify_command: run once per event when a profile needs a person, as a child the loop
+ * watches, with a time limit. Never given a token. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "base/macro.h"
+#include "base/util.h"
+
+#define NOTIFY_COMMAND_TIMEOUT (30 * USEC_PER_SEC)
+
+/* Start command (run through /bin/sh -c) with AKSSPARK_PROFILE, AKSSPARK_STATE and
+ * AKSSPARK_MESSAGE set. Fire and forget: its failure is logged and changes nothing. */
+int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state, const char *message);
