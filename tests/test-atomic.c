@@ -447,7 +447,7 @@ END_TEST
 
 /* Root writes a person's file as that person, decided with no link followed: her ~/.kube
  * pointed at a root-only directory is refused; her own link in a sticky directory is followed
- * with her rights; a file in root's own directories stays root's. */
+ * by her daemon, not by root; a file in root's own directories stays root's. */
 START_TEST(test_identity_from_real_chain) {
         _cleanup_free_ char *home = at("home"), *kube = at("home/.kube"), *rootonly = at("rootonly"),
                             *token = at("home/.kube/oauthToken"), *sticky = at("sticky"), *herlink = at("sticky/token"),
@@ -476,10 +476,16 @@ START_TEST(test_identity_from_real_chain) {
         ck_assert_int_eq(chmod(sticky, 01777), 0);
         ck_assert_int_eq(symlink(hertarget, herlink), 0);
         ck_assert_int_eq(lchown(herlink, 4242, 4242), 0);
+        /* Root follows no other user's link in its sticky directory (as fs.protected_symlinks)... */
         ck_assert_int_eq(atomic_identity_enter(herlink, &id), 0);
-        ck_assert(id.switched);
+        ck_assert(!id.switched);
+        ck_assert_int_eq(atomic_replace(herlink, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), -ENOLINK);
+        /* ... but her own daemon (her fsuid) follows her own link. */
+        (void) setfsgid(4242);
+        (void) setfsuid(4242);
         ck_assert_int_eq(atomic_replace(herlink, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), 0);
-        atomic_identity_leave(&id);
+        (void) setfsuid(0);
+        (void) setfsgid(0);
         ck_assert_int_eq(lstat(hertarget, &st), 0);
         ck_assert_uint_eq(st.st_uid, 4242);
         assert_content(hertarget, "jwt");

@@ -404,9 +404,9 @@ int atomic_remove_stale_temps(const char *path) {
 
 /* Whose file path is, from the real directory chain: walk its parent directories from the root
  * with openat(O_PATH | O_NOFOLLOW), fstat'ing what was opened, never following a link. The
- * owner of the deepest directory reached decides, unless the walk (or the last component)
- * stops at a link that a user other than root owns: then that user does (a link of theirs can
- * lead only where they may go). A missing component stops the walk (the person creates it). */
+ * owner of the deepest directory reached decides; a link or a missing component stops the walk
+ * (the person creates what is missing). A link's own owner never decides: in root's sticky
+ * /tmp anyone may plant one, and root's token must not be written with the planter's rights. */
 static int owner_of_real_chain(const char *path, uid_t *ret_uid, gid_t *ret_gid) {
         _cleanup_free_ char *copy = strdup(path);
         _cleanup_close_ int fd = -EBADF;
@@ -432,13 +432,8 @@ static int owner_of_real_chain(const char *path, uid_t *ret_uid, gid_t *ret_gid)
                 }
                 if (fstat(next, &cst) < 0)
                         return -errno;
-                if (S_ISLNK(cst.st_mode)) {
-                        if (cst.st_uid != 0)
-                                st = cst;
-                        break;
-                }
                 if (!S_ISDIR(cst.st_mode) || !next_c)
-                        break; /* the file itself: its directory decides */
+                        break; /* a link, or the file itself: its directory decides */
                 st = cst;
                 safe_close(fd);
                 fd = TAKE_FD(next);

@@ -48,8 +48,8 @@ bool atomic_link_is_safe(uid_t follower, const struct stat *link, const struct s
 
 /* A root daemon writes a person's file with that person's rights: when the calling thread's
  * fsuid is 0, whose file path is is decided from the real directory chain, no link followed
- * (the owner of the deepest directory reached from / with O_NOFOLLOW, or of a link a user
- * other than root owns where the walk stops), and this thread's fsuid/fsgid are switched to
+ * (the owner of the deepest directory reached from / with O_NOFOLLOW; never a link's owner),
+ * and this thread's fsuid/fsgid are switched to
  * that owner. -EPERM when the switch did not take (a seccomp filter refusing setfsuid): never
  * write as root in its place. atomic_identity_leave() switches back. Per thread (setfsuid(2));
  * nothing when not root. */

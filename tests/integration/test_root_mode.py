@@ -6,8 +6,8 @@ build (tests/tools/atomic-writer: outputs_write_all() once, the daemon's own wor
 `systemd-run` and the SystemCallFilter=/SystemCallErrorNumber= lines read from the shipped
 unit files: as root, as a `--allow-root` unit would, and as the person, as the template does.
 Checks: a person's ~/.kube pointed at a root-only directory is refused (nothing written there);
-the person's own link in a sticky directory is followed with the person's rights, by root and
-by the person's own daemon; a file another user planted in root's sticky directory becomes
+the person's own link in a sticky directory is followed by the person's own daemon (not by
+root: fs.protected_symlinks' rule); a file another user planted in root's sticky directory becomes
 root's, never the planter's; the filter is really in force (chroot is refused). Needs root.
 """
 
@@ -104,7 +104,11 @@ class RootModeTest(unittest.TestCase):
         target = "/home/alice/token"
         self.symlink(target, link, "alice")
         try:
-            for unit, user in ((UNITS[0], None), (UNITS[0], "alice"), (UNITS[1], "alice")):
+            # Root follows no other user's link in its sticky directory (fs.protected_symlinks).
+            answer = self.write_outputs(UNITS[0], "--token-file", link)
+            self.assertEqual(answer["result"], -67, answer)   # -ENOLINK
+            self.assertFalse(os.path.exists(self.host(target)))
+            for unit, user in ((UNITS[0], "alice"), (UNITS[1], "alice")):
                 answer = self.write_outputs(unit, "--token-file", link, user=user)
                 self.assertEqual(answer["result"], 0, (unit, user, answer))
                 st = os.stat(self.host(target))
