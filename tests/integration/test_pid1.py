@@ -448,6 +448,28 @@ class Pid1Test(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.dirname(link)))
         self.ensure_running("alice")
 
+    def test_17_metrics_all_from_the_packages_timer_unit(self):
+        """The package's aksspark-tokend-metrics.service (what its timer runs every 30 s), as root
+        under its own sandbox: one file for node_exporter, 0644 and root's, with alice's and
+        bob's series labelled by the kernel's word (SO_PEERCRED would say PID 1: systemd made
+        the listening sockets), and an instance that is not running started by the ask or
+        reported down, never waited on past its second."""
+        self.ensure_running("alice")
+        self.ensure_running("bob")
+        timer = self.sys.show("aksspark-tokend-metrics.timer", "UnitFileState", "LoadState")
+        self.assertEqual(timer["LoadState"], "loaded", timer)
+        p = self.sys.systemctl("start", "aksspark-tokend-metrics.service", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr + self.sys.run("systemctl", "status",
+                                                                    "aksspark-tokend-metrics.service").stdout)
+        path = self.sys.host_path("/var/lib/prometheus/node-exporter/aksspark-tokend.prom")
+        st = os.stat(path)
+        self.assertEqual((st.st_uid, oct(st.st_mode & 0o777)), (0, oct(0o644)))
+        text = read(path)
+        for user in ("alice", "bob"):
+            self.assertIn('aksspark_tokend_up{user="%s"} 1' % user, text)
+            self.assertIn('aksspark_tokend_build_info{user="%s",' % user, text)
+        self.assertNotIn('user="root"', text)
+
     def test_15_no_restart_on_a_broken_configuration(self):
         self.write_config("bob", raw="[daemon]\nthis is not a configuration\n")
         try:
