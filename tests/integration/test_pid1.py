@@ -5,7 +5,7 @@ real systemd as PID 1 of its own PID and mount namespaces over an overlay root (
 never the real root), installs the package there (`apt install ./aksspark-tokend_*.deb`),
 creates alice and bob there (their entries exist only in the overlay), and runs
 aksspark-tokend@alice and @bob from the installed template and socket against the local
-identity provider (on the host's loopback: no network namespace is made). It checks socket
+identity provider (listening on the loopback of the system's own network namespace). It checks socket
 activation, READY and STATUS, reload, the watchdog, Restart= after kill -9 without a new
 sign-in, no restart on exit 78, a quick stop, the isolation of two people (socket mode,
 SO_PEERCRED, files, the sandbox), the scheduled-job example from its timer, systemd-analyze
@@ -100,12 +100,13 @@ class Pid1Test(unittest.TestCase):
         try:
             cls.safety = check_safety()
             cls.deb = build_package(os.path.join(cls.work, "deb"))
-            cls.idp = cls.env.start_idp(lifetime=3600)
             cls.sys = pid1.Pid1(stage_files={DEB_INSIDE + "/" + os.path.basename(cls.deb): cls.deb},
                                 log_dir=cls.work)
             start = time.monotonic()
             cls.sys.start()
             print("pid1: booted to 'running' in %.1fs" % (time.monotonic() - start), file=sys.stderr)
+            # The system has a network of its own: the identity provider listens on its loopback.
+            cls.idp = cls.sys.in_netns(lambda: cls.env.start_idp(lifetime=3600))
             cls.install_package()
             for name in USERS:
                 cls.add_user(name)
