@@ -119,6 +119,20 @@ class RootModeTest(unittest.TestCase):
         finally:
             os.unlink(self.host(link))
 
+    def test_root_refuses_rather_than_write_as_root_when_setfsuid_is_denied(self):
+        """A unit whose filter denies setfsuid (the units' filter lines before this fix): a
+        person's file is not written at all, rather than written as root."""
+        props = []
+        for line in unit_filters(UNITS[0]):
+            if not line.startswith("SystemCallFilter=setfsuid"):
+                props += ["-p", line]
+        p = self.sys.run("systemd-run", "--wait", "--pipe", "--quiet", *props, "-p", "SystemCallFilter=~setfsuid",
+                         WRITER_INSIDE, "outputs", "--token-file", "/home/alice/denied/oauthToken", TOKEN)
+        answer = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertEqual(answer["result"], -1, answer)   # -EPERM
+        self.assertIn("rights of the directory's owner", answer["outputs"][0]["message"])
+        self.assertFalse(os.path.exists(self.host("/home/alice/denied")))
+
     def test_file_planted_in_roots_sticky_directory_is_not_given_to_the_planter(self):
         planted = self.host("/srv/sticky/oauthToken")
         for unit in UNITS:
