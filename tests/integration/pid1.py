@@ -398,7 +398,7 @@ class Pid1:
         """Run cmd inside the namespaces, as root or as user (a name inside), with a clean
         environment."""
         e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        prefix = ["nsenter", "-t", str(self.pid), "-m", "-p", "--"]
+        prefix = ["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "-i", "-n", "--"]
         if user:
             uid, gid, home = self.user(user)
             prefix += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--init-groups", "--"]
@@ -412,7 +412,7 @@ class Pid1:
         uid, gid, home = self.user(user)
         e = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "USER": user}
         e.update(env or {})
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "--", "setpriv",
+        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "-i", "-n", "--", "setpriv",
                                  "--reuid=%d" % uid, "--regid=%d" % gid, "--init-groups", "--",
                                  "env", "-i"] + ["%s=%s" % kv for kv in e.items()] + list(cmd),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

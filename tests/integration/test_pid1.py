@@ -87,6 +87,19 @@ def check_safety():
     return results
 
 
+# The boot finds settings that differ from the host's (a sysctl.d file, /etc/hostname): they may
+# take effect inside only, never on the host.
+PROBE_NAME = "aksspark-pid1-probe"
+SYSCTL_PROBE = "/etc/sysctl.d/99-aksspark-pid1-probe.conf"
+
+
+def probe_sysctl_text():
+    with open("/proc/sys/vm/swappiness") as f:
+        swappiness = int(f.read())
+    return "vm.swappiness = %d\nkernel.domainname = %s\n" % (
+        swappiness + 1 if swappiness < 100 else swappiness - 1, PROBE_NAME)
+
+
 class Pid1Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -100,7 +113,9 @@ class Pid1Test(unittest.TestCase):
         try:
             cls.safety = check_safety()
             cls.deb = build_package(os.path.join(cls.work, "deb"))
-            cls.sys = pid1.Pid1(stage_files={DEB_INSIDE + "/" + os.path.basename(cls.deb): cls.deb},
+            cls.sys = pid1.Pid1(stage_files={DEB_INSIDE + "/" + os.path.basename(cls.deb): cls.deb,
+                                             SYSCTL_PROBE: cls.probe_file("sysctl", probe_sysctl_text()),
+                                             "/etc/hostname": cls.probe_file("hostname", PROBE_NAME + "\n")},
                                 log_dir=cls.work)
             start = time.monotonic()
             cls.sys.start()
@@ -139,6 +154,13 @@ class Pid1Test(unittest.TestCase):
                 cls.canary.close()
                 shutil.rmtree(cls.work, ignore_errors=True)
                 cls.env.__exit__(None, None, None)
+
+    @classmethod
+    def probe_file(cls, name, text):
+        path = os.path.join(cls.work, "probe-" + name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     @staticmethod
     def _host_has_user(name):
@@ -276,6 +298,24 @@ class Pid1Test(unittest.TestCase):
         wait_until(lambda: not os.path.exists("/proc/%d" % pid) and not any(os.path.exists(p) for p in paths),
                    60, "the reaper to end PID 1 and remove %s" % paths)
         self.assertNotIn(name, read("/proc/self/mountinfo"))
+
+    def test_03_boot_leaves_the_hosts_kernel_settings_alone(self):
+        """A sysctl.d file and /etc/hostname inside that differ from the host: the host's
+        settings and hostname stay as they were (a network, UTS and IPC namespace of its own,
+        /proc/sys and /sys read-only, systemd-sysctl masked); the system's own hostname is the
+        one its /etc/hostname names."""
+        self.assertEqual(self.sys.changed_host_settings(), [])
+        self.assertEqual(self.sys.run("cat", "/proc/sys/kernel/hostname").stdout.strip(), PROBE_NAME)
+        self.assertNotEqual(read("/proc/sys/kernel/hostname").strip(), PROBE_NAME)
+        # A network of its own: none of the host's own interfaces (a kernel's per-namespace
+        # fallback devices such as lo or tunl0 are in every namespace).
+        fallback = {"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0",
+                    "ip6gre0"}
+        host = set(os.listdir("/sys/class/net")) - fallback
+        inside = {line.split(":")[1].strip().split("@")[0]
+                  for line in self.sys.run("ip", "-o", "link").stdout.splitlines() if ":" in line}
+        self.assertIn("lo", inside)
+        self.assertEqual(host & inside, set(), "the host's interfaces are inside")
 
     def test_01_package_installs_everything_where_systemd_looks_and_enables_nothing(self):
         files = set(self.must("dpkg", "-L", "aksspark-tokend").stdout.split())
