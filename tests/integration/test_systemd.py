@@ -288,7 +288,7 @@ class SystemdTest(unittest.TestCase):
             os.chmod(dest, 0o755)
             # `meson test` builds only what tests depend on: build what gets installed (not the
             # whole tree, where other work may be in progress).
-            targets = ["aksspark-tokend", "aksspark-tokenctl"]
+            targets = ["daemon/aksspark-tokend", "daemon/aksspark-tokenctl"]
             if shutil.which("scdoc"):
                 targets += ["man/aksspark-tokend.8", "man/aksspark-tokenctl.1", "man/aksspark-tokend.conf.5"]
             p = run(["ninja", "-C", harness.BUILD] + targets, timeout=300)
@@ -316,7 +316,9 @@ class SystemdTest(unittest.TestCase):
             units = {
                 "user": [one("systemd/user/aksspark-tokend.service"), one("systemd/user/aksspark-tokend.socket")],
                 "system": [one("systemd/system/aksspark-tokend@.service"),
-                           one("systemd/system/aksspark-tokend@.socket")],
+                           one("systemd/system/aksspark-tokend@.socket"),
+                           one("systemd/system/aksspark-tokend-metrics.service"),
+                           one("systemd/system/aksspark-tokend-metrics.timer")],
                 "example": [one("doc/aksspark-tokend/examples/systemd/spark-nightly.service"),
                             one("doc/aksspark-tokend/examples/systemd/spark-nightly.timer")],
             }
