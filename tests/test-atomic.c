@@ -1,11 +1,13 @@
 /* Tests for atomic_replace() and friends on a real file system: new files, replacements,
  * skipped writes, modes, owners, symlinks, created parents, failures and stale temp files. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -132,21 +134,22 @@ START_TEST(test_mode_narrowed) {
 }
 END_TEST
 
-START_TEST(test_owner_kept) {
+START_TEST(test_owner_never_copied) {
         _cleanup_free_ char *p = at("token");
         AtomicResult res;
         struct stat st;
 
         if (geteuid() != 0)
-                return; /* only root can give a file away; test_outputs.py covers it as root too */
+                return; /* only root could give a file away; test_outputs.py covers it as root too */
 
+        /* A file planted by nobody (as in a sticky /tmp) must not end up nobody's with the token. */
         testlib_write_file(p, "old", 3);
         ck_assert_int_eq(chown(p, 65534, 65534), 0);
         ck_assert_int_eq(chmod(p, 0644), 0);
         ck_assert_int_eq(atomic_replace(p, "new", 3, 0600, 0, &res), 0);
         ck_assert_int_eq(stat(p, &st), 0);
-        ck_assert_uint_eq(st.st_uid, 65534);
-        ck_assert_uint_eq(st.st_gid, 65534);
+        ck_assert_uint_eq(st.st_uid, 0);
+        ck_assert_uint_eq(st.st_gid, 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
         assert_content(p, "new");
 }
@@ -442,6 +445,56 @@ START_TEST(test_planted_link_refused) {
 }
 END_TEST
 
+/* Root writes a person's file as that person, decided with no link followed: her ~/.kube
+ * pointed at a root-only directory is refused; her own link in a sticky directory is followed
+ * by her daemon, not by root; a file in root's own directories stays root's. */
+START_TEST(test_identity_from_real_chain) {
+        _cleanup_free_ char *home = at("home"), *kube = at("home/.kube"), *rootonly = at("rootonly"),
+                            *token = at("home/.kube/oauthToken"), *sticky = at("sticky"), *herlink = at("sticky/token"),
+                            *hertarget = at("home/token"), *rootfile = at("rootfile");
+        AtomicIdentity id;
+        AtomicResult res;
+        struct stat st;
+
+        if (geteuid() != 0)
+                return; /* switching identities needs root; CI runs as root */
+        ck_assert_int_eq(chmod(testlib_scratch, 0755), 0);
+        ck_assert_int_eq(mkdir(home, 0755), 0);
+        ck_assert_int_eq(chown(home, 4242, 4242), 0);
+        ck_assert_int_eq(mkdir(rootonly, 0700), 0);
+        ck_assert_int_eq(symlink(rootonly, kube), 0);
+        ck_assert_int_eq(lchown(kube, 4242, 4242), 0);
+
+        ck_assert_int_eq(atomic_identity_enter(token, &id), 0);
+        ck_assert(id.switched);
+        ck_assert_int_eq(atomic_replace(token, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), -EACCES);
+        atomic_identity_leave(&id);
+        ck_assert_int_eq(setfsuid((uid_t) -1), 0);
+        ck_assert_int_eq(stat(token, &st), -1);
+
+        ck_assert_int_eq(mkdir(sticky, 0755), 0);
+        ck_assert_int_eq(chmod(sticky, 01777), 0);
+        ck_assert_int_eq(symlink(hertarget, herlink), 0);
+        ck_assert_int_eq(lchown(herlink, 4242, 4242), 0);
+        /* Root follows no other user's link in its sticky directory (as fs.protected_symlinks)... */
+        ck_assert_int_eq(atomic_identity_enter(herlink, &id), 0);
+        ck_assert(!id.switched);
+        ck_assert_int_eq(atomic_replace(herlink, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), -ENOLINK);
+        /* ... but her own daemon (her fsuid) follows her own link. */
+        (void) setfsgid(4242);
+        (void) setfsuid(4242);
+        ck_assert_int_eq(atomic_replace(herlink, "jwt", 3, 0600, ATOMIC_MKDIR_PARENTS, &res), 0);
+        (void) setfsuid(0);
+        (void) setfsgid(0);
+        ck_assert_int_eq(lstat(hertarget, &st), 0);
+        ck_assert_uint_eq(st.st_uid, 4242);
+        assert_content(hertarget, "jwt");
+
+        ck_assert_int_eq(atomic_identity_enter(rootfile, &id), 0);
+        ck_assert(!id.switched);
+}
+END_TEST
+
 static Suite *atomic_suite(void) {
         Suite *s = suite_create("atomic");
         TCase *tc = tcase_create("core");
@@ -450,7 +503,8 @@ static Suite *atomic_suite(void) {
         tcase_add_test(tc, test_create_and_replace);
         tcase_add_test(tc, test_unchanged_is_skipped);
         tcase_add_test(tc, test_mode_narrowed);
-        tcase_add_test(tc, test_owner_kept);
+        tcase_add_test(tc, test_owner_never_copied);
+        tcase_add_test(tc, test_identity_from_real_chain);
         tcase_add_test(tc, test_symlinks);
         tcase_add_test(tc, test_long_symlink_chain);
         tcase_add_test(tc, test_mkdir_parents);

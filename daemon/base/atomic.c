@@ -65,9 +65,19 @@ static int readlink_malloc(const char *path, char **ret) {
         return -ENAMETOOLONG;
 }
 
-/* The identity the kernel checks our file accesses against (setfsuid(-1) changes nothing). */
+/* The identity the kernel checks our file accesses against (setfsuid(-1) changes nothing).
+ * A seccomp filter may refuse setfsuid (-1, EPERM): then nobody could have switched it, and it
+ * is the effective uid. */
 static uid_t current_fsuid(void) {
-        return (uid_t) setfsuid((uid_t) -1);
+        int r = setfsuid((uid_t) -1);
+
+        return r < 0 ? geteuid() : (uid_t) r;
+}
+
+static gid_t current_fsgid(void) {
+        int r = setfsgid((gid_t) -1);
+
+        return r < 0 ? getegid() : (gid_t) r;
 }
 
 static int link_check_directory(const char *link_path, const struct stat *link);
@@ -223,18 +233,15 @@ static bool file_content_equals(int dfd, const char *base, const void *data, siz
         return equal;
 }
 
-/* Give the temp file the old file's owner where we may (root writing a user's file), then the
- * exact mode (umask cannot widen it, but it could narrow it). */
-static int temp_set_owner_and_mode(int fd, const struct stat *old, mode_t mode) {
-        if (old && (old->st_uid != current_fsuid() || old->st_gid != (gid_t) setfsgid((gid_t) -1))) {
-                if (fchown(fd, old->st_uid, old->st_gid) < 0) {
-                        if (errno != EPERM)
-                                return -errno;
-                        /* Not root: we may still be a member of the old group. */
-                        if (fchown(fd, (uid_t) -1, old->st_gid) < 0 && errno != EPERM)
-                                return -errno;
-                }
-        }
+/* The temp file is the writer's (our fsuid: the person whose file it is, see
+ * atomic_identity_enter()) and never given to anyone else: whoever planted the old file must
+ * not end up owning the new content. Only the old group is kept, and only by a writer that is
+ * not root (the kernel then allows only a group the writer is in). Then the exact mode (umask
+ * cannot widen it, but it could narrow it). */
+static int temp_set_group_and_mode(int fd, const struct stat *old, mode_t mode) {
+        if (old && current_fsuid() != 0 && old->st_gid != current_fsgid() && fchown(fd, (uid_t) -1, old->st_gid) < 0 &&
+            errno != EPERM)
+                return -errno;
         if (fchmod(fd, mode) < 0)
                 return -errno;
         return 0;
@@ -338,7 +345,7 @@ int atomic_replace(const char *path, const void *data, size_t len, mode_t mode, 
                         return -errno;
         }
 
-        r = temp_set_owner_and_mode(fd, exists ? &st : NULL, mode);
+        r = temp_set_group_and_mode(fd, exists ? &st : NULL, mode);
         if (r >= 0)
                 r = write_all(fd, data, len);
         if (r >= 0 && fsync(fd) < 0)
@@ -395,31 +402,73 @@ int atomic_remove_stale_temps(const char *path) {
         return removed;
 }
 
-void atomic_identity_enter(const char *path, AtomicIdentity *saved) {
-        _cleanup_free_ char *dir = NULL, *base = NULL;
+/* Whose file path is, from the real directory chain: walk its parent directories from the root
+ * with openat(O_PATH | O_NOFOLLOW), fstat'ing what was opened, never following a link. The
+ * owner of the deepest directory reached decides; a link or a missing component stops the walk
+ * (the person creates what is missing). A link's own owner never decides: in root's sticky
+ * /tmp anyone may plant one, and root's token must not be written with the planter's rights. */
+static int owner_of_real_chain(const char *path, uid_t *ret_uid, gid_t *ret_gid) {
+        _cleanup_free_ char *copy = strdup(path);
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
+        char *save = NULL, *c, *next_c;
+
+        if (!copy)
+                return -ENOMEM;
+        fd = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+
+        for (c = strtok_r(copy, "/", &save); c; c = next_c) {
+                _cleanup_close_ int next = -EBADF;
+                struct stat cst;
+
+                next_c = strtok_r(NULL, "/", &save);
+                next = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0) {
+                        if (errno == ENOENT)
+                                break;
+                        return -errno;
+                }
+                if (fstat(next, &cst) < 0)
+                        return -errno;
+                if (!S_ISDIR(cst.st_mode) || !next_c)
+                        break; /* a link, or the file itself: its directory decides */
+                st = cst;
+                safe_close(fd);
+                fd = TAKE_FD(next);
+        }
+        *ret_uid = st.st_uid;
+        *ret_gid = st.st_gid;
+        return 0;
+}
+
+int atomic_identity_enter(const char *path, AtomicIdentity *saved) {
+        uid_t uid;
+        gid_t gid;
+        int r;
 
         *saved = (AtomicIdentity) {};
-        if (!path || current_fsuid() != 0 || path_split(path, &dir, &base) < 0)
-                return;
-        /* The nearest existing ancestor decides: a missing ~/.kube belongs to the home's owner. */
-        while (stat(dir, &st) < 0) {
-                char *slash = strrchr(dir, '/');
-
-                if (errno != ENOENT || !slash)
-                        return;
-                if (slash == dir)
-                        slash[1] = 0;
-                else
-                        *slash = 0;
-        }
-        if (st.st_uid == 0)
-                return;
-        saved->uid = current_fsuid();
-        saved->gid = (gid_t) setfsgid((gid_t) -1);
-        (void) setfsgid(st.st_gid);
-        (void) setfsuid(st.st_uid);
+        if (!path || current_fsuid() != 0)
+                return 0;
+        r = owner_of_real_chain(path, &uid, &gid);
+        if (r < 0)
+                return r;
+        if (uid == 0)
+                return 0;
+        saved->uid = 0;
+        saved->gid = current_fsgid();
+        /* Both must take: a filter that refuses setfsuid would otherwise leave us writing as
+         * root where the person's rights were meant. setfsgid first, while we may. */
+        (void) setfsgid(gid);
+        (void) setfsuid(uid);
         saved->switched = true;
+        if (current_fsuid() != uid || current_fsgid() != gid) {
+                atomic_identity_leave(saved);
+                *saved = (AtomicIdentity) {};
+                return -EPERM;
+        }
+        return 0;
 }
 
 void atomic_identity_leave(const AtomicIdentity *saved) {

@@ -318,7 +318,12 @@ static void output_job_run(void *p) {
                 item->what = "cannot replace the file";
                 /* Run as root, the file is written with the rights of whoever owns its directory
                  * (setfsuid is per thread: this thread's). */
-                atomic_identity_enter(item->path, &id);
+                r = atomic_identity_enter(item->path, &id);
+                if (r < 0) {
+                        item->what = "cannot take the rights of the directory's owner";
+                        item->result = r;
+                        continue;
+                }
                 r = output_content(j, item, &content);
                 if (r >= 0) {
                         r = atomic_replace(item->path, secret_reveal(content), secret_len(content), OUTPUT_MODE,

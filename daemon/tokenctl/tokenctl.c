@@ -41,6 +41,8 @@ static bool arg_json = false;
 static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
 static TokenctlSetupArgs arg_setup = {};
 static const char *arg_api_version = NULL;
+static bool arg_metrics_all = false;
+static const char *arg_metrics_output = NULL;
 static const char *arg_login_method = NULL; /* "browser" or "device_code" for one sign-in */
 
 /* ---- messages ------------------------------------------------------------------------------- */
@@ -79,6 +81,9 @@ static void help(void) {
                "                           the kubeconfig of `az aks get-credentials` (no daemon needed)\n"
                "  doctor                   check configuration, daemon, identity provider, outputs, state\n"
                "  metrics                  print the daemon's metrics (Prometheus text format)\n"
+               "  metrics --all [--output PATH]\n"
+               "                           as root: every jump-host instance's metrics in one, labelled\n"
+               "                           by the user the kernel says answered (--socket: their directory)\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH    the daemon's socket (default: $AKSSPARK_TOKEND_SOCKET, else\n"
@@ -591,8 +596,11 @@ static int cmd_logout(const char *path) {
 static int cmd_metrics(const char *path) {
         json_t *a = NULL;
         const char *text;
-        int r = simple_request(path, OP_METRICS, false, 0, QUICK_TIMEOUT, &a);
+        int r;
 
+        if (arg_metrics_all)
+                return tokenctl_metrics_all(arg_socket ?: TOKENCTL_INSTANCE_DIR, arg_metrics_output);
+        r = simple_request(path, OP_METRICS, false, 0, QUICK_TIMEOUT, &a);
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok")))
@@ -740,7 +748,16 @@ static const Command commands[] = {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_MIN_VALID, ARG_API_VERSION, ARG_BROWSER, ARG_DEVICE_CODE };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_JSON,
+                ARG_MIN_VALID,
+                ARG_API_VERSION,
+                ARG_BROWSER,
+                ARG_DEVICE_CODE,
+                ARG_ALL,
+                ARG_OUTPUT
+        };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "profile", required_argument, NULL, 'p' },
@@ -754,6 +771,8 @@ int main(int argc, char *argv[]) {
                 { "api-version", required_argument, NULL, ARG_API_VERSION },
                 { "browser", no_argument, NULL, ARG_BROWSER },
                 { "device-code", no_argument, NULL, ARG_DEVICE_CODE },
+                { "all", no_argument, NULL, ARG_ALL },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -808,6 +827,12 @@ int main(int argc, char *argv[]) {
                                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code: choose one.");
                         arg_login_method = c == ARG_BROWSER ? "browser" : "device_code";
                         break;
+                case ARG_ALL:
+                        arg_metrics_all = true;
+                        break;
+                case ARG_OUTPUT:
+                        arg_metrics_output = optarg;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -846,6 +871,9 @@ int main(int argc, char *argv[]) {
                 return tokenctl_fail(
                         TOKENCTL_EXIT_USAGE,
                         "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
+        if ((arg_metrics_all || arg_metrics_output) && (command->run != cmd_metrics || !arg_metrics_all || arg_json))
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE,
+                                     "--all and --output apply to metrics --all only (no --json).");
         if (arg_api_version && command->run != cmd_exec_credential)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--api-version applies to exec-credential only.");
         if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))

@@ -71,3 +71,8 @@ int tokenctl_answer_error(json_t *answer);
 /* token and exec-credential (requested_api_version: --api-version, NULL if not given). */
 int tokenctl_token(const char *path);
 int tokenctl_exec_credential(const char *path, const char *requested_api_version);
+
+/* metrics --all: every instance socket in dir joined, to standard output or replacing output
+ * (mode 0644). Root only. */
+#define TOKENCTL_INSTANCE_DIR "/run/aksspark-tokend"
+int tokenctl_metrics_all(const char *dir, const char *output);

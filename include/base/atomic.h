@@ -25,8 +25,8 @@ typedef struct AtomicResult {
  * but a link is followed only as the kernel's fs.protected_symlinks would allow (see
  * atomic_link_is_safe(); else -ENOLINK), and missing parents are created only on the path as
  * given, never where a link points (a dangling link into a missing directory: -ENOENT).
- * The owner of an existing file is kept (where we may: root can, others keep at most the
- * group). Content and mode already right: nothing is written (ret->unchanged). On failure the
+ * The new file belongs to the writer (the fsuid): an existing file's owner is never copied,
+ * only its group, by a writer other than root. Content and mode already right: nothing is written (ret->unchanged). On failure the
  * old file is untouched and no temp file remains; the error is a negative errno (-ENOSPC,
  * -EROFS, -EACCES, -EDQUOT, -ENOENT without ATOMIC_MKDIR_PARENTS, -ELOOP, -EISDIR, -EINVAL
  * when the target is not a regular file, -ENOLINK for a link we may not follow, ...). File
@@ -47,14 +47,17 @@ int atomic_resolve_target(const char *path, char **ret);
 bool atomic_link_is_safe(uid_t follower, const struct stat *link, const struct stat *dir);
 
 /* A root daemon writes a person's file with that person's rights: when the calling thread's
- * fsuid is 0 and the directory holding path (or its nearest existing ancestor) belongs to
- * another user, switch this thread's fsuid/fsgid to that directory's owner and group.
- * atomic_identity_leave() switches back. Per thread (setfsuid(2)); nothing when not root. */
+ * fsuid is 0, whose file path is is decided from the real directory chain, no link followed
+ * (the owner of the deepest directory reached from / with O_NOFOLLOW; never a link's owner),
+ * and this thread's fsuid/fsgid are switched to
+ * that owner. -EPERM when the switch did not take (a seccomp filter refusing setfsuid): never
+ * write as root in its place. atomic_identity_leave() switches back. Per thread (setfsuid(2));
+ * nothing when not root. */
 typedef struct AtomicIdentity {
         bool switched;
         uid_t uid;
         gid_t gid;
 } AtomicIdentity;
 
-void atomic_identity_enter(const char *path, AtomicIdentity *saved);
+int atomic_identity_enter(const char *path, AtomicIdentity *saved);
 void atomic_identity_leave(const AtomicIdentity *saved);

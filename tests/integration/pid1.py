@@ -1,5 +1,5 @@
-"""A real systemd as PID 1 of its own PID and mount namespaces, over an overlay root of its own
-(shared/spec/testing.md, "A real system manager (PID 1)").
+"""A real systemd as PID 1 of its own PID, mount, UTS, IPC and network namespaces, over an
+overlay root of its own (shared/spec/testing.md, "A real system manager (PID 1)").
 
 Never boot systemd over the real root: its boot-time systemd-tmpfiles would empty the host's
 /tmp (CI's checkout, everyone's work) and it writes into /etc, /var and /run. So the boot script
@@ -16,8 +16,17 @@ What a run creates, and what stop() removes (leftovers() checks it is all gone):
   namespace: SIGKILL of PID 1 ends them all (a timeout around unshare would not: systemd
   survives its parent).
 Users created inside (useradd through nsenter) live in the overlay's /etc only.
+
+What it must not touch: the host's kernel settings. Its hostname and domain name are its own
+(UTS), so are System V IPC and POSIX queues (IPC) and the network (a loopback of its own: a
+test serves it from a socket made inside, see in_netns()). /proc/sys and /sys are read-only
+inside, as systemd-nspawn makes them, so boot units that would write them (systemd-sysctl,
+binfmt, udev) skip themselves, and they are masked anyway with everything else that may reach
+the host (module loading, device nodes, udev triggers, audit). stop() checks a sample of host
+sysctls and the hostname against what they were before the run (leftovers() reports changes).
 """
 
+import ctypes
 import os
 import re
 import shutil
@@ -25,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -41,7 +51,39 @@ MASK = [
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
     "fstrim.timer", "man-db.timer", "logrotate.timer", "remote-fs.target",
     "systemd-networkd.service", "systemd-resolved.service", "systemd-networkd-wait-online.service",
+    # Anything that may reach the host's kernel: its settings, modules, devices, audit, hostname.
+    "systemd-sysctl.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount", "systemd-modules-load.service", "kmod-static-nodes.service",
+    "systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service", "systemd-udev-settle.service", "systemd-hwdb-update.service",
+    "systemd-tmpfiles-setup-dev.service", "systemd-hostnamed.service", "systemd-random-seed.service",
+    "sys-kernel-config.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+    "sys-fs-fuse-connections.mount", "systemd-journald-audit.socket", "systemd-firstboot.service",
 ]
+
+# Host settings a boot may try to change (systemd-sysctl's defaults, the distribution's sysctl.d,
+# hostname setup): each run must leave them as they were.
+HOST_SETTINGS = [
+    "kernel/hostname", "kernel/domainname", "kernel/printk", "kernel/pid_max", "kernel/core_uses_pid",
+    "kernel/core_pattern", "kernel/kptr_restrict", "kernel/dmesg_restrict", "fs/protected_fifos",
+    "fs/protected_regular", "fs/protected_symlinks", "fs/protected_hardlinks", "fs/inotify/max_user_instances",
+    "net/ipv4/ip_forward", "net/core/default_qdisc", "net/ipv4/conf/all/rp_filter",
+    "net/ipv4/conf/default/rp_filter", "vm/max_map_count", "vm/swappiness", "vm/overcommit_memory",
+    "vm/dirty_ratio",
+]
+CLONE_NEWNET = 0x40000000
+
+
+def host_settings():
+    """{name: value} of HOST_SETTINGS on this host (those it has)."""
+    out = {}
+    for name in HOST_SETTINGS:
+        try:
+            with open("/proc/sys/" + name) as f:
+                out[name] = f.read()
+        except OSError:
+            pass
+    return out
 
 # Runs as PID 1 of the new namespaces (sh -c BOOT sh TOP MARKER STAGE SABOTAGE UNIT...).
 BOOT = r'''
@@ -57,7 +99,12 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$top/upper,workdir=$top/work" "
 cd "$top/root"
 mount --rbind /dev dev
 mount --rbind /sys sys
+# Read-only, as systemd-nspawn does (the cgroup mounts below stay writable): units that would
+# change the host's kernel settings then skip themselves.
+mount -o remount,bind,ro sys
 mount -t proc proc proc
+mount --bind proc/sys proc/sys
+mount -o remount,bind,ro proc/sys
 mount -t tmpfs -o mode=1777 tmpfs tmp
 mount -t tmpfs -o mode=0755 tmpfs run
 mkdir -p .oldroot
@@ -137,18 +184,37 @@ class Pid1:
         self._stage = None
         self._reaper = None
         self._reaper_pipe = None
+        self.settings_before = None
 
     # ---- life cycle ------------------------------------------------------------------------
 
     def launch(self, sabotage="none"):
         """Start the boot script; returns the unshare process. sabotage (none, no-pivot,
-        no-marker, dry-run) is for checking the safety logic."""
+        no-marker, dry-run) is for checking the safety logic. Whatever fails in here is undone
+        before the exception leaves."""
         if os.geteuid() != 0:
             raise AssertionError("the PID-1 harness needs root")
+        try:
+            return self._launch(sabotage)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self, sabotage):
+        self.settings_before = host_settings()
+        self._work = tempfile.mkdtemp(prefix=self.name + "-work-", dir="/var/tmp")
+        # The reaper first: if this process dies at any point from here on (SIGTERM from a test
+        # runner's timeout, SIGKILL), it sees its pipe close and does what stop() would have.
+        r, self._reaper_pipe = os.pipe()
+        try:
+            self._reaper = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--reap", self.top, self._work] + self.cgroups,
+                stdin=r, stdout=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(r)
         for cg in self.cgroups:
             os.mkdir(cg)
         os.mkdir(self.top, 0o700)
-        self._work = tempfile.mkdtemp(prefix=self.name + "-work-", dir="/var/tmp")
         self._stage = os.path.join(self._work, "stage")
         os.mkdir(self._stage)
         for inside, host in self.stage_files.items():
@@ -169,19 +235,10 @@ class Pid1:
 
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+                ["unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--uts", "--ipc", "--net",
                  "sh", "-c", BOOT, "sh", self.top, self.marker, self._stage, sabotage] + self.mask,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=join_cgroups, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
-        # If this process dies without stop() (SIGTERM from a test runner's timeout, SIGKILL),
-        # the reaper sees its pipe close and does what stop() would have.
-        r, self._reaper_pipe = os.pipe()
-        try:
-            self._reaper = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--reap", self.top, self._work] + self.cgroups,
-                stdin=r, stdout=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            os.close(r)
         return self.proc
 
     def start(self, timeout=120):
@@ -257,12 +314,22 @@ class Pid1:
                     self._reaper.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     errors.append("the reaper did not exit")
+            errors += self.changed_host_settings()
         if errors:
             raise AssertionError("; ".join(errors))
 
+    def changed_host_settings(self):
+        """Host settings (HOST_SETTINGS) that differ from before the run."""
+        if self.settings_before is None:
+            return []
+        now = host_settings()
+        return ["host setting %s changed from %r to %r" % (k, v, now.get(k))
+                for k, v in sorted(self.settings_before.items()) if now.get(k) != v]
+
     def leftovers(self):
-        """What of this run is still on the host (empty when stop() did its job)."""
-        out = []
+        """What of this run is still on the host (empty when stop() did its job), including a
+        host setting it changed."""
+        out = self.changed_host_settings()
         if self.pid and os.path.exists("/proc/%d" % self.pid):
             out.append("process %d (PID 1) still runs" % self.pid)
         if self.proc is not None and self.proc.poll() is None:
@@ -297,6 +364,32 @@ class Pid1:
         except (OSError, TypeError):
             return ""
 
+    def in_netns(self, fn):
+        """fn() called in a thread that entered PID 1's network namespace: a listening socket
+        it makes (a test's identity provider) is on the loopback inside, reachable from there
+        only. Returns what fn returned."""
+        result = {}
+
+        def run():
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open("/proc/%d/ns/net" % self.pid, os.O_RDONLY)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns")
+                finally:
+                    os.close(fd)
+                result["value"] = fn()
+            except BaseException as e:
+                result["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
     def host_path(self, path):
         """The host's view of a path inside the root (through PID 1's /proc/PID/root)."""
         return "/proc/%d/root/%s" % (self.pid, path.lstrip("/"))
@@ -305,7 +398,7 @@ class Pid1:
         """Run cmd inside the namespaces, as root or as user (a name inside), with a clean
         environment."""
         e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        prefix = ["nsenter", "-t", str(self.pid), "-m", "-p", "--"]
+        prefix = ["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "-i", "-n", "--"]
         if user:
             uid, gid, home = self.user(user)
             prefix += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--init-groups", "--"]
@@ -319,7 +412,7 @@ class Pid1:
         uid, gid, home = self.user(user)
         e = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "USER": user}
         e.update(env or {})
-        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "--", "setpriv",
+        return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "-i", "-n", "--", "setpriv",
                                  "--reuid=%d" % uid, "--regid=%d" % gid, "--init-groups", "--",
                                  "env", "-i"] + ["%s=%s" % kv for kv in e.items()] + list(cmd),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -5,9 +5,12 @@ python3-prometheus-client), with the values checked against `status` and what ha
 import os
 import pwd
 import re
+import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 import harness
@@ -234,6 +237,89 @@ class MetricsTest(unittest.TestCase):
             self.assertFalse(os.path.exists(target))
             self.assertTrue(os.path.islink(link))
 
+    @unittest.skipUnless(harness.IS_ROOT, "needs root to create and become test users")
+    def test_all_labels_from_the_kernel_and_silent_instances_down(self):
+        """metrics --all (root) over a directory of instance sockets: a real daemon run as one
+        person; another person's fake daemon answering with series labelled as the first one
+        (and as an up series of its own); one that never answers, one that answers endlessly, a
+        FIFO and a link to /dev/zero named like sockets. Every series carries the user the kernel
+        says answered; the silent ones are down within about a second; --output is replaced
+        atomically, 0644, root's."""
+        bob = harness.ensure_user(OTHER_USER)
+        instances = None
+        with Env() as env, PerRunUser() as mallory:
+            instances = env.path("instances")
+            os.mkdir(instances)
+            os.chmod(instances, 0o1777)   # so that each person's daemon may make its socket here
+            env.start_idp(lifetime=600)
+            env.socket_path = os.path.join(instances, bob.pw_name + ".sock")
+            env.write_config()
+            d = env.start_daemon_as(bob)
+
+            forged = ("# TYPE aksspark_tokend_token_expiry_timestamp_seconds gauge\n"
+                      "aksspark_tokend_token_expiry_timestamp_seconds{user=\"%s\",profile=\"default\"} 4102444800\n"
+                      "aksspark_tokend_up{user=\"%s\"} 1\n" % (bob.pw_name, bob.pw_name))
+            fake = subprocess.Popen(
+                ["setpriv", "--reuid=%d" % mallory.pw_uid, "--regid=%d" % mallory.pw_gid, "--clear-groups", "--",
+                 sys.executable, "-c", FAKE_INSTANCE, os.path.join(instances, "x.sock"), forged],
+                stdout=subprocess.PIPE)
+            silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            endless = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.assertEqual(fake.stdout.readline().strip(), b"listening")
+                silent.bind(os.path.join(instances, "silent.sock"))
+                silent.listen(8)                         # never accepts, never answers
+                os.chown(os.path.join(instances, "silent.sock"), 65534, 65534)
+                endless.bind(os.path.join(instances, "endless.sock"))
+                endless.listen(8)
+                stop = threading.Event()
+                threading.Thread(target=serve_endlessly, args=(endless, stop), daemon=True).start()
+                os.mkfifo(os.path.join(instances, "fifo.sock"))
+                os.symlink("/dev/zero", os.path.join(instances, "zero.sock"))
+
+                out = env.path("prom", "aksspark-tokend.prom")
+                os.mkdir(os.path.dirname(out), 0o755)
+                for attempt in range(2):
+                    start = time.monotonic()
+                    p = subprocess.run([harness.TOKENCTL, "--socket", instances, "metrics", "--all", "--output", out],
+                                       capture_output=True, text=True, timeout=30)
+                    took = time.monotonic() - start
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertLess(took, 2.5, "metrics --all waited on a silent instance")
+                st = os.stat(out)
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o644))
+                text = harness.read(out)
+                fams, _ = parse(text)
+                up = fams["aksspark_tokend_up"]
+                self.assertEqual(up[frozenset({"user": bob.pw_name}.items())], 1, text)
+                self.assertEqual(up[frozenset({"user": mallory.pw_name}.items())], 1, text)
+                self.assertEqual(up[frozenset({"user": "nobody"}.items())], 0, text)
+                self.assertEqual(up[frozenset({"user": "root"}.items())], 0, text)
+                self.assertEqual(len(up), 4, text)
+                # What mallory claimed for bob is hers; bob's own series are his daemon's.
+                expiry = fams["aksspark_tokend_token_expiry_timestamp_seconds"]
+                self.assertEqual(expiry, {frozenset({"user": mallory.pw_name, "profile": "default"}.items()): 4102444800},
+                                 text)
+                self.assertEqual(value(fams, "aksspark_tokend_profile_state", user=bob.pw_name, profile="default",
+                                       state="login_required"), 1)
+                for line in text.splitlines():
+                    if line.startswith("aksspark_") and "4102444800" in line:
+                        self.assertIn('user="%s"' % mallory.pw_name, line)
+                # Without --output: the same exposition on stdout.
+                p = subprocess.run([harness.TOKENCTL, "--socket", instances, "metrics", "--all"], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                parse(p.stdout)
+                self.assertIn('aksspark_tokend_up{user="%s"} 1' % bob.pw_name, p.stdout)
+                stop.set()
+            finally:
+                fake.kill()
+                fake.wait()
+                fake.stdout.close()
+                silent.close()
+                endless.close()
+            d.stop()
+
     def test_alert_rules_use_exported_names(self):
         """The rules file names only series the daemon exports (a renamed metric would leave an
         alert that never fires)."""
@@ -251,6 +337,57 @@ class MetricsTest(unittest.TestCase):
             for alert in ("AkssparkTokenExpiresSoon", "AkssparkLoginRequired", "AkssparkOutputFailing"):
                 self.assertIn("alert: " + alert, text)
             d.stop()
+
+
+# A person's fake instance: answers every metrics request with the text it was given.
+FAKE_INSTANCE = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    import json
+    c.sendall((json.dumps({"ok": True, "metrics": sys.argv[2]}) + "\n").encode())
+    c.close()
+"""
+
+
+def serve_endlessly(listener, stop):
+    """Accept and send zero bytes without end (as /dev/zero would), until stop."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            c, _ = listener.accept()
+        except (socket.timeout, OSError):
+            continue
+        threading.Thread(target=_zeros, args=(c, stop), daemon=True).start()
+
+
+def _zeros(c, stop):
+    try:
+        while not stop.is_set():
+            c.sendall(b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+class PerRunUser:
+    """A local user made for this run only (useradd), removed again (userdel) at the end."""
+
+    def __enter__(self):
+        self.name = "aksm%s" % os.urandom(4).hex()
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", self.name],
+                       check=True, capture_output=True)
+        self.pw = pwd.getpwnam(self.name)
+        return self.pw
+
+    def __exit__(self, *exc):
+        subprocess.run(["userdel", self.name], capture_output=True)
 
 
 def harness_version(d):

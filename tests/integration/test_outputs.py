@@ -4,7 +4,7 @@
 - a full tmpfs, a read-only mount and a directory the user may not write: the old files stay
   byte for byte, the failure is reported with its errno, and the next write after the cause is
   gone succeeds;
-- symlinked outputs, modes narrowed to 0600, owners kept, unchanged writes skipped;
+- symlinked outputs, modes narrowed to 0600, owners never given away, unchanged writes skipped;
 - spark.master in a new spark.properties from several kinds of kubeconfig.
 
 Mounts and users need root (CI runs as root); those tests are skipped otherwise.
@@ -200,9 +200,13 @@ class OutputsTest(unittest.TestCase):
         answer, log = self.write("narrow.token2", token_file, [props])
         self.assertNotIn("Narrowed", log)
 
-    @unittest.skipUnless(IS_ROOT, "giving a file to another user needs root")
-    def test_owner_kept(self):
+    @unittest.skipUnless(IS_ROOT, "planting a file as another user needs root")
+    def test_owner_never_given_away(self):
+        """Root writing into root's sticky directory: a file another user planted there becomes
+        root's (never the planter's, holding the token). In the user's own directory, the file
+        is the user's, written with the user's rights."""
         user = ensure_test_user()
+        os.chmod(self.tmp, 0o1777)
         token_file = os.path.join(self.tmp, "oauthToken")
         props = os.path.join(self.tmp, "spark.properties")
         for p in (token_file, props):
@@ -214,9 +218,18 @@ class OutputsTest(unittest.TestCase):
         self.assertEqual(answer["result"], 0)
         for p in (token_file, props):
             st = os.stat(p)
-            self.assertEqual((st.st_uid, st.st_gid), (user.pw_uid, user.pw_gid), p)
+            self.assertEqual((st.st_uid, st.st_gid), (0, 0), p)
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
         self.assertEqual(read(token_file), b"owned.token")
+
+        home = os.path.join(self.tmp, "home")
+        os.mkdir(home, 0o755)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        token_file = os.path.join(home, "kube", "oauthToken")
+        answer, _ = self.write("hers.token", token_file)
+        self.assertEqual(answer["result"], 0)
+        for p in (token_file, os.path.dirname(token_file)):
+            self.assertEqual(os.stat(p).st_uid, user.pw_uid, p)
 
     def test_unchanged_write_skipped(self):
         token_file = os.path.join(self.tmp, "kube", "oauthToken")

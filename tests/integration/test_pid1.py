@@ -5,7 +5,7 @@ real systemd as PID 1 of its own PID and mount namespaces over an overlay root (
 never the real root), installs the package there (`apt install ./aksspark-tokend_*.deb`),
 creates alice and bob there (their entries exist only in the overlay), and runs
 aksspark-tokend@alice and @bob from the installed template and socket against the local
-identity provider (on the host's loopback: no network namespace is made). It checks socket
+identity provider (listening on the loopback of the system's own network namespace). It checks socket
 activation, READY and STATUS, reload, the watchdog, Restart= after kill -9 without a new
 sign-in, no restart on exit 78, a quick stop, the isolation of two people (socket mode,
 SO_PEERCRED, files, the sandbox), the scheduled-job example from its timer, systemd-analyze
@@ -87,6 +87,19 @@ def check_safety():
     return results
 
 
+# The boot finds settings that differ from the host's (a sysctl.d file, /etc/hostname): they may
+# take effect inside only, never on the host.
+PROBE_NAME = "aksspark-pid1-probe"
+SYSCTL_PROBE = "/etc/sysctl.d/99-aksspark-pid1-probe.conf"
+
+
+def probe_sysctl_text():
+    with open("/proc/sys/vm/swappiness") as f:
+        swappiness = int(f.read())
+    return "vm.swappiness = %d\nkernel.domainname = %s\n" % (
+        swappiness + 1 if swappiness < 100 else swappiness - 1, PROBE_NAME)
+
+
 class Pid1Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -100,12 +113,15 @@ class Pid1Test(unittest.TestCase):
         try:
             cls.safety = check_safety()
             cls.deb = build_package(os.path.join(cls.work, "deb"))
-            cls.idp = cls.env.start_idp(lifetime=3600)
-            cls.sys = pid1.Pid1(stage_files={DEB_INSIDE + "/" + os.path.basename(cls.deb): cls.deb},
+            cls.sys = pid1.Pid1(stage_files={DEB_INSIDE + "/" + os.path.basename(cls.deb): cls.deb,
+                                             SYSCTL_PROBE: cls.probe_file("sysctl", probe_sysctl_text()),
+                                             "/etc/hostname": cls.probe_file("hostname", PROBE_NAME + "\n")},
                                 log_dir=cls.work)
             start = time.monotonic()
             cls.sys.start()
             print("pid1: booted to 'running' in %.1fs" % (time.monotonic() - start), file=sys.stderr)
+            # The system has a network of its own: the identity provider listens on its loopback.
+            cls.idp = cls.sys.in_netns(lambda: cls.env.start_idp(lifetime=3600))
             cls.install_package()
             for name in USERS:
                 cls.add_user(name)
@@ -138,6 +154,13 @@ class Pid1Test(unittest.TestCase):
                 cls.canary.close()
                 shutil.rmtree(cls.work, ignore_errors=True)
                 cls.env.__exit__(None, None, None)
+
+    @classmethod
+    def probe_file(cls, name, text):
+        path = os.path.join(cls.work, "probe-" + name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     @staticmethod
     def _host_has_user(name):
@@ -275,6 +298,24 @@ class Pid1Test(unittest.TestCase):
         wait_until(lambda: not os.path.exists("/proc/%d" % pid) and not any(os.path.exists(p) for p in paths),
                    60, "the reaper to end PID 1 and remove %s" % paths)
         self.assertNotIn(name, read("/proc/self/mountinfo"))
+
+    def test_03_boot_leaves_the_hosts_kernel_settings_alone(self):
+        """A sysctl.d file and /etc/hostname inside that differ from the host: the host's
+        settings and hostname stay as they were (a network, UTS and IPC namespace of its own,
+        /proc/sys and /sys read-only, systemd-sysctl masked); the system's own hostname is the
+        one its /etc/hostname names."""
+        self.assertEqual(self.sys.changed_host_settings(), [])
+        self.assertEqual(self.sys.run("cat", "/proc/sys/kernel/hostname").stdout.strip(), PROBE_NAME)
+        self.assertNotEqual(read("/proc/sys/kernel/hostname").strip(), PROBE_NAME)
+        # A network of its own: none of the host's own interfaces (a kernel's per-namespace
+        # fallback devices such as lo or tunl0 are in every namespace).
+        fallback = {"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0",
+                    "ip6gre0"}
+        host = set(os.listdir("/sys/class/net")) - fallback
+        inside = {line.split(":")[1].strip().split("@")[0]
+                  for line in self.sys.run("ip", "-o", "link").stdout.splitlines() if ":" in line}
+        self.assertIn("lo", inside)
+        self.assertEqual(host & inside, set(), "the host's interfaces are inside")
 
     def test_01_package_installs_everything_where_systemd_looks_and_enables_nothing(self):
         files = set(self.must("dpkg", "-L", "aksspark-tokend").stdout.split())
@@ -447,6 +488,28 @@ class Pid1Test(unittest.TestCase):
         self.assertFalse(os.path.exists(target), "the metrics outlived the service")
         self.assertTrue(os.path.isdir(os.path.dirname(link)))
         self.ensure_running("alice")
+
+    def test_17_metrics_all_from_the_packages_timer_unit(self):
+        """The package's aksspark-tokend-metrics.service (what its timer runs every 30 s), as root
+        under its own sandbox: one file for node_exporter, 0644 and root's, with alice's and
+        bob's series labelled by the kernel's word (SO_PEERCRED would say PID 1: systemd made
+        the listening sockets), and an instance that is not running started by the ask or
+        reported down, never waited on past its second."""
+        self.ensure_running("alice")
+        self.ensure_running("bob")
+        timer = self.sys.show("aksspark-tokend-metrics.timer", "UnitFileState", "LoadState")
+        self.assertEqual(timer["LoadState"], "loaded", timer)
+        p = self.sys.systemctl("start", "aksspark-tokend-metrics.service", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr + self.sys.run("systemctl", "status",
+                                                                    "aksspark-tokend-metrics.service").stdout)
+        path = self.sys.host_path("/var/lib/prometheus/node-exporter/aksspark-tokend.prom")
+        st = os.stat(path)
+        self.assertEqual((st.st_uid, oct(st.st_mode & 0o777)), (0, oct(0o644)))
+        text = read(path)
+        for user in ("alice", "bob"):
+            self.assertIn('aksspark_tokend_up{user="%s"} 1' % user, text)
+            self.assertIn('aksspark_tokend_build_info{user="%s",' % user, text)
+        self.assertNotIn('user="root"', text)
 
     def test_15_no_restart_on_a_broken_configuration(self):
         self.write_config("bob", raw="[daemon]\nthis is not a configuration\n")

@@ -307,7 +307,7 @@ class PeerTest(unittest.TestCase):
                       "        break\n"
                       "    data += chunk\n"
                       "sys.stdout.write(data.decode())\n")
-            p = self.run_as(user, ["python3", "-c", client, env.socket_path])
+            p = self.run_as(user, ["/usr/bin/python3", "-c", client, env.socket_path])
             self.assertEqual(p.returncode, 0, p.stderr)
             lines = p.stdout.splitlines()
             self.assertEqual(len(lines), 1, "more than one answer to a forbidden peer: %r" % lines)
@@ -428,8 +428,8 @@ class FramingTest(unittest.TestCase):
                     kind = i % 6
                     if kind == 0:
                         self.assertIn("version", a)
-                    elif kind == 1:
-                        self.assertEqual(a["state"], "valid")
+                    elif kind == 1:   # the order is the point; a scheduled refresh may be running
+                        self.assertIn(a["state"], ("valid", "refreshing"))
                     elif kind == 2:
                         self.assertEqual(a["error"], "unknown_op")
                     elif kind == 3:
@@ -483,13 +483,13 @@ class FramingTest(unittest.TestCase):
                 self.assertLess(sent["n"], n, "the daemon read everything without anyone reading answers")
                 # Others are still served, promptly.
                 start = time.monotonic()
-                self.assertEqual(d.status()["state"], "valid")
+                self.assertIn(d.status()["state"], ("valid", "refreshing"))   # answered is the point
                 self.assertLess(time.monotonic() - start, 1.0)
                 self.assertLess(rss_kib(d.pid) - rss_before, 32 * 1024, "daemon memory grew without bound")
                 # Now read: every answer arrives, in order.
                 for i in range(n):
                     a = greedy.answer(timeout=30)
-                    self.assertEqual(a["state"], "valid")
+                    self.assertIn(a["state"], ("valid", "refreshing"))
                 t.join(10)
             d.stop()
 
@@ -528,7 +528,7 @@ class WaitTest(unittest.TestCase):
             idp.approve(first["user_code"])
             wait_until(lambda: d.status()["device_message"] is None, 20, "the sign-in to end")
             self.assertIsNone(d.proc.poll())
-            self.assertEqual(d.status()["state"], "valid")
+            d.wait_state("valid")
             log = d.log()
             self.assertNotIn("AddressSanitizer", log)
             self.assertNotIn("runtime error", log)

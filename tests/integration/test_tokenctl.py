@@ -205,10 +205,10 @@ class TokenctlTest(unittest.TestCase):
 
             # Every refresh fails until the token expires: status says so with 1.
             idp.queue_fault("500", count=1000)
-            wait_until(lambda: d.status()["state"] == "expired", 30, "the token to expire")
-            p = d.ctl("status")
+            d.wait_state("expired", timeout=30)
+            # Retries keep running: the state is read until it says expired, never at one instant.
+            p = d.wait_ctl(lambda p: "State:        expired" in p.stdout, "status", what="status saying expired")
             self.assertEqual(p.returncode, 1, p.stderr)  # the summary on stdout says why
-            self.assertIn("State:        expired", p.stdout)
             p = d.ctl("token")
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertEqual(p.stdout, "")
