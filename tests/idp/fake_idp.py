@@ -70,6 +70,7 @@ import argparse
 import base64
 import email.utils
 import hashlib
+import html
 import http.server
 import json
 import os
@@ -761,7 +762,8 @@ class FakeIdp:
             err = self._check_client(client_id, tenant, crid)
             if err:
                 return err
-            if grant == DEVICE_GRANT:
+            # MSAL (Go, .NET) sends Azure AD's own short name of the grant; AAD takes both.
+            if grant in (DEVICE_GRANT, "device_code"):
                 return self._device_grant(tenant, form, crid, rec)
             if grant == "refresh_token":
                 return self._refresh_grant(tenant, form, crid, rec)
@@ -977,7 +979,9 @@ class FakeIdp:
             err = self._check_assertion(app, tenant, assertion, crid, rec)
             if err:
                 return err
-        scopes = form.get("scope", "").split()
+        # Azure AD ignores the OpenID Connect scopes that MSAL (Go, .NET) adds to every request.
+        scopes = [x for x in form.get("scope", "").split()
+                  if x not in ("openid", "profile", "offline_access")]
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             return self._error("invalid_scope", 1002012, "The provided value for scope %s is "
                                "not valid. Client credential flows must have a scope value "
@@ -1024,9 +1028,25 @@ class FakeIdp:
         return self._issue_tokens(code.user, code.client_id, tenant, form.get("scope") or
                                   code.scope, form, rec)
 
-    def _authorize(self, tenant, query, headers, crid, rec):
-        """(status, body, location): a page for what AAD shows itself, or a redirect back."""
+    def _signin_page(self, tenant, q):
+        """The sign-in page a browser gets: a form that posts the request back with the
+        person's name and decision, as AAD's own page does after the person types."""
+        hidden = "".join('<input type="hidden" name="%s" value="%s">' % (
+            html.escape(k), html.escape(v)) for k, v in q.items())
+        return ("<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>"
+                "<h1>Sign in</h1><form id=\"signin\" method=\"post\" action=\"/%s/oauth2/v2.0/"
+                "authorize\">%s<label>Email <input type=\"email\" id=\"login\" name=\"login\" "
+                "value=\"alice@contoso.com\"></label> <button type=\"submit\" id=\"accept\" "
+                "name=\"decision\" value=\"accept\">Sign in</button> <button type=\"submit\" "
+                "id=\"decline\" name=\"decision\" value=\"decline\">Cancel</button></form>"
+                "</body></html>\n" % (html.escape(urllib.parse.quote(tenant)), hidden)).encode()
+
+    def _authorize(self, tenant, query, headers, crid, rec, signin=None):
+        """(status, body, location): a page for what AAD shows itself (the sign-in form for a
+        real browser), or a redirect back. signin: the form the person posted."""
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        if signin is not None:
+            q = {k: v for k, v in signin.items() if k not in ("login", "decision")}
         client_id, redirect = q.get("client_id", ""), q.get("redirect_uri", "")
         rec["client_id"], rec["scope"], rec["redirect_uri"] = client_id, q.get("scope"), redirect
         rec["claims"], rec["prompt"] = q.get("claims"), q.get("prompt")
@@ -1070,9 +1090,13 @@ class FakeIdp:
                 _, err, *code = fault["kind"].split(":")
                 return error(err, int(code[0]) if code else 50000, "Injected error %s." % err)
             return None   # the caller applies it
-        if headers.get("X-Fake-Decision") == "decline":
+        if signin is None and "X-Fake-User" not in headers:
+            # A real browser: the sign-in page, a form the person submits (POST, below).
+            return 200, self._signin_page(tenant, q), None
+        decision = (signin or {}).get("decision") or headers.get("X-Fake-Decision")
+        if decision == "decline":
             return error("access_denied", 65004, "User declined to consent to access the app.")
-        user = headers.get("X-Fake-User") or "alice@contoso.com"
+        user = (signin or {}).get("login") or headers.get("X-Fake-User") or "alice@contoso.com"
         with self._lock:
             code = "1.A" + b64url(secrets.token_bytes(600))
             self._auth_codes[self._new_secret(code)] = _AuthCode(
@@ -1357,7 +1381,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             endpoint = "token"
         elif post and parts[1:] == ["oauth2", "v2.0", "devicecode"]:
             endpoint = "devicecode"
-        elif not post and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+        elif parts[1:] == ["oauth2", "v2.0", "authorize"]:
             endpoint = "authorize"
         elif not post and (parts[1:] in (["v2.0", ".well-known", "openid-configuration"],
                                          [".well-known", "openid-configuration"],
@@ -1378,7 +1402,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with idp._lock:
             idp._log.append(rec)
         if endpoint == "authorize":
-            return self._dispatch_authorize(tenant, query, crid, rec)
+            return self._dispatch_authorize(tenant, query, crid, rec,
+                                            self._form(body) if post else None)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
                                 if endpoint == "token" else None)
         if fault:
@@ -1415,9 +1440,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 rec["error"] = answer.get("error") or answer.get("reason")
         self._send(status, answer)
 
-    def _dispatch_authorize(self, tenant, query, crid, rec):
+    def _dispatch_authorize(self, tenant, query, crid, rec, signin):
         idp = self.idp
-        answer = idp._authorize(tenant, query, self.headers, crid, rec)
+        answer = idp._authorize(tenant, query, self.headers, crid, rec, signin)
         if answer is None:   # a transport fault the test queued for this sign-in
             return self._apply_fault({"kind": rec["fault"], "retry_after": None,
                                       "date": False}, rec)
@@ -1429,6 +1454,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if location:
             return self._send(302, b"", ctype="text/html; charset=utf-8",
                               headers=[("Location", location)])
+        if isinstance(body, bytes):   # the sign-in page
+            return self._send(status, body, ctype="text/html; charset=utf-8")
         page = ("<!DOCTYPE html><html><body><h1>Sign in</h1><p>Sorry, but we're having trouble "
                 "signing you in.</p><p>%s</p></body></html>\n" % body["error_description"]
                 .split("\r\n")[0]).encode()
