@@ -1393,7 +1393,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             return self._send(404, {"error": "not_found", "path": path[:200]})
         crid = self.headers.get("client-request-id")
-        rec = {"t": time.time(), "endpoint": endpoint, "grant_type": None, "status": None,
+        rec = {"t": time.time(), "method": self.command, "endpoint": endpoint, "grant_type": None, "status": None,
                "fault": None, "client_request_id": crid, "user": None, "error": None,
                "client_id": None, "tenant": tenant if endpoint != "api" else None,
                "path": path, "scope": None, "client_info": None, "auth": None,
