@@ -294,6 +294,7 @@ class _AuthCode:
         self.challenge, self.scope, self.user, self.claims = challenge, scope, user, claims
         self.issued = time.monotonic()
         self.used = False
+        self.nonce = None   # the authorize request's, put into the id_token as Azure AD does
 
 
 class FakeIdp:
@@ -324,6 +325,7 @@ class FakeIdp:
         self._federation_key = None
         self._random = None       # (rate, kinds, endpoints, Random)
         self._log = []
+        self._wire = []
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -502,6 +504,23 @@ class FakeIdp:
         claims and redirect_uri (authorize). Never a secret."""
         with self._lock:
             return [dict(r) for r in self._log if endpoint in (None, r["endpoint"])]
+
+    def _record_wire(self, handler, path, query, body):
+        ctype = handler.headers.get("Content-Type", "")
+        entry = {"method": handler.command, "path": path,
+                 "query": urllib.parse.parse_qsl(query, keep_blank_values=True),
+                 "headers": [(k, v) for k, v in handler.headers.items()],
+                 "form": (urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                          if ctype.startswith("application/x-www-form-urlencoded") else None)}
+        with self._lock:
+            self._wire.append(entry)
+
+    def wire(self):
+        """Every request as it came, oldest first: method, path, query and form as lists of
+        pairs, headers as a list of pairs. Holds secrets (codes, refresh tokens, client
+        secrets, assertions): for the wire comparison only, never to be printed."""
+        with self._lock:
+            return [dict(e) for e in self._wire]
 
     def wait_requests(self, predicate, count=1, timeout=10.0):
         """Wait until at least count logged requests satisfy predicate; returns them."""
@@ -712,6 +731,8 @@ class FakeIdp:
             idc = {"aud": client_id, "iss": "%s/%s/v2.0" % (self.url, tid), "iat": now,
                    "nbf": now, "exp": now + 3600, "name": name, "oid": oid,
                    "preferred_username": user, "sub": claims["sub"], "tid": tid, "ver": "2.0"}
+            if form.get("_nonce"):
+                idc["nonce"] = form["_nonce"]
             answer["id_token"] = self._new_secret("%s.%s.%s" % (
                 header, _jwt_part(idc), b64url(secrets.token_bytes(64))))
         if form.get("client_info") == "1":
@@ -909,7 +930,8 @@ class FakeIdp:
                                          "identifier %s is not supported.]" % (
                                              str(alg)[:20], "x5t" if alg == "RS256"
                                              else "x5t#S256"), crid)
-        public = app.certificates.get(thumb)
+        # MSAL Python writes the thumbprint base64url with its '=' padding; Azure AD takes both.
+        public = app.certificates.get(thumb.rstrip("="))
         if public is None:
             return self._assertion_error(700027, "Client assertion failed signature "
                                          "validation. [Reason - The key was not found., "
@@ -1026,7 +1048,7 @@ class FakeIdp:
                                "code_challenge supplied in the authorization request for "
                                "PKCE.", crid)
         return self._issue_tokens(code.user, code.client_id, tenant, form.get("scope") or
-                                  code.scope, form, rec)
+                                  code.scope, dict(form, _nonce=code.nonce), rec)
 
     def _signin_page(self, tenant, q):
         """The sign-in page a browser gets: a form that posts the request back with the
@@ -1101,6 +1123,7 @@ class FakeIdp:
             code = "1.A" + b64url(secrets.token_bytes(600))
             self._auth_codes[self._new_secret(code)] = _AuthCode(
                 client_id, tenant, redirect, challenge, q["scope"], user, q.get("claims"))
+            self._auth_codes[code].nonce = q.get("nonce")
         rec["user"] = user
         return back(code=code, session_state=str(uuid.uuid4()))
 
@@ -1374,6 +1397,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         if path.startswith("/_admin/"):
             return self._dispatch_admin(path[len("/_admin/"):], query, body)
+        idp._record_wire(self, path, query, body)
         parts = [p for p in path.split("/") if p]
         tenant = parts[0] if parts else ""
         post = self.command == "POST"
@@ -1494,7 +1518,7 @@ class FakeManagedIdentity:
       kind "appservice"  GET /msi/token?api-version=2019-08-01&resource=R [&client_id=|
                          &principal_id=|&mi_res_id=], "X-IDENTITY-HEADER: <identity_header>";
                          point IDENTITY_ENDPOINT at endpoint, IDENTITY_HEADER at identity_header
-      kind "arc"         as "vm" (api-version 2019-11-01, system-assigned only), but the first
+      kind "arc"         as "vm" (api-version 2019-11-01 or 2020-06-01, system-assigned only), but the first
                          request gets 401 with "WWW-Authenticate: Basic realm=<key file>", a
                          new file in key_dir; the retry sends "Authorization: Basic <content>"
 
@@ -1605,10 +1629,10 @@ class FakeManagedIdentity:
         else:
             if headers.get("Metadata") != "true":
                 return bad("Required metadata header not specified")
-            want = "2019-11-01" if self.kind == "arc" else "2018-02-01"
+            want = ("2019-11-01", "2020-06-01") if self.kind == "arc" else ("2018-02-01",)
             if "api-version" not in q:
                 return bad("Required query variable 'api-version' is missing")
-            if q["api-version"] not in (want, "2019-08-01", "2021-02-01"):
+            if q["api-version"] not in want + ("2019-08-01", "2021-02-01"):
                 return bad("Invalid API version")
             names = ("client_id", "object_id", "msi_res_id")
         if not q.get("resource"):
@@ -1660,7 +1684,7 @@ class _MiHandler(_Handler):
     def _dispatch(self):
         idp, mi = self.idp, self.mi
         path, _, query = self.path.partition("?")
-        self._read_body()
+        idp._record_wire(self, path, query, self._read_body())
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         rec = {"t": time.time(), "endpoint": "imds", "grant_type": None, "status": None,
                "fault": None, "client_request_id": self.headers.get("client-request-id"),
