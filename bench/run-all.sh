@@ -38,5 +38,6 @@ run memory python3 "$here/bench_memory.py" --build "$build"
 run trim python3 "$here/bench_trim.py" --build "$build"
 run idle python3 "$here/bench_idle.py" --build "$build"
 run jumphost python3 "$here/bench_jumphost.py" --build "$build"
+run kubelogin python3 "$here/bench_kubelogin.py" --build "$build"
 
 echo "all results in $out"

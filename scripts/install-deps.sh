@@ -20,6 +20,8 @@ packages=(
         oidc-agent-cli curl
         # the metrics test: a real parser of the Prometheus text format
         python3-prometheus-client
+        # a real browser for auth = browser (tests/integration/test_browser.py)
+        chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -52,3 +54,6 @@ if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
         echo "install-deps: npm ci in tests/node"
         (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+
+# kubelogin, MSAL Python and azure-identity, pinned, under /var/cache/aksspark-tokend-peers.
+"$(dirname "$0")/install-peers-kubelogin.sh"

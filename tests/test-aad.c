@@ -728,7 +728,7 @@ START_TEST(test_msi_url) {
         mi.managed_identity_object_id = NULL;
         mi.msi_endpoint = (char *) "http://localhost:40342/metadata/identity/oauth2/token";
         d = aad_msi_url(&mi);
-        ck_assert_str_eq(d, "http://localhost:40342/metadata/identity/oauth2/token?api-version=2019-11-01"
+        ck_assert_str_eq(d, "http://localhost:40342/metadata/identity/oauth2/token?api-version=2020-06-01"
                             "&resource=6dae42f8-4368-4678-94ff-3960e28e3630");
 }
 END_TEST

@@ -205,6 +205,21 @@ START_TEST(test_sovereign_and_legacy) {
 }
 END_TEST
 
+/* Proof-of-possession tokens are not served: such a context is skipped and says so; the flag
+ * spelled false is no PoP at all. */
+START_TEST(test_pop_enabled_skipped) {
+        _cleanup_(kubeconfig_contexts_done) KubeconfigContexts kc = {};
+        _cleanup_(configgen_done) Configgen g = {};
+
+        plan_file("az-pop.yaml", every_key, &kc, &g);
+        ck_assert_ptr_nonnull(strstr(skip_why(&g, "arc-pop"), "--pop-enabled"));
+        ck_assert_ptr_nonnull(strstr(skip_why(&g, "arc-pop"), "proof-of-possession"));
+        ck_assert_uint_eq(g.n_profiles, 1);
+        ck_assert_str_eq(g.profiles[0].context, "arc-pop-false");
+        ck_assert_str_eq(g.profiles[0].auth, "device_code");
+}
+END_TEST
+
 /* Each --login as `auth`, once the parser reads auth; azurecli and ropc skipped with why. */
 START_TEST(test_login_mapping) {
         _cleanup_(kubeconfig_contexts_done) KubeconfigContexts kc = {}, kb = {};
@@ -328,6 +343,7 @@ static Suite *configgen_suite(void) {
         tcase_add_test(tc, test_sovereign_and_legacy);
         tcase_add_test(tc, test_login_mapping);
         tcase_add_test(tc, test_unique_names_and_selection);
+        tcase_add_test(tc, test_pop_enabled_skipped);
         tcase_add_test(tc, test_missing_and_odd_ids);
         suite_add_tcase(s, tc);
         return s;

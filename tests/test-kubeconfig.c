@@ -194,6 +194,18 @@ START_TEST(test_list_logins) {
 }
 END_TEST
 
+START_TEST(test_list_pop_enabled) {
+        _cleanup_(kubeconfig_contexts_done) KubeconfigContexts l = {};
+
+        list_file("az-pop.yaml", &l);
+        ck_assert_uint_eq(l.n, 2);
+        ck_assert(find(&l, "arc-pop")->pop_enabled);
+        ck_assert_str_eq(find(&l, "arc-pop")->login, "devicecode"); /* --pop-claims' value is no flag */
+        ck_assert(!find(&l, "arc-pop-false")->pop_enabled);
+        ck_assert(find(&l, "arc-pop-false")->auth == KUBECONFIG_AUTH_KUBELOGIN);
+}
+END_TEST
+
 static int list_of(const char *text, KubeconfigContexts *ret) {
         return kubeconfig_list_contexts(text, strlen(text), ret);
 }
@@ -484,6 +496,7 @@ static Suite *kubeconfig_suite(void) {
         tcase_add_test(tc, test_inline);
         tcase_add_test(tc, test_list_az_formats);
         tcase_add_test(tc, test_list_logins);
+        tcase_add_test(tc, test_list_pop_enabled);
         tcase_add_test(tc, test_list_inline);
         tcase_add_test(tc, test_context_server);
         tcase_add_test(tc, test_cluster);

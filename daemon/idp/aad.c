@@ -335,7 +335,8 @@ char *aad_msi_url(const ProfileConfig *p) {
                 f[n++] = (FormField) { "api-version", "2019-08-01" };
                 break;
         case MSI_ARC:
-                f[n++] = (FormField) { "api-version", "2019-11-01" };
+                /* as MSAL and azure-identity ask Arc's agent */
+                f[n++] = (FormField) { "api-version", "2020-06-01" };
                 break;
         default:
                 return NULL;

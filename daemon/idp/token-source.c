@@ -26,24 +26,20 @@ int token_source_get(const TokenSourceContext *ctx, const ProfileConfig *cfg, co
                      const char *const *headers, size_t n_headers, const char *secret_header_name,
                      const Secret *secret_header_value, http_done_fn done, void *userdata, HttpRequest **ret,
                      char request_id[static 37]) {
-        const char *all[8];
         HttpOptions opts = {
                 .ca_file = cfg->ca_file,
                 .timeout = ctx->http_timeout,
                 .connect_timeout = MIN(ctx->http_timeout, HTTP_MAX_CONNECT_TIMEOUT),
                 .max_body = HTTP_MAX_BODY_DEFAULT,
                 .request_id = uuid4_string(request_id),
-                .headers = all,
+                /* No x-ms-lib-capability: it is for Azure AD's token endpoint, and MSAL sends
+                 * it nowhere else. */
+                .headers = headers,
+                .n_headers = n_headers,
                 .secret_header_name = secret_header_name,
                 .secret_header_value = secret_header_value,
         };
 
-        if (n_headers + 1 > ELEMENTSOF(all))
-                return -E2BIG;
-        all[0] = TOKEN_SOURCE_LIB_CAPABILITY;
-        for (size_t i = 0; i < n_headers; i++)
-                all[i + 1] = headers[i];
-        opts.n_headers = n_headers + 1;
         return http_get(ctx->http, url, &opts, done, userdata, ret);
 }
 

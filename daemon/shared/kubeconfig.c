@@ -280,6 +280,27 @@ static const KubeloginFlag *kubelogin_flag(const char *arg, const char **ret_inl
         return NULL;
 }
 
+/* A boolean flag as Go's pflag reads it: --NAME, --NAME=true/false/1/0/t/f. */
+static bool kubelogin_bool_flag(const char *arg, const char *name, bool *ret_value) {
+        static const char *const truths[] = { "true", "TRUE", "True", "1", "t", "T" };
+        const char *rest;
+
+        if (!string_has_prefix(arg, "--") || !string_has_prefix(arg + 2, name))
+                return false;
+        rest = arg + 2 + strlen(name);
+        if (*rest == 0) {
+                *ret_value = true;
+                return true;
+        }
+        if (*rest != '=')
+                return false;
+        *ret_value = false;
+        for (size_t i = 0; i < ELEMENTSOF(truths); i++)
+                if (strcmp(rest + 1, truths[i]) == 0)
+                        *ret_value = true;
+        return true;
+}
+
 static bool command_is_kubelogin(const char *command) {
         const char *base = strrchr(command, '/');
 
@@ -324,6 +345,8 @@ static int read_kubelogin(yaml_document_t *doc, yaml_node_t *exec, KubeconfigCon
                 if (!flag) {
                         if (strcmp(arg, "get-token") == 0)
                                 get_token = true;
+                        else if (kubelogin_bool_flag(arg, "pop-enabled", &c->pop_enabled))
+                                continue;
                         continue; /* a flag without a value (--legacy), or one this reader does not need */
                 }
                 if (!value) {

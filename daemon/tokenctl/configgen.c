@@ -292,6 +292,10 @@ static int plan_context(Configgen *g, const KubeconfigContexts *kc, const Kubeco
 
         if (c->auth == KUBECONFIG_AUTH_OTHER)
                 return add_skip(g, c->name, "%s", c->why ?: "it has no Azure AD sign-in");
+        if (c->pop_enabled)
+                return add_skip(g, c->name,
+                                "kubelogin --pop-enabled asks for proof-of-possession tokens (Azure Arc), which the "
+                                "daemon does not serve; it hands out bearer tokens only");
 
         r = configgen_auth(c->auth == KUBECONFIG_AUTH_KUBELOGIN ? c->login : NULL, !!c->client_certificate, &auth,
                            &why);

@@ -39,6 +39,7 @@ typedef struct KubeconfigContext {
         char *tenant_id;
         char *login;              /* kubelogin --login; NULL: not given (kubelogin's default is devicecode) */
         char *client_certificate; /* kubelogin --client-certificate (a path) */
+        bool pop_enabled;         /* kubelogin --pop-enabled: proof-of-possession tokens (Azure Arc) */
 } KubeconfigContext;
 
 typedef struct KubeconfigContexts {

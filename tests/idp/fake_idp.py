@@ -70,6 +70,7 @@ import argparse
 import base64
 import email.utils
 import hashlib
+import html
 import http.server
 import json
 import os
@@ -293,6 +294,7 @@ class _AuthCode:
         self.challenge, self.scope, self.user, self.claims = challenge, scope, user, claims
         self.issued = time.monotonic()
         self.used = False
+        self.nonce = None   # the authorize request's, put into the id_token as Azure AD does
 
 
 class FakeIdp:
@@ -323,6 +325,7 @@ class FakeIdp:
         self._federation_key = None
         self._random = None       # (rate, kinds, endpoints, Random)
         self._log = []
+        self._wire = []
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -501,6 +504,23 @@ class FakeIdp:
         claims and redirect_uri (authorize). Never a secret."""
         with self._lock:
             return [dict(r) for r in self._log if endpoint in (None, r["endpoint"])]
+
+    def _record_wire(self, handler, path, query, body):
+        ctype = handler.headers.get("Content-Type", "")
+        entry = {"method": handler.command, "path": path,
+                 "query": urllib.parse.parse_qsl(query, keep_blank_values=True),
+                 "headers": [(k, v) for k, v in handler.headers.items()],
+                 "form": (urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                          if ctype.startswith("application/x-www-form-urlencoded") else None)}
+        with self._lock:
+            self._wire.append(entry)
+
+    def wire(self):
+        """Every request as it came, oldest first: method, path, query and form as lists of
+        pairs, headers as a list of pairs. Holds secrets (codes, refresh tokens, client
+        secrets, assertions): for the wire comparison only, never to be printed."""
+        with self._lock:
+            return [dict(e) for e in self._wire]
 
     def wait_requests(self, predicate, count=1, timeout=10.0):
         """Wait until at least count logged requests satisfy predicate; returns them."""
@@ -711,6 +731,8 @@ class FakeIdp:
             idc = {"aud": client_id, "iss": "%s/%s/v2.0" % (self.url, tid), "iat": now,
                    "nbf": now, "exp": now + 3600, "name": name, "oid": oid,
                    "preferred_username": user, "sub": claims["sub"], "tid": tid, "ver": "2.0"}
+            if form.get("_nonce"):
+                idc["nonce"] = form["_nonce"]
             answer["id_token"] = self._new_secret("%s.%s.%s" % (
                 header, _jwt_part(idc), b64url(secrets.token_bytes(64))))
         if form.get("client_info") == "1":
@@ -761,7 +783,8 @@ class FakeIdp:
             err = self._check_client(client_id, tenant, crid)
             if err:
                 return err
-            if grant == DEVICE_GRANT:
+            # MSAL (Go, .NET) sends Azure AD's own short name of the grant; AAD takes both.
+            if grant in (DEVICE_GRANT, "device_code"):
                 return self._device_grant(tenant, form, crid, rec)
             if grant == "refresh_token":
                 return self._refresh_grant(tenant, form, crid, rec)
@@ -907,7 +930,8 @@ class FakeIdp:
                                          "identifier %s is not supported.]" % (
                                              str(alg)[:20], "x5t" if alg == "RS256"
                                              else "x5t#S256"), crid)
-        public = app.certificates.get(thumb)
+        # MSAL Python writes the thumbprint base64url with its '=' padding; Azure AD takes both.
+        public = app.certificates.get(thumb.rstrip("="))
         if public is None:
             return self._assertion_error(700027, "Client assertion failed signature "
                                          "validation. [Reason - The key was not found., "
@@ -977,7 +1001,9 @@ class FakeIdp:
             err = self._check_assertion(app, tenant, assertion, crid, rec)
             if err:
                 return err
-        scopes = form.get("scope", "").split()
+        # Azure AD ignores the OpenID Connect scopes that MSAL (Go, .NET) adds to every request.
+        scopes = [x for x in form.get("scope", "").split()
+                  if x not in ("openid", "profile", "offline_access")]
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             return self._error("invalid_scope", 1002012, "The provided value for scope %s is "
                                "not valid. Client credential flows must have a scope value "
@@ -1022,11 +1048,27 @@ class FakeIdp:
                                "code_challenge supplied in the authorization request for "
                                "PKCE.", crid)
         return self._issue_tokens(code.user, code.client_id, tenant, form.get("scope") or
-                                  code.scope, form, rec)
+                                  code.scope, dict(form, _nonce=code.nonce), rec)
 
-    def _authorize(self, tenant, query, headers, crid, rec):
-        """(status, body, location): a page for what AAD shows itself, or a redirect back."""
+    def _signin_page(self, tenant, q):
+        """The sign-in page a browser gets: a form that posts the request back with the
+        person's name and decision, as AAD's own page does after the person types."""
+        hidden = "".join('<input type="hidden" name="%s" value="%s">' % (
+            html.escape(k), html.escape(v)) for k, v in q.items())
+        return ("<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>"
+                "<h1>Sign in</h1><form id=\"signin\" method=\"post\" action=\"/%s/oauth2/v2.0/"
+                "authorize\">%s<label>Email <input type=\"email\" id=\"login\" name=\"login\" "
+                "value=\"alice@contoso.com\"></label> <button type=\"submit\" id=\"accept\" "
+                "name=\"decision\" value=\"accept\">Sign in</button> <button type=\"submit\" "
+                "id=\"decline\" name=\"decision\" value=\"decline\">Cancel</button></form>"
+                "</body></html>\n" % (html.escape(urllib.parse.quote(tenant)), hidden)).encode()
+
+    def _authorize(self, tenant, query, headers, crid, rec, signin=None):
+        """(status, body, location): a page for what AAD shows itself (the sign-in form for a
+        real browser), or a redirect back. signin: the form the person posted."""
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        if signin is not None:
+            q = {k: v for k, v in signin.items() if k not in ("login", "decision")}
         client_id, redirect = q.get("client_id", ""), q.get("redirect_uri", "")
         rec["client_id"], rec["scope"], rec["redirect_uri"] = client_id, q.get("scope"), redirect
         rec["claims"], rec["prompt"] = q.get("claims"), q.get("prompt")
@@ -1070,13 +1112,18 @@ class FakeIdp:
                 _, err, *code = fault["kind"].split(":")
                 return error(err, int(code[0]) if code else 50000, "Injected error %s." % err)
             return None   # the caller applies it
-        if headers.get("X-Fake-Decision") == "decline":
+        if signin is None and "X-Fake-User" not in headers:
+            # A real browser: the sign-in page, a form the person submits (POST, below).
+            return 200, self._signin_page(tenant, q), None
+        decision = (signin or {}).get("decision") or headers.get("X-Fake-Decision")
+        if decision == "decline":
             return error("access_denied", 65004, "User declined to consent to access the app.")
-        user = headers.get("X-Fake-User") or "alice@contoso.com"
+        user = (signin or {}).get("login") or headers.get("X-Fake-User") or "alice@contoso.com"
         with self._lock:
             code = "1.A" + b64url(secrets.token_bytes(600))
             self._auth_codes[self._new_secret(code)] = _AuthCode(
                 client_id, tenant, redirect, challenge, q["scope"], user, q.get("claims"))
+            self._auth_codes[code].nonce = q.get("nonce")
         rec["user"] = user
         return back(code=code, session_state=str(uuid.uuid4()))
 
@@ -1350,6 +1397,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         if path.startswith("/_admin/"):
             return self._dispatch_admin(path[len("/_admin/"):], query, body)
+        idp._record_wire(self, path, query, body)
         parts = [p for p in path.split("/") if p]
         tenant = parts[0] if parts else ""
         post = self.command == "POST"
@@ -1357,7 +1405,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             endpoint = "token"
         elif post and parts[1:] == ["oauth2", "v2.0", "devicecode"]:
             endpoint = "devicecode"
-        elif not post and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+        elif parts[1:] == ["oauth2", "v2.0", "authorize"]:
             endpoint = "authorize"
         elif not post and (parts[1:] in (["v2.0", ".well-known", "openid-configuration"],
                                          [".well-known", "openid-configuration"],
@@ -1369,7 +1417,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             return self._send(404, {"error": "not_found", "path": path[:200]})
         crid = self.headers.get("client-request-id")
-        rec = {"t": time.time(), "endpoint": endpoint, "grant_type": None, "status": None,
+        rec = {"t": time.time(), "method": self.command, "endpoint": endpoint, "grant_type": None, "status": None,
                "fault": None, "client_request_id": crid, "user": None, "error": None,
                "client_id": None, "tenant": tenant if endpoint != "api" else None,
                "path": path, "scope": None, "client_info": None, "auth": None,
@@ -1378,7 +1426,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with idp._lock:
             idp._log.append(rec)
         if endpoint == "authorize":
-            return self._dispatch_authorize(tenant, query, crid, rec)
+            return self._dispatch_authorize(tenant, query, crid, rec,
+                                            self._form(body) if post else None)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
                                 if endpoint == "token" else None)
         if fault:
@@ -1415,9 +1464,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 rec["error"] = answer.get("error") or answer.get("reason")
         self._send(status, answer)
 
-    def _dispatch_authorize(self, tenant, query, crid, rec):
+    def _dispatch_authorize(self, tenant, query, crid, rec, signin):
         idp = self.idp
-        answer = idp._authorize(tenant, query, self.headers, crid, rec)
+        answer = idp._authorize(tenant, query, self.headers, crid, rec, signin)
         if answer is None:   # a transport fault the test queued for this sign-in
             return self._apply_fault({"kind": rec["fault"], "retry_after": None,
                                       "date": False}, rec)
@@ -1429,6 +1478,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if location:
             return self._send(302, b"", ctype="text/html; charset=utf-8",
                               headers=[("Location", location)])
+        if isinstance(body, bytes):   # the sign-in page
+            return self._send(status, body, ctype="text/html; charset=utf-8")
         page = ("<!DOCTYPE html><html><body><h1>Sign in</h1><p>Sorry, but we're having trouble "
                 "signing you in.</p><p>%s</p></body></html>\n" % body["error_description"]
                 .split("\r\n")[0]).encode()
@@ -1467,7 +1518,7 @@ class FakeManagedIdentity:
       kind "appservice"  GET /msi/token?api-version=2019-08-01&resource=R [&client_id=|
                          &principal_id=|&mi_res_id=], "X-IDENTITY-HEADER: <identity_header>";
                          point IDENTITY_ENDPOINT at endpoint, IDENTITY_HEADER at identity_header
-      kind "arc"         as "vm" (api-version 2019-11-01, system-assigned only), but the first
+      kind "arc"         as "vm" (api-version 2019-11-01 or 2020-06-01, system-assigned only), but the first
                          request gets 401 with "WWW-Authenticate: Basic realm=<key file>", a
                          new file in key_dir; the retry sends "Authorization: Basic <content>"
 
@@ -1578,10 +1629,10 @@ class FakeManagedIdentity:
         else:
             if headers.get("Metadata") != "true":
                 return bad("Required metadata header not specified")
-            want = "2019-11-01" if self.kind == "arc" else "2018-02-01"
+            want = ("2019-11-01", "2020-06-01") if self.kind == "arc" else ("2018-02-01",)
             if "api-version" not in q:
                 return bad("Required query variable 'api-version' is missing")
-            if q["api-version"] not in (want, "2019-08-01", "2021-02-01"):
+            if q["api-version"] not in want + ("2019-08-01", "2021-02-01"):
                 return bad("Invalid API version")
             names = ("client_id", "object_id", "msi_res_id")
         if not q.get("resource"):
@@ -1633,7 +1684,7 @@ class _MiHandler(_Handler):
     def _dispatch(self):
         idp, mi = self.idp, self.mi
         path, _, query = self.path.partition("?")
-        self._read_body()
+        idp._record_wire(self, path, query, self._read_body())
         q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         rec = {"t": time.time(), "endpoint": "imds", "grant_type": None, "status": None,
                "fault": None, "client_request_id": self.headers.get("client-request-id"),

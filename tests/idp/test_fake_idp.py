@@ -369,6 +369,54 @@ class IdpTest(unittest.TestCase):
         status, err = self.redeem(got["code"], redirect, verifier)
         self.assertAadError(err, "invalid_grant", 54005)
 
+    def test_sign_in_form(self):
+        """A browser without the scripted headers gets a form; posting it signs in (or
+        declines), the nonce comes back in the id_token, and every request is on the wire log."""
+        import html.parser
+
+        class Form(html.parser.HTMLParser):
+            def __init__(self):
+                super().__init__()
+                self.action, self.fields = None, {}
+
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "form":
+                    self.action = a["action"]
+                elif tag == "input":
+                    self.fields[a["name"]] = a.get("value", "")
+
+        verifier = b64url(os.urandom(32))
+        redirect, got = self._loopback()
+        ctx = ssl.create_default_context(cafile=self.idp.ca_file)
+        with urllib.request.urlopen(self.authorize_url(redirect, verifier, nonce="n-1"), context=ctx) as r:
+            self.assertEqual(r.status, 200)
+            form = Form()
+            form.feed(r.read().decode())
+        self.assertEqual(form.action, "/%s/oauth2/v2.0/authorize" % TENANT)
+        self.assertEqual((form.fields["state"], form.fields["nonce"]), ("st-1", "n-1"))
+        self.assertFalse(got)
+        fields = dict(form.fields, login="erin@contoso.com", decision="accept")
+        conn = http.client.HTTPSConnection(urllib.parse.urlsplit(self.idp.url).netloc, context=ctx)
+        conn.request("POST", form.action, urllib.parse.urlencode(fields),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 302)
+        location = r.getheader("Location")
+        conn.close()
+        self.assertTrue(location.startswith(redirect + "?"))
+        with urllib.request.urlopen(location):
+            pass
+        self.assertEqual(got["state"], "st-1")
+        status, tok = self.redeem(got["code"], redirect, verifier)
+        self.assertEqual(status, 200, tok)
+        self.assertEqual(jwt_claims(tok["access_token"])["upn"], "erin@contoso.com")
+        self.assertEqual(jwt_claims(tok["id_token"])["nonce"], "n-1")
+        self.assertEqual([r["method"] for r in self.idp.requests("authorize")], ["GET", "POST"])
+        wire = [e for e in self.idp.wire() if e["path"].endswith("/authorize")]
+        self.assertEqual(dict(wire[1]["form"])["login"], "erin@contoso.com")
+        self.assertEqual(dict(wire[0]["query"])["nonce"], "n-1")
+
     def test_browser_errors(self):
         verifier = b64url(os.urandom(32))
         redirect, got = self._loopback()
@@ -423,8 +471,12 @@ class IdpTest(unittest.TestCase):
         self.assertAadError(err, "invalid_client", 7000215)
         status, err = self.client_credentials()
         self.assertAadError(err, "invalid_client", 7000218)
-        status, err = self.client_credentials(client_secret=secret, scope=SCOPE)
+        status, err = self.client_credentials(client_secret=secret, scope="6dae42f8-4368-4678-94ff-3960e28e3630/"
+                                              ".default https://graph.microsoft.com/.default")
         self.assertAadError(err, "invalid_scope", 1002012)
+        # MSAL (Go, .NET) adds the OpenID scopes to every request; Azure AD ignores them here.
+        status, tok = self.client_credentials(client_secret=secret, scope=SCOPE)
+        self.assertEqual(status, 200, tok)
         status, err = self.client_credentials(client_id=str(uuid.uuid4()), client_secret=secret)
         self.assertAadError(err, "unauthorized_client", 700016)
         self.assertFalse([s for s in self.idp.all_secrets()
