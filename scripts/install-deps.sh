@@ -22,6 +22,8 @@ packages=(
         python3-prometheus-client
         # a real browser for auth = browser (tests/integration/test_browser.py)
         chromium
+        # the virtual environments of the pinned PyPI peers (scripts/install-peers-*.sh)
+        python3-venv
 )
 
 if [ "$(id -u)" -ne 0 ]; then
