@@ -38,7 +38,7 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .name = p->name,
                 .state = profile_state(p),
                 .expires_on = p->access_token ? p->expires_on : 0,
-                .next_refresh = p->refresh_req ? 0 : p->next_refresh,
+                .next_refresh = p->refresh ? 0 : p->next_refresh,
                 .last_refresh = p->last_refresh,
                 .last_error = p->last_error,
                 .account = p->account,

@@ -2,9 +2,9 @@
  * it. How a sign-in obtains its first token is a token source's business (login-device.c,
  * behind the seam in token-source.h); what the token then means is decided here.
  *
- * The path of one refresh: refresh_timer fires -> profile_refresh_start() (profile-refresh.c)
- * builds the body (aad.c) and posts it (http.c) -> on_refresh_done() classifies the answer
- * (aad.c) -> profile_token_accept() stores the rotated refresh token (profile-store.c, store.c)
+ * The path of one refresh: refresh_timer fires -> profile_refresh_start() starts a Refresh
+ * (idp/refresh.c: the body from aad.c, posted by http.c, a second try near expiry) ->
+ * on_refresh_done() decides what its answer means -> profile_token_accept() stores the rotated refresh token (profile-store.c, store.c)
  * before dropping the old one, writes the outputs (outputs.c) and arms the next refresh
  * (schedule.c) -> profile_finish_refresh() answers whoever asked.
  *
@@ -22,171 +22,13 @@
 
 #include "profile/profile-private.h"
 
-#define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define OUTPUT_RETRY_MIN (5 * USEC_PER_SEC)
 #define OUTPUT_RETRY_MAX (5 * USEC_PER_MINUTE)
-/* Answers wait this long for an output write in flight (so `login`, `refresh` and `check`
- * answer with the files written), no longer: a hung file system must not hold them. */
-#define OUTPUT_ANSWER_WAIT (5 * USEC_PER_SEC)
-
-const char *profile_name(const Profile *p) {
-        return p->name;
-}
-
-bool profile_token_valid_at(const Profile *p, usec_t t) {
-        return p->access_token && t < p->expires_on && (p->expires_boot == 0 || now_boottime() < p->expires_boot);
-}
-
-/* Time the token has left, by the stricter of the two clocks. */
-usec_t profile_token_time_left(const Profile *p, usec_t now) {
-        return schedule_time_left(p->expires_on, p->expires_boot, now, now_boottime());
-}
-
-/* No person, no refresh token: the credential is presented for every token. */
-bool profile_unattended(const Profile *p) {
-        return auth_kind_is_unattended(p->cfg->auth);
-}
-
-AuthKind profile_auth(const Profile *p) {
-        return p->cfg->auth;
-}
-
-ProfileState profile_state(const Profile *p) {
-        if (p->refresh_req || p->credential)
-                return PROFILE_REFRESHING;
-        if (p->config_error)
-                return PROFILE_ERROR;
-        if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
-                return PROFILE_LOGIN_REQUIRED;
-        if (profile_token_valid_at(p, now_realtime()))
-                return PROFILE_VALID;
-        return PROFILE_EXPIRED;
-}
-
-void profile_changed(Profile *p) {
-        if (p->ctx->on_changed)
-                p->ctx->on_changed(p, p->ctx->userdata);
-}
-
-void profile_set_last_error(Profile *p, const char *format, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        free(p->last_error);
-        p->last_error = NULL;
-        if (!format)
-                return;
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        p->last_error = s;
-}
-
-void profile_notify_person(Profile *p, const char *state, const char *message) {
-        const char *cmd = p->ctx->notify_command;
-        int r;
-
-        if (!cmd)
-                return;
-        r = notify_command_run(p->ctx->sources.event, cmd, p->name, state, message);
-        if (r < 0)
-                log_warning_errno(r, "Profile %s: failed to run notify_command: %m", p->name);
-}
-
-/* ---- waiters ---------------------------------------------------------------------------- */
-
-static bool waiters_held(Profile *p);
-static int check_result(Profile *p, usec_t min_valid);
-
-/* Answer every waiter marked finishing, unless an output write or state save is still in
- * flight (waiters_held()): then once it is done. A verdict on the outputs given while they were
- * being written is given again. */
-void profile_answer_waiters(Profile *p) {
-        if (waiters_held(p))
-                return;
-        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
-                if (w->finishing && w->kind == WAITER_CHECK && (w->result == 0 || w->result == -EREMOTEIO)) {
-                        int r = check_result(p, w->min_valid);
-                        if (r == 0 || r == -EREMOTEIO)
-                                w->result = r;
-                }
-        profile_waiters_flush(&p->waiters);
-}
-
-static int check_result(Profile *p, usec_t min_valid) {
-        usec_t now = now_realtime();
-
-        if (!profile_token_valid_at(p, now) || profile_token_time_left(p, now) < min_valid) {
-                if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
-                        return -ENOKEY;
-                if (p->config_error)
-                        return -EBADR;
-                return -EIO;
-        }
-        if (!outputs_all_ok(p->outputs) || p->store_result < 0)
-                return -EREMOTEIO;
-        return 0;
-}
-
-/* A refresh ended: refresh waiters get result, check waiters their own verdict. */
-void profile_finish_refresh(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {
-                if (w->kind == WAITER_REFRESH) {
-                        w->finishing = true;
-                        w->result = result;
-                } else if (w->kind == WAITER_CHECK) {
-                        int r = check_result(p, w->min_valid);
-                        w->finishing = true;
-                        /* The refresh's own failure says more than "still too short". */
-                        w->result = r == -EIO && result < 0 ? result : r;
-                }
-        }
-        profile_answer_waiters(p);
-}
-
-static void waiters_finish_login(Profile *p, int result) {
-        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
-                if (w->kind == WAITER_LOGIN) {
-                        w->finishing = true;
-                        w->result = result;
-                }
-        profile_answer_waiters(p);
-}
-
-static void waiters_send_device(Profile *p) {
-        for (;;) {
-                ProfileWaiter *w;
-
-                for (w = p->waiters.waiters; w && !(w->kind == WAITER_LOGIN && !w->device_sent); w = w->waiters_next)
-                        ;
-                if (!w)
-                        return;
-                w->device_sent = true;
-                if (w->device)
-                        w->device(p, p->login ? login_device_code(p->login) : login_browser_url(p->browser),
-                                  w->userdata);
-        }
-}
+/* A rejected credential (state error) is tried again this often: a secret file, a certificate
+ * or a federated token can be fixed without a reload. */
+#define REJECTED_RETRY (5 * USEC_PER_MINUTE)
 
 /* ---- timers ------------------------------------------------------------------------------ */
-
-int profile_timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at, sd_event_time_handler_t handler) {
-        int r;
-
-        if (*s) {
-                r = sd_event_source_set_time(*s, at);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
-                return r;
-        }
-        return sd_event_add_time(p->ctx->sources.event, s, clock, at, TIMER_ACCURACY, handler, p);
-}
-
-void profile_timer_disarm(sd_event_source *s) {
-        if (s)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-}
 
 void profile_refresh_timers_disarm(Profile *p) {
         profile_timer_disarm(p->refresh_timer);
@@ -284,33 +126,6 @@ static void outputs_write(Profile *p) {
                 outputs_start_write(p, false);
 }
 
-static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Profile *p = userdata;
-
-        p->hold_expired = true;
-        profile_answer_waiters(p);
-        return 0;
-}
-
-/* Should answers wait for the output write or state save in flight? Yes, up to
- * OUTPUT_ANSWER_WAIT: `login` and `refresh` answer with the files written and the sign-in saved. */
-static bool waiters_held(Profile *p) {
-        if (!outputs_busy(p->outputs) && !worker_busy(p->store_worker)) {
-                p->answers_held = p->hold_expired = false;
-                profile_timer_disarm(p->hold_timer);
-                return false;
-        }
-        if (p->hold_expired)
-                return false;
-        if (!p->answers_held) {
-                if (profile_timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT,
-                                      on_hold_timer) < 0)
-                        return false;
-                p->answers_held = true;
-        }
-        return true;
-}
-
 /* ---- tokens -------------------------------------------------------------------------------- */
 
 static void token_forget(Profile *p) {
@@ -324,22 +139,6 @@ static void token_forget(Profile *p) {
         profile_timer_disarm(p->expiry_timer_boot);
         p->expires_boot = 0;
         profile_timer_disarm(p->output_timer);
-}
-
-void profile_claims_update(Profile *p) {
-        JwtClaims c = {};
-
-        if (jwt_read_claims(secret_reveal(p->access_token), secret_len(p->access_token), &c) < 0)
-                return;
-        if (c.account) {
-                free(p->account);
-                p->account = TAKE_PTR(c.account);
-        }
-        if (c.tenant) {
-                free(p->tenant);
-                p->tenant = TAKE_PTR(c.tenant);
-        }
-        jwt_claims_clear(&c);
 }
 
 static void refresh_arm_next(Profile *p) {
@@ -370,7 +169,7 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
                 else
                         p->saved_refresh_token = p->refresh_token;
                 p->refresh_token = TAKE_PTR(t->refresh_token);
-                p->rt_generation++;
+                refresh_supersede(p->refresh); /* a sign-in won over a refresh under way */
         }
         p->obtained = sent;
         p->expires_on = sent + t->expires_in;
@@ -411,6 +210,198 @@ void profile_enter_login_required(Profile *p, const char *why) {
         }
 }
 
+/* ---- refresh: what an answer means ------------------------------------------------------- */
+
+static void refresh_retry(Profile *p, usec_t retry_after) {
+        usec_t now = now_realtime(), last_chance = USEC_INFINITY, delay;
+        char d[32];
+
+        if (profile_token_valid_at(p, now))
+                last_chance = p->expires_on > p->ctx->sources.http_timeout
+                                      ? p->expires_on - p->ctx->sources.http_timeout
+                                      : 0;
+        p->attempt++;
+        delay = schedule_backoff(p->attempt, now, retry_after, last_chance, random_u64());
+        profile_refresh_schedule_at(p, now + delay);
+        /* Retries come within seconds: say them to the tenth, not rounded down to "0s". */
+        if (delay < USEC_PER_MINUTE)
+                snprintf(d, sizeof d, "%.1fs", (double) delay / USEC_PER_SEC);
+        else
+                format_duration(d, sizeof d, delay);
+        log_warning("Profile %s: refresh failed: %s. Retry %u in %s.", p->name,
+                    p->last_error ? p->last_error : "unknown error", p->attempt, d);
+}
+
+static void on_refresh_done(const RefreshAnswer *a, void *userdata) {
+        Profile *p = userdata;
+        char buf[512];
+        int waiter_result;
+
+        p->refresh = refresh_free(p->refresh);
+        if (a->superseded) {
+                /* The token that replaced ours is the refresh's result. */
+                profile_finish_refresh(p, profile_token_valid_at(p, now_realtime()) ? 0 : -EIO);
+                profile_changed(p);
+                return;
+        }
+
+        if (a->result < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
+                profile_set_last_error(p, "cannot reach %s: %s", p->cfg->authority_host,
+                                       a->transport_error ?: strerror(-a->result));
+                refresh_retry(p, 0);
+                profile_finish_refresh(p, -EIO);
+                profile_changed(p);
+                return;
+        }
+
+        switch (a->outcome) {
+        case AAD_OK:
+                p->refreshes[REFRESH_OK]++;
+                profile_token_accept(p, a->token, a->sent);
+                waiter_result = 0;
+                break;
+        case AAD_NEEDS_LOGIN:
+                free(p->claims);
+                p->claims = a->error->claims ? strdup(a->error->claims) : NULL;
+                if (streq_ptr(a->error->suberror, "message_only")) {
+                        p->refreshes[REFRESH_CONFIG_ERROR]++;
+                        /* Conditional Access says nothing a person does now can fix it: say so
+                         * instead of asking for a sign-in that would fail the same way. */
+                        profile_set_last_error(p, "a new sign-in will not help (Azure AD's suberror message_only): %s",
+                                               token_source_error_words(a->error, buf, sizeof buf));
+                        p->config_error = true;
+                        p->next_refresh = 0;
+                        log_error("Profile %s: %s", p->name, p->last_error);
+                        waiter_result = -EBADR;
+                        break;
+                }
+                p->refreshes[REFRESH_LOGIN_REQUIRED]++;
+                profile_set_last_error(p, "%s%s", token_source_error_words(a->error, buf, sizeof buf),
+                                       p->claims ? "; the next sign-in answers the claims challenge" : "");
+                profile_enter_login_required(p, p->last_error);
+                waiter_result = -ENOKEY;
+                break;
+        case AAD_CONFIG_ERROR:
+                p->refreshes[REFRESH_CONFIG_ERROR]++;
+                profile_set_last_error(p, "%s", token_source_error_words(a->error, buf, sizeof buf));
+                p->config_error = true;
+                p->next_refresh = 0;
+                log_error("Profile %s: the identity provider rejected the configuration: %s. "
+                          "Fix the profile and reload (aksspark-tokenctl reload).",
+                          p->name, p->last_error);
+                waiter_result = -EBADR;
+                break;
+        default:
+                p->refreshes[REFRESH_TRANSIENT]++;
+                profile_set_last_error(p, "HTTP %ld: %s", a->status,
+                                       token_source_error_words(a->error, buf, sizeof buf));
+                refresh_retry(p, a->retry_after);
+                waiter_result = -EIO;
+                break;
+        }
+
+        profile_finish_refresh(p, waiter_result);
+        profile_changed(p);
+}
+
+/* ---- unattended kinds -------------------------------------------------------------------- */
+
+static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retry_after, const char *error,
+                               void *userdata) {
+        Profile *p = userdata;
+        int waiter_result = result;
+
+        p->credential = credential_free(p->credential);
+        p->refreshes[result >= 0 ? REFRESH_OK : result == -EBADR ? REFRESH_CONFIG_ERROR : REFRESH_TRANSIENT]++;
+        if (result >= 0)
+                profile_token_accept(p, t, sent);
+        else if (result == -EBADR) {
+                bool was = p->config_error;
+
+                profile_set_last_error(p, "%s", error ? error : "the credential was rejected");
+                p->config_error = true;
+                profile_refresh_schedule_at(p, now_realtime() + REJECTED_RETRY);
+                if (!was)
+                        log_error(
+                                "Profile %s: %s. Fix the credential (it is tried again every %s, and at every refresh or check).",
+                                p->name, p->last_error, "5m");
+                else
+                        log_warning("Profile %s: %s.", p->name, p->last_error);
+        } else {
+                profile_set_last_error(p, "%s", error ? error : "no token");
+                refresh_retry(p, retry_after);
+                waiter_result = -EIO;
+        }
+        profile_finish_refresh(p, waiter_result);
+        profile_changed(p);
+}
+
+static void credential_start(Profile *p) {
+        int r;
+
+        if (p->credential)
+                return;
+        profile_timer_disarm(p->refresh_timer);
+        p->credential_callbacks = (CredentialCallbacks) { .on_done = on_credential_done, .userdata = p };
+        r = credential_acquire(&p->ctx->sources, p->cfg, p->name, &p->credential_callbacks, &p->credential);
+        if (r < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
+                profile_set_last_error(p, "cannot ask for a token: %s", strerror(-r));
+                refresh_retry(p, 0);
+                profile_finish_refresh(p, -EIO);
+                return;
+        }
+        profile_changed(p);
+}
+
+/* Start a refresh (for the unattended kinds: a credential request) unless one is under way.
+ * forced: a person asked (refresh, check): one request whose outcome the person sees. */
+static void refresh_begin(Profile *p, bool forced) {
+        usec_t now = now_realtime();
+        int r;
+
+        if (profile_unattended(p)) {
+                credential_start(p);
+                return;
+        }
+        if (p->refresh)
+                return;
+        if (!p->refresh_token) {
+                profile_finish_refresh(p, -ENOKEY);
+                return;
+        }
+
+        profile_refresh_timers_disarm(p);
+        p->refresh_callbacks = (RefreshCallbacks) { .on_done = on_refresh_done, .userdata = p };
+        r = refresh_start(&p->ctx->sources, p->cfg, p->name, p->refresh_token,
+                          forced || !p->access_token ? USEC_INFINITY : profile_token_time_left(p, now),
+                          &p->refresh_callbacks, &p->refresh);
+        if (r < 0) {
+                p->refreshes[REFRESH_TRANSIENT]++;
+                profile_set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
+                refresh_retry(p, 0);
+                profile_finish_refresh(p, -EIO);
+                return;
+        }
+        profile_changed(p);
+}
+
+void profile_refresh_start(Profile *p) {
+        refresh_begin(p, false);
+}
+
+void profile_refresh_start_forced(Profile *p) {
+        refresh_begin(p, true);
+}
+
+/* Stop the refresh under way, if any; no answer comes. */
+void profile_refresh_cancel(Profile *p) {
+        p->refresh = refresh_free(p->refresh);
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
 int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWaiter **ret) {
         ProfileWaiter *w = profile_waiter_new(&p->waiters, WAITER_REFRESH, done, userdata);
         int r = 0;
@@ -440,7 +431,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         if (profile_token_valid_at(p, now_realtime()) && !outputs_all_ok(p->outputs))
                 outputs_write(p);
 
-        verdict = check_result(p, min_valid);
+        verdict = profile_check_result(p, min_valid);
         w = profile_waiter_new(&p->waiters, WAITER_CHECK, done, userdata);
         if (!w)
                 return -ENOMEM;
@@ -455,7 +446,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
                 /* The retry above is being written: the verdict waits for it (on_outputs_written()). */
                 w->finishing = true;
                 w->result = verdict;
-                r = waiters_held(p) ? 0 : profile_waiter_defer_result(w, verdict);
+                r = profile_waiters_held(p) ? 0 : profile_waiter_defer_result(w, verdict);
         } else
                 r = profile_waiter_defer_result(w, verdict);
         if (r < 0) {
@@ -472,14 +463,14 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
 static void login_end(Profile *p, int result) {
         p->login = login_device_free(p->login);
         p->browser = login_browser_free(p->browser);
-        waiters_finish_login(p, result);
+        profile_finish_login(p, result);
         profile_changed(p);
 }
 
 static void on_login_code(const AadDeviceCode *code, void *userdata) {
         Profile *p = userdata;
 
-        waiters_send_device(p);
+        profile_send_device(p);
         profile_changed(p);
 }
 
@@ -515,7 +506,7 @@ int profile_login(Profile *p, int method, profile_device_fn device, profile_done
         if (p->login || p->browser) {
                 /* Join the flow under way; a late joiner still gets the message. */
                 if (p->login ? !!login_device_code(p->login) : !!login_browser_url(p->browser))
-                        waiters_send_device(p);
+                        profile_send_device(p);
                 if (ret)
                         *ret = w;
                 return 0;
@@ -656,6 +647,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 login_device_set_config(p->login, cfg);
         else if (p->browser)
                 login_browser_set_config(p->browser, cfg);
+        refresh_set_config(p->refresh, cfg);
         if (profile_unattended(p)) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
@@ -679,7 +671,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
         } else if (p->access_token) {
                 p->config_error = false;
                 outputs_write(p);
-                if (!p->refresh_req && p->refresh_token)
+                if (!p->refresh && p->refresh_token)
                         refresh_arm_next(p);
         }
         if (!p->access_token)
@@ -709,7 +701,6 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->hold_timer);
         sd_event_source_disable_unref(p->store_timer);
         worker_free(p->store_worker); /* a save still under way finishes on its own */
-        sd_event_source_disable_unref(p->hedge_timer);
         secret_free(p->saved_refresh_token);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
