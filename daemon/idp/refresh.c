@@ -184,3 +184,10 @@ void refresh_supersede(Refresh *r) {
         if (r)
                 r->generation++;
 }
+
+const RefreshSource refresh_source_aad = {
+        .start = refresh_start,
+        .free = refresh_free,
+        .set_config = refresh_set_config,
+        .supersede = refresh_supersede,
+};

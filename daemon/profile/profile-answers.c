@@ -34,7 +34,7 @@ void profile_answer_waiters(Profile *p) {
 }
 
 int profile_check_result(Profile *p, usec_t min_valid) {
-        usec_t now = now_realtime();
+        usec_t now = profile_now(p, CLOCK_REALTIME);
 
         if (!profile_token_valid_at(p, now) || profile_token_time_left(p, now) < min_valid) {
                 if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
@@ -99,8 +99,8 @@ bool profile_waiters_held(Profile *p) {
         if (p->hold_expired)
                 return false;
         if (!p->answers_held) {
-                if (profile_timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC, now_monotonic() + OUTPUT_ANSWER_WAIT,
-                                      on_hold_timer) < 0)
+                if (profile_timer_arm(p, &p->hold_timer, CLOCK_MONOTONIC,
+                                      profile_now(p, CLOCK_MONOTONIC) + OUTPUT_ANSWER_WAIT, on_hold_timer) < 0)
                         return false;
                 p->answers_held = true;
         }

@@ -79,6 +79,8 @@ struct Profile {
 };
 
 /* profile-state.c: facts and tools; they call nothing else of the profile */
+usec_t profile_now(const Profile *p, clockid_t clock); /* the context's clock */
+const RefreshSource *profile_refresh_source(const Profile *p);
 bool profile_token_valid_at(const Profile *p, usec_t t);
 usec_t profile_token_time_left(const Profile *p, usec_t now);
 bool profile_unattended(const Profile *p);

@@ -10,17 +10,28 @@
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 
+usec_t profile_now(const Profile *p, clockid_t clock) {
+        if (p->ctx->now)
+                return p->ctx->now(clock);
+        return clock == CLOCK_REALTIME ? now_realtime() : clock == CLOCK_BOOTTIME ? now_boottime() : now_monotonic();
+}
+
+const RefreshSource *profile_refresh_source(const Profile *p) {
+        return p->ctx->refresh_source ?: &refresh_source_aad;
+}
+
 const char *profile_name(const Profile *p) {
         return p->name;
 }
 
 bool profile_token_valid_at(const Profile *p, usec_t t) {
-        return p->access_token && t < p->expires_on && (p->expires_boot == 0 || now_boottime() < p->expires_boot);
+        return p->access_token && t < p->expires_on &&
+               (p->expires_boot == 0 || profile_now(p, CLOCK_BOOTTIME) < p->expires_boot);
 }
 
 /* Time the token has left, by the stricter of the two clocks. */
 usec_t profile_token_time_left(const Profile *p, usec_t now) {
-        return schedule_time_left(p->expires_on, p->expires_boot, now, now_boottime());
+        return schedule_time_left(p->expires_on, p->expires_boot, now, profile_now(p, CLOCK_BOOTTIME));
 }
 
 /* No person, no refresh token: the credential is presented for every token. */
@@ -39,7 +50,7 @@ ProfileState profile_state(const Profile *p) {
                 return PROFILE_ERROR;
         if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
                 return PROFILE_LOGIN_REQUIRED;
-        if (profile_token_valid_at(p, now_realtime()))
+        if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)))
                 return PROFILE_VALID;
         return PROFILE_EXPIRED;
 }

@@ -122,7 +122,7 @@ static void state_save_result(Profile *p, int r) {
         if (p->needs_login)
                 return; /* signed out meanwhile: the file is being removed */
         p->store_attempted = true;
-        p->store_last_save = now_realtime();
+        p->store_last_save = profile_now(p, CLOCK_REALTIME);
         if (r < 0) {
                 usec_t delay = MIN(STORE_RETRY_MIN << MIN(p->store_attempt, 10u), STORE_RETRY_MAX);
 
@@ -135,7 +135,8 @@ static void state_save_result(Profile *p, int r) {
                         log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", p->name);
                 p->store_result = r;
                 p->store_attempt++;
-                if (profile_timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_store_timer) < 0)
+                if (profile_timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, profile_now(p, CLOCK_BOOTTIME) + delay,
+                                      on_store_timer) < 0)
                         log_warning("Profile %s: failed to arm the state save retry timer.", p->name);
                 profile_changed(p);
                 return;

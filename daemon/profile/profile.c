@@ -46,8 +46,10 @@ void profile_refresh_schedule_at(Profile *p, usec_t at) {
         p->next_refresh = at;
         r = profile_timer_arm(p, &p->refresh_timer, CLOCK_REALTIME, at, on_refresh_timer);
         if (r >= 0)
-                r = profile_timer_arm(p, &p->refresh_timer_boot, CLOCK_BOOTTIME,
-                                      schedule_boottime_of(at, now_realtime(), now_boottime()), on_refresh_timer);
+                r = profile_timer_arm(
+                        p, &p->refresh_timer_boot, CLOCK_BOOTTIME,
+                        schedule_boottime_of(at, profile_now(p, CLOCK_REALTIME), profile_now(p, CLOCK_BOOTTIME)),
+                        on_refresh_timer);
         if (r < 0) {
                 /* Without a timer the token would silently go stale: try once more right now. */
                 log_error_errno(r, "Profile %s: failed to arm the refresh timer: %m", p->name);
@@ -85,7 +87,7 @@ static void outputs_start_write(Profile *p, bool retry) {
         int r;
 
         p->output_retrying = retry;
-        r = outputs_write_all(p->outputs, p->access_token, now_realtime());
+        r = outputs_write_all(p->outputs, p->access_token, profile_now(p, CLOCK_REALTIME));
         if (r < 0)
                 log_warning_errno(r, "Profile %s: cannot start writing the outputs: %m", p->name);
 }
@@ -93,7 +95,7 @@ static void outputs_start_write(Profile *p, bool retry) {
 static int on_output_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Profile *p = userdata;
 
-        if (profile_token_valid_at(p, now_realtime()))
+        if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)))
                 outputs_start_write(p, true);
         return 0;
 }
@@ -114,7 +116,8 @@ static void on_outputs_written(Outputs *o, int result, void *userdata) {
                 /* Try again soon rather than at the next refresh. */
                 p->output_attempt = p->output_retrying ? p->output_attempt + 1 : 0;
                 delay = MIN(OUTPUT_RETRY_MIN << MIN(p->output_attempt, 10u), OUTPUT_RETRY_MAX);
-                if (profile_timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_output_timer) < 0)
+                if (profile_timer_arm(p, &p->output_timer, CLOCK_BOOTTIME, profile_now(p, CLOCK_BOOTTIME) + delay,
+                                      on_output_timer) < 0)
                         log_warning("Profile %s: failed to arm the output retry timer.", p->name);
         }
         profile_answer_waiters(p);
@@ -158,7 +161,7 @@ static void refresh_arm_next(Profile *p) {
  * old one is dropped from memory: a crash in between costs nothing. */
 void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         char left[32], next[32];
-        usec_t now = now_realtime();
+        usec_t now = profile_now(p, CLOCK_REALTIME);
 
         secret_free(p->access_token);
         p->access_token = TAKE_PTR(t->access_token);
@@ -169,11 +172,12 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
                 else
                         p->saved_refresh_token = p->refresh_token;
                 p->refresh_token = TAKE_PTR(t->refresh_token);
-                refresh_supersede(p->refresh); /* a sign-in won over a refresh under way */
+                if (p->refresh)
+                        profile_refresh_source(p)->supersede(p->refresh); /* a sign-in won over a refresh under way */
         }
         p->obtained = sent;
         p->expires_on = sent + t->expires_in;
-        p->expires_boot = schedule_boottime_of(p->expires_on, now, now_boottime());
+        p->expires_boot = schedule_boottime_of(p->expires_on, now, profile_now(p, CLOCK_BOOTTIME));
         p->refresh_in = t->refresh_in;
         profile_claims_update(p);
         if (!profile_unattended(p)) /* nothing to keep: the credential itself stays where it is */
@@ -213,7 +217,7 @@ void profile_enter_login_required(Profile *p, const char *why) {
 /* ---- refresh: what an answer means ------------------------------------------------------- */
 
 static void refresh_retry(Profile *p, usec_t retry_after) {
-        usec_t now = now_realtime(), last_chance = USEC_INFINITY, delay;
+        usec_t now = profile_now(p, CLOCK_REALTIME), last_chance = USEC_INFINITY, delay;
         char d[32];
 
         if (profile_token_valid_at(p, now))
@@ -237,10 +241,10 @@ static void on_refresh_done(const RefreshAnswer *a, void *userdata) {
         char buf[512];
         int waiter_result;
 
-        p->refresh = refresh_free(p->refresh);
+        p->refresh = profile_refresh_source(p)->free(p->refresh);
         if (a->superseded) {
                 /* The token that replaced ours is the refresh's result. */
-                profile_finish_refresh(p, profile_token_valid_at(p, now_realtime()) ? 0 : -EIO);
+                profile_finish_refresh(p, profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)) ? 0 : -EIO);
                 profile_changed(p);
                 return;
         }
@@ -321,7 +325,7 @@ static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retr
 
                 profile_set_last_error(p, "%s", error ? error : "the credential was rejected");
                 p->config_error = true;
-                profile_refresh_schedule_at(p, now_realtime() + REJECTED_RETRY);
+                profile_refresh_schedule_at(p, profile_now(p, CLOCK_REALTIME) + REJECTED_RETRY);
                 if (!was)
                         log_error(
                                 "Profile %s: %s. Fix the credential (it is tried again every %s, and at every refresh or check).",
@@ -358,7 +362,7 @@ static void credential_start(Profile *p) {
 /* Start a refresh (for the unattended kinds: a credential request) unless one is under way.
  * forced: a person asked (refresh, check): one request whose outcome the person sees. */
 static void refresh_begin(Profile *p, bool forced) {
-        usec_t now = now_realtime();
+        usec_t now = profile_now(p, CLOCK_REALTIME);
         int r;
 
         if (profile_unattended(p)) {
@@ -374,9 +378,10 @@ static void refresh_begin(Profile *p, bool forced) {
 
         profile_refresh_timers_disarm(p);
         p->refresh_callbacks = (RefreshCallbacks) { .on_done = on_refresh_done, .userdata = p };
-        r = refresh_start(&p->ctx->sources, p->cfg, p->name, p->refresh_token,
-                          forced || !p->access_token ? USEC_INFINITY : profile_token_time_left(p, now),
-                          &p->refresh_callbacks, &p->refresh);
+        r = profile_refresh_source(p)->start(&p->ctx->sources, p->cfg, p->name, p->refresh_token,
+                                             forced || !p->access_token ? USEC_INFINITY
+                                                                        : profile_token_time_left(p, now),
+                                             &p->refresh_callbacks, &p->refresh);
         if (r < 0) {
                 p->refreshes[REFRESH_TRANSIENT]++;
                 profile_set_last_error(p, "cannot start the refresh request: %s", strerror(-r));
@@ -397,7 +402,7 @@ void profile_refresh_start_forced(Profile *p) {
 
 /* Stop the refresh under way, if any; no answer comes. */
 void profile_refresh_cancel(Profile *p) {
-        p->refresh = refresh_free(p->refresh);
+        p->refresh = profile_refresh_source(p)->free(p->refresh);
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -428,7 +433,7 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         int r, verdict;
 
         /* An output that failed earlier gets one more try before we give a verdict. */
-        if (profile_token_valid_at(p, now_realtime()) && !outputs_all_ok(p->outputs))
+        if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)) && !outputs_all_ok(p->outputs))
                 outputs_write(p);
 
         verdict = profile_check_result(p, min_valid);
@@ -570,7 +575,7 @@ int profile_logout(Profile *p) {
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 int profile_start(Profile *p) {
-        usec_t now = now_realtime();
+        usec_t now = profile_now(p, CLOCK_REALTIME);
 
         outputs_remove_stale_temps(p->outputs);
         if (profile_unattended(p)) {
@@ -647,7 +652,8 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 login_device_set_config(p->login, cfg);
         else if (p->browser)
                 login_browser_set_config(p->browser, cfg);
-        refresh_set_config(p->refresh, cfg);
+        if (p->refresh)
+                profile_refresh_source(p)->set_config(p->refresh, cfg);
         if (profile_unattended(p)) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
@@ -675,7 +681,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                         refresh_arm_next(p);
         }
         if (!p->access_token)
-                (void) outputs_write_all(p->outputs, NULL, now_realtime());
+                (void) outputs_write_all(p->outputs, NULL, profile_now(p, CLOCK_REALTIME));
         profile_changed(p);
 }
 

@@ -48,3 +48,15 @@ void refresh_set_config(Refresh *r, const ProfileConfig *cfg);
 /* The refresh token this refresh sent was replaced (a sign-in won): no second request goes out,
  * and the end, when it comes, is reported as superseded. */
 void refresh_supersede(Refresh *r);
+
+/* The refresh as its owner calls it: refresh_source_aad (the functions above), or a stand-in
+ * that a test answers itself. */
+typedef struct RefreshSource {
+        int (*start)(const TokenSourceContext *ctx, const ProfileConfig *cfg, const char *name,
+                     const Secret *refresh_token, usec_t time_left, const RefreshCallbacks *callbacks, Refresh **ret);
+        Refresh *(*free)(Refresh *r);
+        void (*set_config)(Refresh *r, const ProfileConfig *cfg);
+        void (*supersede)(Refresh *r);
+} RefreshSource;
+
+extern const RefreshSource refresh_source_aad;
