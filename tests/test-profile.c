@@ -110,6 +110,7 @@ static Config *config;
 static ProfileContext context;
 static Profile *profile;
 static char *token_path;
+static char *state_dir;
 
 static void on_done(Profile *p, int result, void *userdata) {
         int *r = userdata;
@@ -152,7 +153,7 @@ static void save_sign_in(usec_t valid_for) {
                 .expires_on = valid_for ? now + valid_for : now - USEC_PER_HOUR,
         };
 
-        ck_assert_int_eq(store_save(testlib_scratch, "default", &s), 0);
+        ck_assert_int_eq(store_save(state_dir, "default", &s), 0);
         secret_free(s.refresh_token);
         secret_free(s.access_token);
 }
@@ -168,6 +169,8 @@ static void setup(void) {
         fake_starts = 0;
         fake_sent_token[0] = 0;
         token_path = testlib_path(testlib_scratch, "token");
+        state_dir = testlib_path(testlib_scratch, "state");
+        ck_assert_int_eq(mkdir(state_dir, 0700), 0);
         ck_assert_int_ge(asprintf(&text, "[profile default]\ntenant = %s\ntoken_file = %s\n", TENANT, token_path), 0);
         env = (ConfigEnv) { .home = testlib_scratch, .refresh_floor = 30 * USEC_PER_SEC };
         ck_assert_int_eq(config_parse("test.ini", text, strlen(text), &env, &config, &errors), 0);
@@ -175,7 +178,7 @@ static void setup(void) {
         context = (ProfileContext) {
                 .sources = { .event = event, .http_timeout = 10 * USEC_PER_SEC },
                 .refresh_floor = 30 * USEC_PER_SEC,
-                .state_dir = testlib_scratch,
+                .state_dir = state_dir,
                 .refresh_source = &fake_source,
                 .now = fake_now,
         };
@@ -188,6 +191,7 @@ static void teardown(void) {
         event = sd_event_unref(event);
         config = config_free(config);
         free(token_path);
+        free(state_dir);
         testlib_scratch_teardown();
 }
 
@@ -206,7 +210,7 @@ static ProfileSnapshot snapshot(void) {
 static char *saved_refresh_token(void) {
         StoredProfile s = {};
         char *rt;
-        int r = store_load(testlib_scratch, "default", &s);
+        int r = store_load(state_dir, "default", &s);
 
         if (r < 0)
                 return NULL;
@@ -438,6 +442,36 @@ START_TEST(test_answer_about_a_replaced_token_is_the_replacement) {
 }
 END_TEST
 
+START_TEST(test_failed_save_fails_check_and_keeps_the_old_token) {
+        _cleanup_free_ char *moved = testlib_path(testlib_scratch, "state-moved");
+        _cleanup_free_ char *rt = NULL;
+        int result = PENDING;
+
+        save_sign_in(0);
+        start_profile();
+        /* The state directory turns into a file: every save fails (root ignores modes). */
+        ck_assert_int_eq(rename(state_dir, moved), 0);
+        testlib_write_file(state_dir, "x", 1);
+        ck_assert_int_eq(profile_check(profile, 5 * USEC_PER_MINUTE, on_done, &result, NULL), 0);
+        fake_answer_token("at-new", "rt-new", USEC_PER_HOUR, fake_now(CLOCK_REALTIME));
+        run_until_answered(&result);
+
+        /* a token and its output, but a restart now would lose the sign-in: check says so */
+        ck_assert_uint_eq(snapshot().n_outputs, 1);
+        ck_assert(snapshot().outputs[0].ok);
+        ck_assert_int_eq(result, -EREMOTEIO);
+        ck_assert_int_eq(profile_state(profile), PROFILE_VALID);
+        ck_assert(snapshot().store_attempted);
+        ck_assert(!snapshot().store_ok);
+        ck_assert_ptr_nonnull(snapshot().store_error);
+
+        ck_assert_int_eq(unlink(state_dir), 0);
+        ck_assert_int_eq(rename(moved, state_dir), 0);
+        rt = saved_refresh_token();
+        ck_assert_str_eq(rt, "rt-saved"); /* the one on disk is still the one before */
+}
+END_TEST
+
 static Suite *profile_suite(void) {
         Suite *s = suite_create("profile");
         TCase *tc = tcase_create("decisions");
@@ -456,6 +490,7 @@ static Suite *profile_suite(void) {
         tcase_add_test(tc, test_check_of_a_long_token_answers_at_once);
         tcase_add_test(tc, test_scheduled_refresh_near_expiry_may_try_twice);
         tcase_add_test(tc, test_answer_about_a_replaced_token_is_the_replacement);
+        tcase_add_test(tc, test_failed_save_fails_check_and_keeps_the_old_token);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -43,7 +43,7 @@ int profile_check_result(Profile *p, usec_t min_valid) {
                         return -EBADR;
                 return -EIO;
         }
-        if (!outputs_all_ok(p->outputs) || p->store_result < 0)
+        if (!outputs_all_ok(p->outputs) || sign_in_store_status(p->store).result < 0)
                 return -EREMOTEIO;
         return 0;
 }
@@ -91,7 +91,7 @@ void profile_send_device(Profile *p) {
 /* Should answers wait for the output write or state save in flight? Yes, up to
  * OUTPUT_ANSWER_WAIT: `login` and `refresh` answer with the files written and the sign-in saved. */
 bool profile_waiters_held(Profile *p) {
-        if (!outputs_busy(p->outputs) && !worker_busy(p->store_worker)) {
+        if (!outputs_busy(p->outputs) && !sign_in_store_busy(p->store)) {
                 p->answers_held = p->hold_expired = false;
                 profile_timer_disarm(p->hold_timer);
                 return false;

@@ -16,6 +16,7 @@
 #include "loop/notify.h"
 #include "loop/worker.h"
 #include "outputs/outputs.h"
+#include "profile/profile-store.h"
 #include "profile/profile-waiters.h"
 #include "profile/profile.h"
 #include "profile/schedule.h"
@@ -45,15 +46,11 @@ struct Profile {
         unsigned output_attempt;
         uint64_t refreshes[_REFRESH_RESULT_MAX]; /* by result, for the metrics */
         bool output_retrying;                    /* the write in flight is a retry after a failure */
-        int store_result;                        /* the last save of the sign-in: 0 ok, -errno failed */
-        bool store_attempted;
-        usec_t store_last_save;       /* realtime of the last attempt */
-        unsigned store_attempt;       /* failed saves in a row */
-        sd_event_source *store_timer; /* retries a failed save */
-        Worker *store_worker;         /* saves and removes the state file off the loop */
-        Secret *saved_refresh_token;  /* the one on disk while a newer one could not be saved */
-        bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
-        bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
+        SignInStore *store;                      /* the sign-in in the state directory (profile-store.c) */
+        SignInStoreCallbacks store_callbacks;
+        Secret *saved_refresh_token; /* the one on disk while a newer one could not be saved */
+        bool answers_held;           /* waiters wait for the write in flight (hold_timer) */
+        bool hold_expired;           /* ... and have waited OUTPUT_ANSWER_WAIT for it */
         sd_event_source *hold_timer;
 
         sd_event_source *refresh_timer;
@@ -107,9 +104,3 @@ void profile_enter_login_required(Profile *p, const char *why);
 void profile_refresh_start(Profile *p);
 void profile_refresh_start_forced(Profile *p);
 void profile_refresh_cancel(Profile *p);
-
-/* profile-store.c: the sign-in in the state directory */
-int profile_store_worker_new(Profile *p);
-int profile_store_save(Profile *p);
-void profile_store_remove(Profile *p);
-void profile_store_load(Profile *p);

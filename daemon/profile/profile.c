@@ -4,7 +4,7 @@
  *
  * The path of one refresh: refresh_timer fires -> profile_refresh_start() starts a Refresh
  * (idp/refresh.c: the body from aad.c, posted by http.c, a second try near expiry) ->
- * on_refresh_done() decides what its answer means -> profile_token_accept() stores the rotated refresh token (profile-store.c, store.c)
+ * on_refresh_done() decides what its answer means -> profile_token_accept() stores the rotated refresh token (profile-store.c's worker, store.c)
  * before dropping the old one, writes the outputs (outputs.c) and arms the next refresh
  * (schedule.c) -> profile_finish_refresh() answers whoever asked.
  *
@@ -129,6 +129,101 @@ static void outputs_write(Profile *p) {
                 outputs_start_write(p, false);
 }
 
+/* ---- the sign-in in the state directory (profile-store.c) ---------------------------------- */
+
+/* Save the sign-in; a failure is kept for status and check, and retried by the store with
+ * backoff: a restart must never silently lose the sign-in. */
+static void sign_in_save(Profile *p) {
+        StoredProfile s = {
+                .tenant = p->cfg->tenant,
+                .client_id = p->cfg->client_id,
+                .authority_host = p->cfg->authority_host,
+                .server_id = p->cfg->server_id,
+                .auth = (char *) auth_kind_to_string(p->cfg->auth),
+                .refresh_token = p->refresh_token,
+                .access_token = p->access_token,
+                .obtained = p->obtained,
+                .expires_on = p->expires_on,
+                .refresh_in = p->refresh_in,
+                .account = p->account,
+        };
+
+        (void) sign_in_store_save(p->store, &s);
+}
+
+/* A save or removal finished: the token on disk before the new one can go once the new one is
+ * saved; answers held for the save go out. */
+static void on_store_done(bool saved, int result, bool changed, void *userdata) {
+        Profile *p = userdata;
+
+        if (saved && result >= 0)
+                p->saved_refresh_token = secret_free(p->saved_refresh_token);
+        profile_answer_waiters(p);
+        if (changed)
+                profile_changed(p);
+}
+
+static bool stored_matches(const Profile *p, const StoredProfile *s) {
+        ProfileIdentity mine = profile_config_identity(p->cfg);
+        ProfileIdentity stored = {
+                .tenant = s->tenant,
+                .client_id = s->client_id,
+                .server_id = s->server_id, /* NULL in a file from before it was recorded */
+                .authority_host = s->authority_host,
+                .auth = s->auth,
+        };
+
+        return profile_identity_equal(&mine, &stored);
+}
+
+static void sign_in_load(Profile *p) {
+        _cleanup_(stored_profile_clear) StoredProfile s = {};
+        int r;
+
+        r = sign_in_store_load(p->store, &s);
+        if (r == -ENOENT) {
+                p->needs_login = true;
+                log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
+                profile_notify_person(p, "login_required", "Not signed in yet.");
+                return;
+        }
+        if (r < 0) {
+                p->needs_login = true;
+                log_error_errno(r,
+                                "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
+                                "aksspark-tokenctl --profile %s login",
+                                p->name, p->ctx->state_dir, p->name);
+                profile_notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
+                return;
+        }
+        if (!stored_matches(p, &s) || !s.refresh_token) {
+                p->needs_login = true;
+                log_warning("Profile %s: the saved sign-in belongs to another tenant, client, server, authority "
+                            "or way of signing in; a new sign-in is needed: aksspark-tokenctl --profile %s login",
+                            p->name, p->name);
+                profile_notify_person(p, "login_required",
+                                      "The saved sign-in is for another tenant, client or server.");
+                return;
+        }
+        if (!s.server_id) {
+                /* Saved before the server was recorded: the refresh token is good for any
+                 * audience, the saved access token perhaps for another one. Refresh at once. */
+                log_info("Profile %s: the saved access token does not say which server it is for; refreshing.",
+                         p->name);
+                s.access_token = secret_free(s.access_token);
+                s.obtained = s.expires_on = 0;
+        }
+
+        p->refresh_token = TAKE_PTR(s.refresh_token);
+        p->access_token = TAKE_PTR(s.access_token);
+        p->obtained = s.obtained;
+        p->expires_on = s.expires_on;
+        p->refresh_in = s.refresh_in;
+        p->account = TAKE_PTR(s.account);
+        if (p->access_token)
+                profile_claims_update(p);
+}
+
 /* ---- tokens -------------------------------------------------------------------------------- */
 
 static void token_forget(Profile *p) {
@@ -181,7 +276,7 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         p->refresh_in = t->refresh_in;
         profile_claims_update(p);
         if (!profile_unattended(p)) /* nothing to keep: the credential itself stays where it is */
-                profile_store_save(p);
+                sign_in_save(p);
 
         p->needs_login = false;
         p->config_error = false;
@@ -206,7 +301,7 @@ void profile_enter_login_required(Profile *p, const char *why) {
         p->saved_refresh_token = secret_free(p->saved_refresh_token);
         profile_refresh_timers_disarm(p);
         p->next_refresh = 0;
-        profile_store_remove(p);
+        sign_in_store_remove(p->store);
         if (!was) {
                 log_warning("Profile %s: a person must sign in (%s): run aksspark-tokenctl --profile %s login", p->name,
                             why, p->name);
@@ -565,7 +660,7 @@ int profile_logout(Profile *p) {
         p->config_error = false;
         p->attempt = 0;
         profile_set_last_error(p, NULL);
-        profile_store_remove(p);
+        sign_in_store_remove(p->store);
         profile_finish_refresh(p, -ENOKEY);
         log_notice("Profile %s: signed out; the refresh token is forgotten.", p->name);
         profile_changed(p);
@@ -584,7 +679,7 @@ int profile_start(Profile *p) {
                 profile_changed(p);
                 return 0;
         }
-        profile_store_load(p);
+        sign_in_load(p);
         /* A kubeconfig output holds no token: it can be there before the first sign-in. */
         if (!profile_token_valid_at(p, now))
                 (void) outputs_write_all(p->outputs, NULL, now);
@@ -628,7 +723,8 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         r = outputs_attach(p->outputs, ctx->sources.event, on_outputs_written, p);
         if (r < 0)
                 return r;
-        r = profile_store_worker_new(p);
+        p->store_callbacks = (SignInStoreCallbacks) { .on_done = on_store_done, .userdata = p };
+        r = sign_in_store_new(ctx->sources.event, ctx->state_dir, p->name, ctx->now, &p->store_callbacks, &p->store);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
@@ -705,8 +801,7 @@ Profile *profile_free(Profile *p) {
         sd_event_source_disable_unref(p->expiry_timer);
         sd_event_source_disable_unref(p->output_timer);
         sd_event_source_disable_unref(p->hold_timer);
-        sd_event_source_disable_unref(p->store_timer);
-        worker_free(p->store_worker); /* a save still under way finishes on its own */
+        sign_in_store_free(p->store); /* a save still under way finishes on its own */
         secret_free(p->saved_refresh_token);
         secret_free(p->access_token);
         secret_free(p->refresh_token);
