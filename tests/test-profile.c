@@ -195,9 +195,20 @@ static void teardown(void) {
         testlib_scratch_teardown();
 }
 
+static void run_until_loaded(void) {
+        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
+
+        while (profile->loading && now_monotonic() < deadline)
+                ck_assert_int_ge(sd_event_run(event, 10 * USEC_PER_MSEC), 0);
+        ck_assert(!profile->loading);
+}
+
+/* Start the profile; its saved sign-in is read in the store's worker, off the loop. */
 static void start_profile(void) {
         ck_assert_int_eq(profile_new(&context, config_default_profile(config), &profile), 0);
         ck_assert_int_eq(profile_start(profile), 0);
+        ck_assert(profile->loading); /* nothing read on the loop */
+        run_until_loaded();
 }
 
 static ProfileSnapshot snapshot(void) {
@@ -472,6 +483,28 @@ START_TEST(test_failed_save_fails_check_and_keeps_the_old_token) {
 }
 END_TEST
 
+START_TEST(test_requests_during_the_load_wait_for_it) {
+        int refreshed = PENDING, checked = PENDING;
+
+        save_sign_in(USEC_PER_HOUR);
+        ck_assert_int_eq(profile_new(&context, config_default_profile(config), &profile), 0);
+        ck_assert_int_eq(profile_start(profile), 0);
+        /* asked before the sign-in is read: no "login required", and no refresh yet */
+        ck_assert_int_eq(profile_refresh(profile, on_done, &refreshed, NULL), 0);
+        ck_assert_int_eq(profile_check(profile, 5 * USEC_PER_MINUTE, on_done, &checked, NULL), 0);
+        ck_assert_uint_eq(fake_starts, 0);
+        run_until_loaded();
+        /* then the refresh asked for goes out with the saved refresh token */
+        ck_assert_uint_eq(fake_starts, 1);
+        ck_assert_str_eq(fake_sent_token, "rt-saved");
+        fake_answer_token("at-new", "rt-new", USEC_PER_HOUR, fake_now(CLOCK_REALTIME));
+        run_until_answered(&refreshed);
+        run_until_answered(&checked);
+        ck_assert_int_eq(refreshed, 0);
+        ck_assert_int_eq(checked, 0);
+}
+END_TEST
+
 static Suite *profile_suite(void) {
         Suite *s = suite_create("profile");
         TCase *tc = tcase_create("decisions");
@@ -491,6 +524,7 @@ static Suite *profile_suite(void) {
         tcase_add_test(tc, test_scheduled_refresh_near_expiry_may_try_twice);
         tcase_add_test(tc, test_answer_about_a_replaced_token_is_the_replacement);
         tcase_add_test(tc, test_failed_save_fails_check_and_keeps_the_old_token);
+        tcase_add_test(tc, test_requests_during_the_load_wait_for_it);
         suite_add_tcase(s, tc);
         return s;
 }

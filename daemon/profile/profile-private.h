@@ -47,6 +47,8 @@ struct Profile {
         uint64_t refreshes[_REFRESH_RESULT_MAX]; /* by result, for the metrics */
         bool output_retrying;                    /* the write in flight is a retry after a failure */
         SignInStore *store;                      /* the sign-in in the state directory (profile-store.c) */
+        bool loading;                            /* the start's job in the store's worker is under way */
+        bool refresh_wanted;                     /* ... and a refresh was asked for meanwhile */
         SignInStoreCallbacks store_callbacks;
         Secret *saved_refresh_token; /* the one on disk while a newer one could not be saved */
         bool answers_held;           /* waiters wait for the write in flight (hold_timer) */

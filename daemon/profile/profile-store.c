@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/atomic.h"
 #include "base/log.h"
 #include "base/macro.h"
 #include "loop/worker.h"
@@ -26,15 +27,25 @@ struct SignInStore {
         sd_event_source *retry_timer; /* retries a failed save */
         Secret *retry_text;           /* what that retry saves */
         bool removed;                 /* removed since the last save: a save's result no longer counts */
+        bool loading;                 /* the load at start is under way: jobs wait for it */
+        bool deferred;                /* a save (deferred_text) or removal (NULL) waits for the load */
+        Secret *deferred_text;
         SignInStoreStatus status;
         unsigned attempt; /* failed saves in a row */
 };
 
-/* One save (text) or removal (text NULL) of the state file, run by the store's worker thread. */
+/* One save, removal or load of the state file, run by the store's worker thread: a state
+ * directory on a hung file system holds that thread, never the loop. */
 typedef struct StoreJob {
+        SignInStoreJob kind;
         char *state_dir;
         char *name;
-        Secret *text;
+        Secret *text;      /* save */
+        bool read_sign_in; /* load */
+        char **sweep;
+        size_t n_sweep;
+        int *swept; /* per sweep path: temp files removed, or -errno */
+        StoredProfile loaded;
         int result;
 } StoreJob;
 
@@ -52,14 +63,37 @@ static void store_job_free(void *p) {
         free(j->state_dir);
         free(j->name);
         secret_free(j->text);
+        for (size_t i = 0; i < j->n_sweep; i++)
+                free(j->sweep[i]);
+        free(j->sweep);
+        free(j->swept);
+        stored_profile_clear(&j->loaded);
         free(j);
+}
+
+static void store_job_freep(StoreJob **j) {
+        store_job_free(*j);
 }
 
 static void store_job_run(void *p) {
         StoreJob *j = p;
 
-        j->result = j->text ? store_save_text(j->state_dir, j->name, j->text) : store_remove(j->state_dir, j->name);
+        switch (j->kind) {
+        case SIGN_IN_STORE_SAVE:
+                j->result = store_save_text(j->state_dir, j->name, j->text);
+                break;
+        case SIGN_IN_STORE_REMOVE:
+                j->result = store_remove(j->state_dir, j->name);
+                break;
+        case SIGN_IN_STORE_LOAD:
+                for (size_t i = 0; i < j->n_sweep; i++)
+                        j->swept[i] = atomic_remove_stale_temps(j->sweep[i]);
+                j->result = j->read_sign_in ? store_load(j->state_dir, j->name, &j->loaded) : -ENODATA;
+                break;
+        }
 }
+
+static int job_submit(SignInStore *s, Secret *text);
 
 static int save_submit(SignInStore *s, Secret *text);
 
@@ -122,28 +156,56 @@ static bool save_result(SignInStore *s, int r) {
         return changed;
 }
 
-static void on_store_job_done(Worker *w, void *p, void *userdata) {
-        StoreJob *j = p;
-        SignInStore *s = userdata;
-        bool saved = j->text, changed = false;
-        int r = j->result;
+static void on_load_done(SignInStore *s, StoreJob *j) {
+        SignInStoreResult result = { .job = SIGN_IN_STORE_LOAD, .result = j->result, .loaded = &j->loaded };
 
-        store_job_free(j);
-        if (saved)
-                changed = save_result(s, r);
-        else if (r < 0)
-                log_warning_errno(r, "Profile %s: failed to remove the saved sign-in: %m", s->name);
-        s->cb->on_done(saved, r, changed, s->cb->userdata);
+        for (size_t i = 0; i < j->n_sweep; i++)
+                if (j->swept[i] < 0)
+                        log_debug_errno(j->swept[i], "Failed to look for stale temp files next to %s: %m", j->sweep[i]);
+                else if (j->swept[i] > 0)
+                        log_info("Removed %d temp file(s) an interrupted write left next to %s.", j->swept[i],
+                                 j->sweep[i]);
+        s->loading = false;
+        if (s->deferred) {
+                s->deferred = false;
+                (void) job_submit(s, TAKE_PTR(s->deferred_text));
+        }
+        s->cb->on_done(&result, s->cb->userdata);
 }
 
-/* Queue a job (a newer one replaces one still waiting: the newest state wins). Takes text. */
-static int job_submit(SignInStore *s, Secret *text) {
-        StoreJob *j = calloc(1, sizeof *j);
+static void on_store_job_done(Worker *w, void *p, void *userdata) {
+        _cleanup_(store_job_freep) StoreJob *j = p;
+        SignInStore *s = userdata;
+        SignInStoreResult result = { .job = j->kind, .result = j->result };
 
+        if (j->kind == SIGN_IN_STORE_LOAD) {
+                on_load_done(s, j);
+                return;
+        }
+        if (j->kind == SIGN_IN_STORE_SAVE)
+                result.changed = save_result(s, j->result);
+        else if (j->result < 0)
+                log_warning_errno(j->result, "Profile %s: failed to remove the saved sign-in: %m", s->name);
+        s->cb->on_done(&result, s->cb->userdata);
+}
+
+/* Queue a save (text) or removal (NULL); a newer one replaces one still waiting (the newest
+ * state wins), and one asked for during the load waits for it. Takes text. */
+static int job_submit(SignInStore *s, Secret *text) {
+        StoreJob *j;
+
+        if (s->loading) {
+                secret_free(s->deferred_text);
+                s->deferred_text = text;
+                s->deferred = true;
+                return 0;
+        }
+        j = calloc(1, sizeof *j);
         if (!j) {
                 secret_free(text);
                 return -ENOMEM;
         }
+        j->kind = text ? SIGN_IN_STORE_SAVE : SIGN_IN_STORE_REMOVE;
         j->text = text;
         j->state_dir = strdup(s->state_dir);
         j->name = strdup(s->name);
@@ -166,7 +228,8 @@ static int save_submit(SignInStore *s, Secret *text) {
                 r = s->retry_text ? job_submit(s, text) : (secret_free(text), -ENOMEM);
         }
         if (r < 0 && save_result(s, r))
-                s->cb->on_done(true, r, true, s->cb->userdata);
+                s->cb->on_done(&(SignInStoreResult) { .job = SIGN_IN_STORE_SAVE, .result = r, .changed = true },
+                               s->cb->userdata);
         return r;
 }
 
@@ -178,7 +241,8 @@ int sign_in_store_save(SignInStore *s, const StoredProfile *stored) {
         r = store_serialize(stored, &text);
         if (r < 0) {
                 if (save_result(s, r))
-                        s->cb->on_done(true, r, true, s->cb->userdata);
+                        s->cb->on_done(&(SignInStoreResult) { .job = SIGN_IN_STORE_SAVE, .result = r, .changed = true },
+                                       s->cb->userdata);
                 return r;
         }
         return save_submit(s, text);
@@ -196,8 +260,32 @@ void sign_in_store_remove(SignInStore *s) {
                 log_warning_errno(r, "Profile %s: cannot remove the saved sign-in: %m", s->name);
 }
 
-int sign_in_store_load(SignInStore *s, StoredProfile *ret) {
-        return store_load(s->state_dir, s->name, ret);
+int sign_in_store_load(SignInStore *s, bool read_sign_in, char *const *sweep, size_t n_sweep) {
+        StoreJob *j = calloc(1, sizeof *j);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (StoreJob) { .kind = SIGN_IN_STORE_LOAD, .read_sign_in = read_sign_in };
+        j->state_dir = strdup(s->state_dir);
+        j->name = strdup(s->name);
+        j->sweep = calloc(MAX(n_sweep, (size_t) 1), sizeof *j->sweep);
+        j->swept = calloc(MAX(n_sweep, (size_t) 1), sizeof *j->swept);
+        if (!j->state_dir || !j->name || !j->sweep || !j->swept) {
+                store_job_free(j);
+                return -ENOMEM;
+        }
+        for (; j->n_sweep < n_sweep; j->n_sweep++) {
+                j->sweep[j->n_sweep] = strdup(sweep[j->n_sweep]);
+                if (!j->sweep[j->n_sweep]) {
+                        store_job_free(j);
+                        return -ENOMEM;
+                }
+        }
+        r = worker_submit(s->worker, j);
+        if (r >= 0)
+                s->loading = true;
+        return r;
 }
 
 bool sign_in_store_busy(const SignInStore *s) {
@@ -237,6 +325,7 @@ SignInStore *sign_in_store_free(SignInStore *s) {
         worker_free(s->worker); /* a save still under way finishes on its own */
         sd_event_source_disable_unref(s->retry_timer);
         secret_free(s->retry_text);
+        secret_free(s->deferred_text);
         free(s->state_dir);
         free(s->name);
         free(s);

@@ -11,10 +11,22 @@
 
 typedef struct SignInStore SignInStore;
 
+typedef enum SignInStoreJob {
+        SIGN_IN_STORE_SAVE,
+        SIGN_IN_STORE_REMOVE,
+        SIGN_IN_STORE_LOAD,
+} SignInStoreJob;
+
+/* A job finished. */
+typedef struct SignInStoreResult {
+        SignInStoreJob job;
+        int result;            /* 0 or -errno (a failed save is already scheduled for a retry) */
+        bool changed;          /* the store's results changed (for `status`) */
+        StoredProfile *loaded; /* SIGN_IN_STORE_LOAD with result 0: take what you keep */
+} SignInStoreResult;
+
 typedef struct SignInStoreCallbacks {
-        /* A save (saved true) or a removal finished with result (0 or -errno); a failed save is
-         * already scheduled for a retry. changed: the store's results changed (for `status`). */
-        void (*on_done)(bool saved, int result, bool changed, void *userdata);
+        void (*on_done)(const SignInStoreResult *result, void *userdata);
         void *userdata;
 } SignInStoreCallbacks;
 
@@ -36,8 +48,11 @@ SignInStore *sign_in_store_free(SignInStore *s);
 int sign_in_store_save(SignInStore *s, const StoredProfile *stored);
 /* Remove the saved sign-in (and forget a save still to be retried). */
 void sign_in_store_remove(SignInStore *s);
-/* Read the saved sign-in (store_load()). */
-int sign_in_store_load(SignInStore *s, StoredProfile *ret);
+/* At start, in the worker: remove the temp files an interrupted write left next to each of
+ * sweep (n_sweep paths, copied), then read the saved sign-in when read_sign_in. Reported as
+ * SIGN_IN_STORE_LOAD (result -ENODATA when nothing was to be read); saves and removals asked
+ * for meanwhile run after it. */
+int sign_in_store_load(SignInStore *s, bool read_sign_in, char *const *sweep, size_t n_sweep);
 
 /* A save or removal is under way. */
 bool sign_in_store_busy(const SignInStore *s);

@@ -153,13 +153,19 @@ static void sign_in_save(Profile *p) {
 
 /* A save or removal finished: the token on disk before the new one can go once the new one is
  * saved; answers held for the save go out. */
-static void on_store_done(bool saved, int result, bool changed, void *userdata) {
+static void sign_in_loaded(Profile *p, int r, StoredProfile *s);
+
+static void on_store_done(const SignInStoreResult *r, void *userdata) {
         Profile *p = userdata;
 
-        if (saved && result >= 0)
+        if (r->job == SIGN_IN_STORE_LOAD) {
+                sign_in_loaded(p, r->result, r->loaded);
+                return;
+        }
+        if (r->job == SIGN_IN_STORE_SAVE && r->result >= 0)
                 p->saved_refresh_token = secret_free(p->saved_refresh_token);
         profile_answer_waiters(p);
-        if (changed)
+        if (r->changed)
                 profile_changed(p);
 }
 
@@ -176,11 +182,8 @@ static bool stored_matches(const Profile *p, const StoredProfile *s) {
         return profile_identity_equal(&mine, &stored);
 }
 
-static void sign_in_load(Profile *p) {
-        _cleanup_(stored_profile_clear) StoredProfile s = {};
-        int r;
-
-        r = sign_in_store_load(p->store, &s);
+/* What the saved sign-in read at start (r, s) means for the profile. */
+static void sign_in_adopt(Profile *p, int r, StoredProfile *s) {
         if (r == -ENOENT) {
                 p->needs_login = true;
                 log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
@@ -196,7 +199,7 @@ static void sign_in_load(Profile *p) {
                 profile_notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
                 return;
         }
-        if (!stored_matches(p, &s) || !s.refresh_token) {
+        if (!stored_matches(p, s) || !s->refresh_token) {
                 p->needs_login = true;
                 log_warning("Profile %s: the saved sign-in belongs to another tenant, client, server, authority "
                             "or way of signing in; a new sign-in is needed: aksspark-tokenctl --profile %s login",
@@ -205,21 +208,21 @@ static void sign_in_load(Profile *p) {
                                       "The saved sign-in is for another tenant, client or server.");
                 return;
         }
-        if (!s.server_id) {
+        if (!s->server_id) {
                 /* Saved before the server was recorded: the refresh token is good for any
                  * audience, the saved access token perhaps for another one. Refresh at once. */
                 log_info("Profile %s: the saved access token does not say which server it is for; refreshing.",
                          p->name);
-                s.access_token = secret_free(s.access_token);
-                s.obtained = s.expires_on = 0;
+                s->access_token = secret_free(s->access_token);
+                s->obtained = s->expires_on = 0;
         }
 
-        p->refresh_token = TAKE_PTR(s.refresh_token);
-        p->access_token = TAKE_PTR(s.access_token);
-        p->obtained = s.obtained;
-        p->expires_on = s.expires_on;
-        p->refresh_in = s.refresh_in;
-        p->account = TAKE_PTR(s.account);
+        p->refresh_token = TAKE_PTR(s->refresh_token);
+        p->access_token = TAKE_PTR(s->access_token);
+        p->obtained = s->obtained;
+        p->expires_on = s->expires_on;
+        p->refresh_in = s->refresh_in;
+        p->account = TAKE_PTR(s->account);
         if (p->access_token)
                 profile_claims_update(p);
 }
@@ -254,9 +257,15 @@ static void refresh_arm_next(Profile *p) {
 
 /* A new token arrived (refresh or sign-in). The rotated refresh token is on disk before the
  * old one is dropped from memory: a crash in between costs nothing. */
+static void waiters_after_load(Profile *p);
+
 void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         char left[32], next[32];
         usec_t now = profile_now(p, CLOCK_REALTIME);
+        /* A sign-in that ends while the saved one is still being read wins over it. */
+        bool was_loading = p->loading;
+
+        p->loading = false;
 
         secret_free(p->access_token);
         p->access_token = TAKE_PTR(t->access_token);
@@ -291,11 +300,14 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
                  p->account ? p->account : "(unknown account)",
                  format_duration(left, sizeof left, p->expires_on > now ? p->expires_on - now : 0),
                  format_duration(next, sizeof next, p->next_refresh > now ? p->next_refresh - now : 0));
+        if (was_loading)
+                waiters_after_load(p);
 }
 
 void profile_enter_login_required(Profile *p, const char *why) {
         bool was = p->needs_login;
 
+        p->loading = false; /* the saved sign-in, if still being read, is not used */
         p->needs_login = true;
         p->refresh_token = secret_free(p->refresh_token);
         p->saved_refresh_token = secret_free(p->saved_refresh_token);
@@ -508,7 +520,9 @@ int profile_refresh(Profile *p, profile_done_fn done, void *userdata, ProfileWai
 
         if (!w)
                 return -ENOMEM;
-        if (!p->refresh_token && !profile_unattended(p))
+        if (p->loading)
+                p->refresh_wanted = true; /* once the sign-in is read (waiters_after_load()) */
+        else if (!p->refresh_token && !profile_unattended(p))
                 r = profile_waiter_defer_result(w, -ENOKEY);
         else {
                 p->config_error = false; /* a forced refresh is a person's explicit retry */
@@ -527,15 +541,21 @@ int profile_check(Profile *p, usec_t min_valid, profile_done_fn done, void *user
         ProfileWaiter *w;
         int r, verdict;
 
-        /* An output that failed earlier gets one more try before we give a verdict. */
-        if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)) && !outputs_all_ok(p->outputs))
-                outputs_write(p);
-
-        verdict = profile_check_result(p, min_valid);
         w = profile_waiter_new(&p->waiters, WAITER_CHECK, done, userdata);
         if (!w)
                 return -ENOMEM;
         w->min_valid = min_valid;
+        if (p->loading) {
+                /* The verdict once the sign-in is read (waiters_after_load()). */
+                if (ret)
+                        *ret = w;
+                return 0;
+        }
+
+        /* An output that failed earlier gets one more try before we give a verdict. */
+        if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)) && !outputs_all_ok(p->outputs))
+                outputs_write(p);
+        verdict = profile_check_result(p, min_valid);
 
         if (verdict == -EIO) {
                 /* Too short, or none: refresh first, then decide. */
@@ -654,6 +674,7 @@ int profile_login(Profile *p, int method, profile_device_fn device, profile_done
 int profile_logout(Profile *p) {
         if (profile_unattended(p))
                 return -EOPNOTSUPP;
+        p->loading = false; /* the saved sign-in, if still being read, is not used */
         profile_refresh_cancel(p);
         token_forget(p);
         p->needs_login = true;
@@ -669,25 +690,16 @@ int profile_logout(Profile *p) {
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-int profile_start(Profile *p) {
+/* Where a signed-in profile goes once its saved sign-in is read. */
+static void start_signed_in(Profile *p) {
         usec_t now = profile_now(p, CLOCK_REALTIME);
 
-        outputs_remove_stale_temps(p->outputs);
-        if (profile_unattended(p)) {
-                /* Nothing is stored for these kinds: ask for the first token at once. */
-                profile_refresh_start(p);
-                profile_changed(p);
-                return 0;
-        }
-        sign_in_load(p);
         /* A kubeconfig output holds no token: it can be there before the first sign-in. */
         if (!profile_token_valid_at(p, now))
                 (void) outputs_write_all(p->outputs, NULL, now);
 
-        if (!p->refresh_token) {
-                profile_changed(p);
-                return 0;
-        }
+        if (!p->refresh_token)
+                return;
         if (profile_token_valid_at(p, now) && p->obtained < p->expires_on) {
                 outputs_write(p);
                 refresh_arm_next(p);
@@ -699,6 +711,69 @@ int profile_start(Profile *p) {
         } else {
                 log_info("Profile %s: the saved access token is missing or expired, refreshing now.", p->name);
                 profile_refresh_start(p);
+        }
+}
+
+/* The requests that came while the sign-in was being read: a refresh asked for goes out now,
+ * each check gets its verdict (a refresh first when the token is too short). */
+static void waiters_after_load(Profile *p) {
+        bool refresh = p->refresh_wanted;
+
+        p->refresh_wanted = false;
+        for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next)
+                if (w->kind == WAITER_CHECK && !w->finishing) {
+                        int verdict = profile_check_result(p, w->min_valid);
+
+                        if (verdict == -EIO)
+                                refresh = true;
+                        else {
+                                w->finishing = true;
+                                w->result = verdict;
+                        }
+                }
+        if (refresh) {
+                if (!p->refresh_token && !profile_unattended(p))
+                        profile_finish_refresh(p, -ENOKEY);
+                else {
+                        p->config_error = false;
+                        profile_refresh_start_forced(p);
+                }
+        }
+        profile_answer_waiters(p);
+}
+
+/* The start's job in the store's worker is done (stale temp files swept; for the signed-in
+ * kinds, the saved sign-in read). */
+static void sign_in_loaded(Profile *p, int r, StoredProfile *s) {
+        if (!p->loading)
+                return; /* signed out, signed in or reconfigured meanwhile: that decided */
+        p->loading = false;
+        if (profile_unattended(p))
+                /* Nothing is stored for these kinds: ask for the first token at once. */
+                profile_refresh_start(p);
+        else {
+                sign_in_adopt(p, r, s);
+                start_signed_in(p);
+        }
+        waiters_after_load(p);
+        profile_changed(p);
+}
+
+/* Nothing file-related on the loop: the stale temp files next to the outputs are swept and the
+ * saved sign-in is read in the store's worker; the profile goes on in sign_in_loaded(). */
+int profile_start(Profile *p) {
+        _cleanup_free_ char **sweep = calloc(MAX(p->outputs->n, (size_t) 1), sizeof *sweep);
+        int r;
+
+        if (!sweep)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->outputs->n; i++)
+                sweep[i] = p->outputs->items[i].path;
+        p->loading = true;
+        r = sign_in_store_load(p->store, !profile_unattended(p), sweep, p->outputs->n);
+        if (r < 0) {
+                log_warning_errno(r, "Profile %s: cannot read the saved sign-in: %m", p->name);
+                sign_in_loaded(p, r, NULL);
         }
         profile_changed(p);
         return 0;
