@@ -3,6 +3,7 @@
 no files call each other in a circle (scripts/check-circles.py, over the build's objects), and a
 planted circle fails."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,20 @@ class Layers(unittest.TestCase):
         r = run(self.tmp)
         self.assertEqual(r.returncode, 1)
         self.assertIn('"util.h" has no folder', r.stdout)
+
+    def test_readme_states_the_same_rule(self):
+        # The README's Architecture table: | `folder/` | holds | may include |
+        sys.path.insert(0, os.path.join(SOURCE, "scripts"))
+        import importlib
+        rule = importlib.import_module("check-layers").MAY_USE
+        text = open(os.path.join(SOURCE, "README.md"), encoding="utf-8").read()
+        stated = {}
+        for line in text.splitlines():
+            m = re.match(r"^\| `(\w+)/` \|.*\| ([^|]+) \|$", line)
+            if m and m.group(1) in rule:
+                cell = m.group(2).strip()
+                stated[m.group(1)] = [] if cell == "nothing else" else re.findall(r"`(\w+)/`", cell)
+        self.assertEqual(stated, rule)
 
     def test_file_outside_the_layers_fails(self):
         with open(os.path.join(self.tmp, "daemon", "stray.c"), "w") as f:
