@@ -18,6 +18,8 @@
 #include "idp/credfile.h"
 #include "loop/worker.h"
 #include "manager.h"
+#include "shared/config-env.h"
+#include "shared/config-load.h"
 #include "shared/config.h"
 #include "version.h"
 

@@ -17,6 +17,7 @@
 #include "profile/schedule.h"
 #include "profile/store.h"
 #include "server/server.h"
+#include "shared/config-load.h"
 #include "version.h"
 
 static void manager_notify_status(Manager *m, const char *prefix);

@@ -8,6 +8,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "shared/config-env.h"
+#include "shared/config-load.h"
 #include "shared/config.h"
 #include "testlib.h"
 

@@ -10,11 +10,13 @@
 #include "idp/credential.h"
 #include "idp/login-browser.h"
 #include "idp/login-device.h"
+#include "idp/refresh.h"
 #include "idp/token-source.h"
 #include "loop/http.h"
 #include "loop/notify.h"
 #include "loop/worker.h"
 #include "outputs/outputs.h"
+#include "profile/profile-store.h"
 #include "profile/profile-waiters.h"
 #include "profile/profile.h"
 #include "profile/schedule.h"
@@ -44,15 +46,13 @@ struct Profile {
         unsigned output_attempt;
         uint64_t refreshes[_REFRESH_RESULT_MAX]; /* by result, for the metrics */
         bool output_retrying;                    /* the write in flight is a retry after a failure */
-        int store_result;                        /* the last save of the sign-in: 0 ok, -errno failed */
-        bool store_attempted;
-        usec_t store_last_save;       /* realtime of the last attempt */
-        unsigned store_attempt;       /* failed saves in a row */
-        sd_event_source *store_timer; /* retries a failed save */
-        Worker *store_worker;         /* saves and removes the state file off the loop */
-        Secret *saved_refresh_token;  /* the one on disk while a newer one could not be saved */
-        bool answers_held;            /* waiters wait for the write in flight (hold_timer) */
-        bool hold_expired;            /* ... and have waited OUTPUT_ANSWER_WAIT for it */
+        SignInStore *store;                      /* the sign-in in the state directory (profile-store.c) */
+        bool loading;                            /* the start's job in the store's worker is under way */
+        bool refresh_wanted;                     /* ... and a refresh was asked for meanwhile */
+        SignInStoreCallbacks store_callbacks;
+        Secret *saved_refresh_token; /* the one on disk while a newer one could not be saved */
+        bool answers_held;           /* waiters wait for the write in flight (hold_timer) */
+        bool hold_expired;           /* ... and have waited OUTPUT_ANSWER_WAIT for it */
         sd_event_source *hold_timer;
 
         sd_event_source *refresh_timer;
@@ -61,15 +61,8 @@ struct Profile {
         usec_t expires_boot; /* CLOCK_BOOTTIME of expires_on; 0 unknown (loaded token) */
         sd_event_source *expiry_timer;
         sd_event_source *output_timer;
-        HttpRequest *refresh_req; /* the refresh attempt in flight */
-        usec_t refresh_sent;
-        unsigned refresh_gen;   /* rt_generation when refresh_req was sent */
-        HttpRequest *hedge_req; /* a second try on a new connection while refresh_req hangs */
-        usec_t hedge_sent;
-        unsigned hedge_gen;
-        sd_event_source *hedge_timer;
-        unsigned rt_generation; /* bumped whenever refresh_token is replaced */
-        bool refresh_forced;    /* refresh_start() runs for `refresh` or `check`: no second try */
+        Refresh *refresh; /* the refresh under way (idp/refresh.c) */
+        RefreshCallbacks refresh_callbacks;
 
         Credential *credential; /* unattended kinds: a request for a token under way */
         CredentialCallbacks credential_callbacks;
@@ -84,30 +77,32 @@ struct Profile {
         OutputSnapshot *snap_outputs;
 };
 
-/* profile.c: state, waiters, timers, tokens */
+/* profile-state.c: facts and tools; they call nothing else of the profile */
+usec_t profile_now(const Profile *p, clockid_t clock); /* the context's clock */
+const RefreshSource *profile_refresh_source(const Profile *p);
 bool profile_token_valid_at(const Profile *p, usec_t t);
 usec_t profile_token_time_left(const Profile *p, usec_t now);
 bool profile_unattended(const Profile *p);
 void profile_changed(Profile *p);
 void profile_set_last_error(Profile *p, const char *format, ...) _printf_(2, 3);
 void profile_notify_person(Profile *p, const char *state, const char *message);
-void profile_answer_waiters(Profile *p);
-void profile_finish_refresh(Profile *p, int result);
 int profile_timer_arm(Profile *p, sd_event_source **s, clockid_t clock, usec_t at, sd_event_time_handler_t handler);
 void profile_timer_disarm(sd_event_source *s);
+void profile_claims_update(Profile *p);
+
+/* profile-answers.c: the waiters' answers */
+void profile_answer_waiters(Profile *p);
+void profile_finish_refresh(Profile *p, int result);
+void profile_finish_login(Profile *p, int result);
+void profile_send_device(Profile *p);
+int profile_check_result(Profile *p, usec_t min_valid);
+bool profile_waiters_held(Profile *p);
+
+/* profile.c: the engine (timers, refreshes, tokens, sign-in) */
 void profile_refresh_timers_disarm(Profile *p);
 void profile_refresh_schedule_at(Profile *p, usec_t at);
 void profile_token_accept(Profile *p, AadToken *t, usec_t sent);
 void profile_enter_login_required(Profile *p, const char *why);
-void profile_claims_update(Profile *p);
-
-/* profile-store.c: the sign-in in the state directory */
-int profile_store_worker_new(Profile *p);
-int profile_store_save(Profile *p);
-void profile_store_remove(Profile *p);
-void profile_store_load(Profile *p);
-
-/* profile-refresh.c: one refresh attempt */
 void profile_refresh_start(Profile *p);
 void profile_refresh_start_forced(Profile *p);
 void profile_refresh_cancel(Profile *p);

@@ -15,6 +15,7 @@ const Secret *profile_access_token(const Profile *p, usec_t now, usec_t *ret_exp
 }
 
 void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
+        SignInStoreStatus store = sign_in_store_status(p->store);
         OutputSnapshot *o = reallocarray(p->snap_outputs, MAX(p->outputs->n, (size_t) 1), sizeof *o);
         size_t n = 0;
 
@@ -38,7 +39,7 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .name = p->name,
                 .state = profile_state(p),
                 .expires_on = p->access_token ? p->expires_on : 0,
-                .next_refresh = p->refresh_req ? 0 : p->next_refresh,
+                .next_refresh = p->refresh ? 0 : p->next_refresh,
                 .last_refresh = p->last_refresh,
                 .last_error = p->last_error,
                 .account = p->account,
@@ -48,10 +49,10 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                                                                   : NULL,
                 .outputs = o ? p->snap_outputs : NULL,
                 .n_outputs = o ? n : 0,
-                .store_attempted = p->store_attempted,
-                .store_ok = p->store_result >= 0,
-                .store_error = p->store_result < 0 ? strerror(-p->store_result) : NULL,
-                .store_last_save = p->store_last_save,
+                .store_attempted = store.attempted,
+                .store_ok = store.result >= 0,
+                .store_error = store.result < 0 ? strerror(-store.result) : NULL,
+                .store_last_save = store.last_save,
         };
         memcpy(ret->refreshes, p->refreshes, sizeof ret->refreshes);
 }

@@ -1,25 +1,59 @@
-/* Keeping one profile's sign-in in the state directory: saves off the loop in the profile's
- * store worker, retried with backoff; loading it at start, refused for another identity. */
+/* The sign-in store: saves and removals of one profile's state file run in the store's worker
+ * thread (a state directory on a hung file system holds that thread, never the loop), a failed
+ * save is retried with backoff, and each finished job is reported through one callback. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "profile/profile-private.h"
+#include "base/atomic.h"
+#include "base/log.h"
+#include "base/macro.h"
+#include "loop/worker.h"
+#include "profile/profile-store.h"
 
+#define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define STORE_RETRY_MIN (1 * USEC_PER_SEC)
 #define STORE_RETRY_MAX (1 * USEC_PER_MINUTE)
 
-static void state_save_result(Profile *p, int r);
-
-/* One save (text) or removal (text NULL) of the state file, run by the profile's store worker
- * thread: a state directory on a hung file system holds that thread, never the loop. */
-typedef struct StoreJob {
+struct SignInStore {
+        sd_event *event;
         char *state_dir;
         char *name;
-        Secret *text;
+        usec_t (*now)(clockid_t clock);
+        const SignInStoreCallbacks *cb;
+
+        Worker *worker;
+        sd_event_source *retry_timer; /* retries a failed save */
+        Secret *retry_text;           /* what that retry saves */
+        bool removed;                 /* removed since the last save: a save's result no longer counts */
+        bool loading;                 /* the load at start is under way: jobs wait for it */
+        bool deferred;                /* a save (deferred_text) or removal (NULL) waits for the load */
+        Secret *deferred_text;
+        SignInStoreStatus status;
+        unsigned attempt; /* failed saves in a row */
+};
+
+/* One save, removal or load of the state file, run by the store's worker thread: a state
+ * directory on a hung file system holds that thread, never the loop. */
+typedef struct StoreJob {
+        SignInStoreJob kind;
+        char *state_dir;
+        char *name;
+        Secret *text;      /* save */
+        bool read_sign_in; /* load */
+        char **sweep;
+        size_t n_sweep;
+        int *swept; /* per sweep path: temp files removed, or -errno */
+        StoredProfile loaded;
         int result;
 } StoreJob;
+
+static usec_t store_now(const SignInStore *s, clockid_t clock) {
+        if (s->now)
+                return s->now(clock);
+        return clock == CLOCK_REALTIME ? now_realtime() : now_boottime();
+}
 
 static void store_job_free(void *p) {
         StoreJob *j = p;
@@ -29,189 +63,271 @@ static void store_job_free(void *p) {
         free(j->state_dir);
         free(j->name);
         secret_free(j->text);
+        for (size_t i = 0; i < j->n_sweep; i++)
+                free(j->sweep[i]);
+        free(j->sweep);
+        free(j->swept);
+        stored_profile_clear(&j->loaded);
         free(j);
+}
+
+static void store_job_freep(StoreJob **j) {
+        store_job_free(*j);
 }
 
 static void store_job_run(void *p) {
         StoreJob *j = p;
 
-        j->result = j->text ? store_save_text(j->state_dir, j->name, j->text) : store_remove(j->state_dir, j->name);
+        switch (j->kind) {
+        case SIGN_IN_STORE_SAVE:
+                j->result = store_save_text(j->state_dir, j->name, j->text);
+                break;
+        case SIGN_IN_STORE_REMOVE:
+                j->result = store_remove(j->state_dir, j->name);
+                break;
+        case SIGN_IN_STORE_LOAD:
+                for (size_t i = 0; i < j->n_sweep; i++)
+                        j->swept[i] = atomic_remove_stale_temps(j->sweep[i]);
+                j->result = j->read_sign_in ? store_load(j->state_dir, j->name, &j->loaded) : -ENODATA;
+                break;
+        }
+}
+
+static int job_submit(SignInStore *s, Secret *text);
+
+static int save_submit(SignInStore *s, Secret *text);
+
+static int on_retry_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        SignInStore *s = userdata;
+        Secret *text;
+
+        if (s->removed || !s->retry_text)
+                return 0;
+        text = secret_dup(s->retry_text);
+        (void) save_submit(s, text);
+        return 0;
+}
+
+static void retry_arm(SignInStore *s) {
+        usec_t at = store_now(s, CLOCK_BOOTTIME) + MIN(STORE_RETRY_MIN << MIN(s->attempt - 1, 10u), STORE_RETRY_MAX);
+        int r;
+
+        if (s->retry_timer) {
+                r = sd_event_source_set_time(s->retry_timer, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->retry_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(s->event, &s->retry_timer, CLOCK_BOOTTIME, at, TIMER_ACCURACY, on_retry_timer, s);
+        if (r < 0)
+                log_warning("Profile %s: failed to arm the state save retry timer.", s->name);
+}
+
+/* A save finished (or could not start): keep its result for status and check; retry failures.
+ * Returns whether the results changed. */
+static bool save_result(SignInStore *s, int r) {
+        bool changed;
+
+        if (s->removed)
+                return false; /* signed out meanwhile: the file is being removed */
+        s->status.attempted = true;
+        s->status.last_save = store_now(s, CLOCK_REALTIME);
+        if (r < 0) {
+                errno = -r;
+                if (s->attempt == 0)
+                        log_error_errno(r,
+                                        "Profile %s: failed to save the sign-in to the state directory %s, "
+                                        "a restart now would need a new sign-in; retrying: %m",
+                                        s->name, s->state_dir);
+                else
+                        log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", s->name);
+                s->status.result = r;
+                s->attempt++;
+                retry_arm(s);
+                return true;
+        }
+        changed = s->status.result < 0;
+        if (changed)
+                log_info("Profile %s: the sign-in is saved again.", s->name);
+        s->status.result = 0;
+        s->attempt = 0;
+        s->retry_text = secret_free(s->retry_text);
+        if (s->retry_timer)
+                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+        return changed;
+}
+
+static void on_load_done(SignInStore *s, StoreJob *j) {
+        SignInStoreResult result = { .job = SIGN_IN_STORE_LOAD, .result = j->result, .loaded = &j->loaded };
+
+        for (size_t i = 0; i < j->n_sweep; i++)
+                if (j->swept[i] < 0)
+                        log_debug_errno(j->swept[i], "Failed to look for stale temp files next to %s: %m", j->sweep[i]);
+                else if (j->swept[i] > 0)
+                        log_info("Removed %d temp file(s) an interrupted write left next to %s.", j->swept[i],
+                                 j->sweep[i]);
+        s->loading = false;
+        if (s->deferred) {
+                s->deferred = false;
+                (void) job_submit(s, TAKE_PTR(s->deferred_text));
+        }
+        s->cb->on_done(&result, s->cb->userdata);
 }
 
 static void on_store_job_done(Worker *w, void *p, void *userdata) {
-        StoreJob *j = p;
-        Profile *prof = userdata;
-        bool save = j->text;
-        int r = j->result;
+        _cleanup_(store_job_freep) StoreJob *j = p;
+        SignInStore *s = userdata;
+        SignInStoreResult result = { .job = j->kind, .result = j->result };
 
-        store_job_free(j);
-        if (save)
-                state_save_result(prof, r);
-        else if (r < 0)
-                log_warning_errno(r, "Profile %s: failed to remove the saved sign-in: %m", prof->name);
-        profile_answer_waiters(prof);
+        if (j->kind == SIGN_IN_STORE_LOAD) {
+                on_load_done(s, j);
+                return;
+        }
+        if (j->kind == SIGN_IN_STORE_SAVE)
+                result.changed = save_result(s, j->result);
+        else if (j->result < 0)
+                log_warning_errno(j->result, "Profile %s: failed to remove the saved sign-in: %m", s->name);
+        s->cb->on_done(&result, s->cb->userdata);
 }
 
-/* Queue a job (a newer one replaces one still waiting: the newest state wins); inline when
- * the profile has no worker. */
-static int store_submit(Profile *p, Secret *text) {
-        StoreJob *j = calloc(1, sizeof *j);
+/* Queue a save (text) or removal (NULL); a newer one replaces one still waiting (the newest
+ * state wins), and one asked for during the load waits for it. Takes text. */
+static int job_submit(SignInStore *s, Secret *text) {
+        StoreJob *j;
 
+        if (s->loading) {
+                secret_free(s->deferred_text);
+                s->deferred_text = text;
+                s->deferred = true;
+                return 0;
+        }
+        j = calloc(1, sizeof *j);
         if (!j) {
                 secret_free(text);
                 return -ENOMEM;
         }
+        j->kind = text ? SIGN_IN_STORE_SAVE : SIGN_IN_STORE_REMOVE;
         j->text = text;
-        j->state_dir = strdup(p->ctx->state_dir);
-        j->name = strdup(p->name);
+        j->state_dir = strdup(s->state_dir);
+        j->name = strdup(s->name);
         if (!j->state_dir || !j->name) {
                 store_job_free(j);
                 return -ENOMEM;
         }
-        if (p->store_worker)
-                return worker_submit(p->store_worker, j);
-        store_job_run(j);
-        on_store_job_done(NULL, j, p);
-        return 0;
+        return worker_submit(s->worker, j);
 }
 
-void profile_store_remove(Profile *p) {
-        int r = store_submit(p, NULL);
-
-        if (r < 0)
-                log_warning_errno(r, "Profile %s: cannot remove the saved sign-in: %m", p->name);
-}
-
-static int on_store_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Profile *p = userdata;
-
-        if (p->refresh_token && !p->needs_login)
-                (void) profile_store_save(p);
-        return 0;
-}
-
-/* Save the sign-in; a failure is kept for status and check, and retried with backoff: a
- * restart must never silently lose the sign-in. */
-int profile_store_save(Profile *p) {
-        StoredProfile s = {
-                .tenant = p->cfg->tenant,
-                .client_id = p->cfg->client_id,
-                .authority_host = p->cfg->authority_host,
-                .server_id = p->cfg->server_id,
-                .auth = (char *) auth_kind_to_string(p->cfg->auth),
-                .refresh_token = p->refresh_token,
-                .access_token = p->access_token,
-                .obtained = p->obtained,
-                .expires_on = p->expires_on,
-                .refresh_in = p->refresh_in,
-                .account = p->account,
-        };
-        Secret *text = NULL;
+static int save_submit(SignInStore *s, Secret *text) {
         int r;
 
-        r = store_serialize(&s, &text);
-        if (r >= 0)
-                r = store_submit(p, text);
-        if (r < 0)
-                state_save_result(p, r);
+        if (!text)
+                r = -ENOMEM;
+        else {
+                /* kept for a retry until a save succeeds */
+                secret_free(s->retry_text);
+                s->retry_text = secret_dup(text);
+                r = s->retry_text ? job_submit(s, text) : (secret_free(text), -ENOMEM);
+        }
+        if (r < 0 && save_result(s, r))
+                s->cb->on_done(&(SignInStoreResult) { .job = SIGN_IN_STORE_SAVE, .result = r, .changed = true },
+                               s->cb->userdata);
         return r;
 }
 
-/* A save finished (or could not start): keep its result for status and check; retry failures. */
-static void state_save_result(Profile *p, int r) {
-        if (p->needs_login)
-                return; /* signed out meanwhile: the file is being removed */
-        p->store_attempted = true;
-        p->store_last_save = now_realtime();
-        if (r < 0) {
-                usec_t delay = MIN(STORE_RETRY_MIN << MIN(p->store_attempt, 10u), STORE_RETRY_MAX);
-
-                if (p->store_attempt == 0)
-                        log_error_errno(r,
-                                        "Profile %s: failed to save the sign-in to the state directory %s, "
-                                        "a restart now would need a new sign-in; retrying: %m",
-                                        p->name, p->ctx->state_dir);
-                else
-                        log_warning_errno(r, "Profile %s: saving the sign-in failed again: %m", p->name);
-                p->store_result = r;
-                p->store_attempt++;
-                if (profile_timer_arm(p, &p->store_timer, CLOCK_BOOTTIME, now_boottime() + delay, on_store_timer) < 0)
-                        log_warning("Profile %s: failed to arm the state save retry timer.", p->name);
-                profile_changed(p);
-                return;
-        }
-        if (p->store_result < 0) {
-                log_info("Profile %s: the sign-in is saved again.", p->name);
-                profile_changed(p);
-        }
-        p->store_result = 0;
-        p->store_attempt = 0;
-        p->saved_refresh_token = secret_free(p->saved_refresh_token);
-        profile_timer_disarm(p->store_timer);
-}
-
-static bool stored_matches(const Profile *p, const StoredProfile *s) {
-        ProfileIdentity mine = profile_config_identity(p->cfg);
-        ProfileIdentity stored = {
-                .tenant = s->tenant,
-                .client_id = s->client_id,
-                .server_id = s->server_id, /* NULL in a file from before it was recorded */
-                .authority_host = s->authority_host,
-                .auth = s->auth,
-        };
-
-        return profile_identity_equal(&mine, &stored);
-}
-
-void profile_store_load(Profile *p) {
-        _cleanup_(stored_profile_clear) StoredProfile s = {};
+int sign_in_store_save(SignInStore *s, const StoredProfile *stored) {
+        Secret *text = NULL;
         int r;
 
-        r = store_load(p->ctx->state_dir, p->name, &s);
-        if (r == -ENOENT) {
-                p->needs_login = true;
-                log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
-                profile_notify_person(p, "login_required", "Not signed in yet.");
-                return;
-        }
+        s->removed = false;
+        r = store_serialize(stored, &text);
         if (r < 0) {
-                p->needs_login = true;
-                log_error_errno(r,
-                                "Profile %s: the state file in %s cannot be used (%m); a new sign-in is needed: "
-                                "aksspark-tokenctl --profile %s login",
-                                p->name, p->ctx->state_dir, p->name);
-                profile_notify_person(p, "login_required", "The saved sign-in cannot be read; sign in again.");
-                return;
+                if (save_result(s, r))
+                        s->cb->on_done(&(SignInStoreResult) { .job = SIGN_IN_STORE_SAVE, .result = r, .changed = true },
+                                       s->cb->userdata);
+                return r;
         }
-        if (!stored_matches(p, &s) || !s.refresh_token) {
-                p->needs_login = true;
-                log_warning("Profile %s: the saved sign-in belongs to another tenant, client, server, authority "
-                            "or way of signing in; a new sign-in is needed: aksspark-tokenctl --profile %s login",
-                            p->name, p->name);
-                profile_notify_person(p, "login_required",
-                                      "The saved sign-in is for another tenant, client or server.");
-                return;
-        }
-        if (!s.server_id) {
-                /* Saved before the server was recorded: the refresh token is good for any
-                 * audience, the saved access token perhaps for another one. Refresh at once. */
-                log_info("Profile %s: the saved access token does not say which server it is for; refreshing.",
-                         p->name);
-                s.access_token = secret_free(s.access_token);
-                s.obtained = s.expires_on = 0;
-        }
-
-        p->refresh_token = TAKE_PTR(s.refresh_token);
-        p->access_token = TAKE_PTR(s.access_token);
-        p->obtained = s.obtained;
-        p->expires_on = s.expires_on;
-        p->refresh_in = s.refresh_in;
-        p->account = TAKE_PTR(s.account);
-        if (p->access_token)
-                profile_claims_update(p);
+        return save_submit(s, text);
 }
 
-int profile_store_worker_new(Profile *p) {
-        return worker_new(p->ctx->sources.event, "store", store_job_run, on_store_job_done, store_job_free, p,
-                          &p->store_worker);
+void sign_in_store_remove(SignInStore *s) {
+        int r;
+
+        s->removed = true;
+        s->retry_text = secret_free(s->retry_text);
+        if (s->retry_timer)
+                (void) sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+        r = job_submit(s, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Profile %s: cannot remove the saved sign-in: %m", s->name);
+}
+
+int sign_in_store_load(SignInStore *s, bool read_sign_in, char *const *sweep, size_t n_sweep) {
+        StoreJob *j = calloc(1, sizeof *j);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (StoreJob) { .kind = SIGN_IN_STORE_LOAD, .read_sign_in = read_sign_in };
+        j->state_dir = strdup(s->state_dir);
+        j->name = strdup(s->name);
+        j->sweep = calloc(MAX(n_sweep, (size_t) 1), sizeof *j->sweep);
+        j->swept = calloc(MAX(n_sweep, (size_t) 1), sizeof *j->swept);
+        if (!j->state_dir || !j->name || !j->sweep || !j->swept) {
+                store_job_free(j);
+                return -ENOMEM;
+        }
+        for (; j->n_sweep < n_sweep; j->n_sweep++) {
+                j->sweep[j->n_sweep] = strdup(sweep[j->n_sweep]);
+                if (!j->sweep[j->n_sweep]) {
+                        store_job_free(j);
+                        return -ENOMEM;
+                }
+        }
+        r = worker_submit(s->worker, j);
+        if (r >= 0)
+                s->loading = true;
+        return r;
+}
+
+bool sign_in_store_busy(const SignInStore *s) {
+        return s && worker_busy(s->worker);
+}
+
+SignInStoreStatus sign_in_store_status(const SignInStore *s) {
+        return s->status;
+}
+
+int sign_in_store_new(sd_event *event, const char *state_dir, const char *name, usec_t (*now)(clockid_t clock),
+                      const SignInStoreCallbacks *callbacks, SignInStore **ret) {
+        SignInStore *s = calloc(1, sizeof *s);
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        *s = (SignInStore) { .event = event, .now = now, .cb = callbacks };
+        s->state_dir = strdup(state_dir);
+        s->name = strdup(name);
+        if (!s->state_dir || !s->name) {
+                sign_in_store_free(s);
+                return -ENOMEM;
+        }
+        r = worker_new(event, "store", store_job_run, on_store_job_done, store_job_free, s, &s->worker);
+        if (r < 0) {
+                sign_in_store_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+SignInStore *sign_in_store_free(SignInStore *s) {
+        if (!s)
+                return NULL;
+        worker_free(s->worker); /* a save still under way finishes on its own */
+        sd_event_source_disable_unref(s->retry_timer);
+        secret_free(s->retry_text);
+        secret_free(s->deferred_text);
+        free(s->state_dir);
+        free(s->name);
+        free(s);
+        return NULL;
 }

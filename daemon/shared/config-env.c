@@ -1,5 +1,6 @@
-/* Where the configuration comes from: this process's environment (read once, at start), the
- * default paths it implies, and reading the file. config.c stays pure: it gets a ConfigEnv. */
+/* Where the configuration comes from: this process's environment (read once, at start) and the
+ * default paths it implies. Reading the file is config-load.c's; config.c stays pure: it gets a
+ * ConfigEnv. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +8,6 @@
 
 #include "base/macro.h"
 #include "shared/config-env.h"
-
-#define CONFIG_FILE_MAX (1024 * 1024)
 
 /* The first component of a systemd *_DIRECTORY variable (several are ':'-separated), if absolute. */
 static int systemd_directory(const char *v, char **ret) {
@@ -56,42 +55,6 @@ int config_default_state_dir(const ConfigEnv *env, char **ret) {
         if (xdg_dir_usable(env->xdg_state_home))
                 return asprintf(ret, "%s/aksspark-tokend", env->xdg_state_home) < 0 ? -ENOMEM : 0;
         return asprintf(ret, "%s/.local/state/aksspark-tokend", env->home) < 0 ? -ENOMEM : 0;
-}
-
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        char *line;
-        int r;
-
-        if (!path || !reterr_errors)
-                return -EINVAL;
-        config_errors_clear(reterr_errors);
-
-        r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
-        if (r < 0) {
-                if (r == -EFBIG)
-                        r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
-                                     CONFIG_FILE_MAX / 1024) < 0
-                                    ? -ENOMEM
-                                    : -EFBIG;
-                else {
-                        errno = -r;
-                        r = asprintf(&line, "%s: cannot read the configuration: %m", path) < 0 ? -ENOMEM : r;
-                }
-                if (r == -ENOMEM)
-                        return r;
-                reterr_errors->lines = calloc(2, sizeof(char *));
-                if (!reterr_errors->lines) {
-                        free(line);
-                        return -ENOMEM;
-                }
-                reterr_errors->lines[0] = line;
-                reterr_errors->n = 1;
-                return r;
-        }
-
-        return config_parse(path, text, len, env, ret, reterr_errors);
 }
 
 int config_default_path(const ConfigEnv *env, char **ret) {

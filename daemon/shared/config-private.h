@@ -97,7 +97,7 @@ typedef struct Parser {
 
 extern const char *const config_profile_keys[_PROFILE_KEY_MAX];
 
-/* config.c */
+/* config-keys.c */
 _printf_(3, 4) void config_problem(Parser *p, unsigned line, const char *format, ...);
 
 /* config-build.c */

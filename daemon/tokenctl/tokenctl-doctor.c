@@ -23,6 +23,7 @@
 #include "base/macro.h"
 #include "base/util.h"
 #include "shared/config-env.h"
+#include "shared/config-load.h"
 #include "shared/config.h"
 #include "tokenctl/doctor.h"
 #include "tokenctl/tokenctl.h"

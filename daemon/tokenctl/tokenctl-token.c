@@ -23,18 +23,20 @@ static bool connection_refused(json_t *answer) {
 
 /* The token, waiting for a refresh when the daemon has none yet (just started, say): a check
  * with min_valid 0 and the token request, pipelined on one connection. */
-static int fetch_token(const char *path, json_t **ret) {
+static int fetch_token(const TokenctlOptions *o, json_t **ret) {
         _cleanup_(tokenctl_client_done) TokenctlClient c = { .fd = -EBADF };
+        TokenctlRequest check_req = { .op = OP_CHECK, .profile = o->profile, .with_min_valid = true };
+        TokenctlRequest token_req = { .op = OP_TOKEN, .profile = o->profile };
         json_t *check = NULL, *token = NULL;
         usec_t deadline = now_monotonic() + TOKENCTL_WAIT_TIMEOUT, expires_on;
         int r;
 
-        r = tokenctl_client_connect(&c, path);
+        r = tokenctl_client_connect(&c, o->socket);
         if (r != 0)
                 return r;
-        r = tokenctl_client_send_request(&c, OP_CHECK, true, 0);
+        r = tokenctl_client_send_request(&c, &check_req);
         if (r == 0)
-                r = tokenctl_client_send_request(&c, OP_TOKEN, false, 0);
+                r = tokenctl_client_send_request(&c, &token_req);
         if (r == 0)
                 r = tokenctl_client_read_answer(&c, deadline, &check, NULL);
         if (r != 0)
@@ -64,10 +66,10 @@ static int fetch_token(const char *path, json_t **ret) {
         return r;
 }
 
-int tokenctl_token(const char *path) {
+int tokenctl_token(const TokenctlOptions *o) {
         json_t *a = NULL;
         const char *token;
-        int r = fetch_token(path, &a);
+        int r = fetch_token(o, &a);
 
         if (r != 0)
                 return r;
@@ -120,7 +122,7 @@ static int exec_api_version(const char *requested, const char **ret) {
         return r;
 }
 
-int tokenctl_exec_credential(const char *path, const char *requested_api_version) {
+int tokenctl_exec_credential(const TokenctlOptions *o) {
         const char *api_version;
         json_t *a = NULL, *out;
         char expiry[64];
@@ -128,10 +130,10 @@ int tokenctl_exec_credential(const char *path, const char *requested_api_version
         char *s;
         int r;
 
-        r = exec_api_version(requested_api_version, &api_version);
+        r = exec_api_version(o->api_version, &api_version);
         if (r != 0)
                 return r;
-        r = fetch_token(path, &a);
+        r = fetch_token(o, &a);
         if (r != 0)
                 return r;
         (void) tokenctl_get_time(a, "expires_on", &expires_on);

@@ -1,21 +1,15 @@
-/* aksspark-tokenctl: the client of aksspark-tokend's socket. Links jansson and the pure helpers
+/* aksspark-tokenctl: the command line, the command table and the commands that fit in a screen.
+ * The connection to the daemon is client.c. Links jansson and the pure helpers
  * only (no curl, no OpenSSL, no sd-event), so a call costs about a process spawn. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <malloc.h>
-#include <poll.h>
-#include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,35 +22,10 @@
 #include "tokenctl/tokenctl.h"
 #include "version.h"
 
-#define CONNECT_TIMEOUT (10 * USEC_PER_SEC)
 /* The daemon answers these from memory; longer means it is stuck. */
 #define QUICK_TIMEOUT (30 * USEC_PER_SEC)
 /* Until the device message: one HTTP exchange at the daemon. */
 #define LOGIN_START_TIMEOUT (90 * USEC_PER_SEC)
-#define MAX_ANSWER (1024 * 1024)
-
-static const char *arg_socket = NULL;
-static const char *arg_profile = NULL;
-static bool arg_json = false;
-static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
-static TokenctlSetupArgs arg_setup = {};
-static const char *arg_api_version = NULL;
-static bool arg_metrics_all = false;
-static const char *arg_metrics_output = NULL;
-static const char *arg_login_method = NULL; /* "browser" or "device_code" for one sign-in */
-
-/* ---- messages ------------------------------------------------------------------------------- */
-
-int tokenctl_fail(int status, const char *format, ...) {
-        va_list ap;
-
-        fputs("aksspark-tokenctl: ", stderr);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return status;
-}
 
 static void help(void) {
         printf("Usage: aksspark-tokenctl [--socket PATH] [--profile NAME] COMMAND [OPTIONS]\n"
@@ -103,267 +72,6 @@ static void help(void) {
                "\n"
                "Exit status: 0 success, 1 no token now (transient; see status), 2 a person must sign\n"
                "in (aksspark-tokenctl login), 3 daemon unreachable or not yours, 64 usage error.\n");
-}
-
-/* ---- memory that held a token ------------------------------------------------------------------ */
-
-int tokenctl_write_line(int fd, const char *s) {
-        int r = write_all(fd, s, strlen(s));
-
-        return r < 0 ? r : write_all(fd, "\n", 1);
-}
-
-/* ---- the socket ------------------------------------------------------------------------------- */
-
-static char *default_socket_path(void) {
-        const char *e = getenv("AKSSPARK_TOKEND_SOCKET");
-        const char *runtime = getenv("XDG_RUNTIME_DIR");
-        char *workstation = NULL, *shared = NULL;
-        struct passwd *pw;
-        struct stat st;
-
-        if (e && *e)
-                return strdup(e);
-
-        if (runtime && runtime[0] == '/')
-                (void) asprintf(&workstation, "%s/aksspark-tokend.sock", runtime);
-        else
-                (void) asprintf(&workstation, "/run/user/%u/aksspark-tokend.sock", (unsigned) getuid());
-
-        /* A shared jump host runs aksspark-tokend@USER with its socket in /run/aksspark-tokend. */
-        pw = getpwuid(getuid());
-        if (workstation && lstat(workstation, &st) < 0 && pw && pw->pw_name &&
-            asprintf(&shared, "/run/aksspark-tokend/%s.sock", pw->pw_name) >= 0 && lstat(shared, &st) >= 0) {
-                free(workstation);
-                return shared;
-        }
-        free(shared);
-        return workstation;
-}
-
-static const char *socket_owner(const char *path, char *buf, size_t size) {
-        struct stat st;
-        struct passwd *pw;
-
-        if (stat(path, &st) < 0)
-                return NULL;
-        pw = getpwuid(st.st_uid);
-        if (pw && pw->pw_name)
-                snprintf(buf, size, "%s (uid %u)", pw->pw_name, (unsigned) st.st_uid);
-        else
-                snprintf(buf, size, "uid %u", (unsigned) st.st_uid);
-        return buf;
-}
-
-void tokenctl_client_done(TokenctlClient *c) {
-        safe_close(c->fd);
-        erase_and_free(c->buf, c->cap);
-        *c = (TokenctlClient) { .fd = -EBADF };
-}
-
-/* Returns 0, or the exit status after saying what is wrong. */
-int tokenctl_client_connect(TokenctlClient *c, const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = CONNECT_TIMEOUT / USEC_PER_SEC };
-        char owner[128];
-
-        *c = (TokenctlClient) { .fd = -EBADF, .path = path };
-        if (strlen(path) >= sizeof sa.sun_path)
-                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "the socket path %s is too long.", path);
-        strcpy(sa.sun_path, path);
-
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0)
-                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot create a socket: %s", strerror(errno));
-        /* A blocking connect waits while the daemon's backlog is full; bound the wait. */
-        (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) >= 0)
-                return 0;
-
-        switch (errno) {
-        case ENOENT:
-        case ECONNREFUSED:
-        case ENOTDIR:
-                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE,
-                                     "aksspark-tokend is not running (%s at %s). Start it: systemctl --user start "
-                                     "aksspark-tokend.socket (on a shared host: sudo systemctl start "
-                                     "aksspark-tokend@$USER.socket), or pass --socket.",
-                                     errno == ECONNREFUSED ? "nothing listens" : "no socket", path);
-        case EACCES:
-        case EPERM:
-                if (socket_owner(path, owner, sizeof owner))
-                        return tokenctl_fail(
-                                TOKENCTL_EXIT_UNREACHABLE,
-                                "permission denied: the socket %s belongs to %s; use your own daemon's socket.", path,
-                                owner);
-                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE,
-                                     "permission denied on %s; use your own daemon's socket.", path);
-        case EAGAIN:
-                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
-                                     "aksspark-tokend at %s is too busy to accept a connection; try again.", path);
-        default:
-                return tokenctl_fail(TOKENCTL_EXIT_UNREACHABLE, "cannot connect to aksspark-tokend at %s: %s", path,
-                                     strerror(errno));
-        }
-}
-
-static int client_send(TokenctlClient *c, const char *data) {
-        size_t len = strlen(data);
-
-        while (len > 0) {
-                ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        /* The daemon may have answered and closed already (a refusal): that
-                         * answer is what to show, so go on to read it. */
-                        if (errno == EPIPE || errno == ECONNRESET)
-                                return 0;
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot send the request to aksspark-tokend: %s",
-                                             strerror(errno));
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-int tokenctl_client_send_request(TokenctlClient *c, RequestOp op, bool with_min_valid, usec_t min_valid) {
-        _cleanup_free_ char *line = NULL;
-        json_t *o = json_pack("{s:s}", "op", request_op_to_string(op));
-        char *s;
-
-        if (!o)
-                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
-        if (arg_profile)
-                json_object_set_new(o, "profile", json_string(arg_profile));
-        if (op == OP_LOGIN && arg_login_method)
-                json_object_set_new(o, "method", json_string(arg_login_method));
-        if (with_min_valid)
-                json_object_set_new(o, "min_valid",
-                                    json_integer((json_int_t) ((min_valid + USEC_PER_SEC - 1) / USEC_PER_SEC)));
-        s = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!s || asprintf(&line, "%s\n", s) < 0) {
-                free(s);
-                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
-        }
-        free(s);
-        return client_send(c, line);
-}
-
-/* Read one answer line before deadline (monotonic). *ret_line points into the client's buffer
- * and stays valid until the next read. */
-static int client_read_line(TokenctlClient *c, usec_t deadline, const char **ret_line, size_t *ret_len) {
-        if (c->consumed > 0) {
-                memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
-                explicit_bzero(c->buf + c->len - c->consumed, c->consumed);
-                c->len -= c->consumed;
-                c->consumed = 0;
-        }
-
-        for (;;) {
-                char *nl = c->len > 0 ? memchr(c->buf, '\n', c->len) : NULL;
-                usec_t now;
-                ssize_t n;
-                int r;
-
-                if (nl) {
-                        c->consumed = (size_t) (nl - c->buf) + 1;
-                        *nl = 0;
-                        *ret_line = c->buf;
-                        *ret_len = (size_t) (nl - c->buf);
-                        return 0;
-                }
-                if (c->len >= MAX_ANSWER)
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "the answer of aksspark-tokend is too long.");
-                if (c->cap - c->len < 4096) {
-                        size_t cap = MAX(c->cap * 2, (size_t) 16384);
-                        char *b = malloc(cap);
-                        if (!b)
-                                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
-                        if (c->len > 0)
-                                memcpy(b, c->buf, c->len);
-                        erase_and_free(c->buf, c->cap);
-                        c->buf = b;
-                        c->cap = cap;
-                }
-
-                now = now_monotonic();
-                if (now >= deadline)
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
-                                             "no answer from aksspark-tokend within the time limit; see "
-                                             "`aksspark-tokenctl status` and the daemon's log.");
-                r = poll(&(struct pollfd) { .fd = c->fd, .events = POLLIN }, 1,
-                         (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) INT32_MAX));
-                if (r < 0 && errno != EINTR)
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot wait for aksspark-tokend: %s",
-                                             strerror(errno));
-                if (r <= 0)
-                        continue;
-                n = read(c->fd, c->buf + c->len, c->cap - c->len);
-                if (n < 0 && errno == ECONNRESET)
-                        n = 0;
-                if (n < 0) {
-                        if (errno == EINTR || errno == EAGAIN)
-                                continue;
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot read the answer of aksspark-tokend: %s",
-                                             strerror(errno));
-                }
-                if (n == 0)
-                        return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
-                                             "aksspark-tokend closed the connection without an answer; see its log.");
-                c->len += (size_t) n;
-        }
-}
-
-int tokenctl_client_read_answer(TokenctlClient *c, usec_t deadline, json_t **ret, const char **ret_raw) {
-        const char *line = NULL;
-        size_t len = 0;
-        json_error_t error;
-        json_t *j;
-        int r;
-
-        r = client_read_line(c, deadline, &line, &len);
-        if (r != 0)
-                return r;
-        j = json_loadb(line, len, 0, &error);
-        if (!j || !json_is_object(j) || !json_is_boolean(json_object_get(j, "ok"))) {
-                json_decref(j);
-                return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
-                                     "aksspark-tokend gave an answer this client does not understand.");
-        }
-        *ret = j;
-        if (ret_raw)
-                *ret_raw = line;
-        return 0;
-}
-
-/* ---- answers ------------------------------------------------------------------------------------ */
-
-const char *tokenctl_get_string(json_t *o, const char *key) {
-        return json_string_value(json_object_get(o, key));
-}
-
-bool tokenctl_get_time(json_t *o, const char *key, usec_t *ret) {
-        json_t *v = json_object_get(o, key);
-
-        if (!json_is_integer(v) || json_integer_value(v) <= 0)
-                return false;
-        *ret = (usec_t) json_integer_value(v) * USEC_PER_SEC;
-        return true;
-}
-
-/* An error answer: its message on stderr, and the exit status for its code. */
-int tokenctl_answer_error(json_t *answer) {
-        const char *code = tokenctl_get_string(answer, "error");
-        const char *message = tokenctl_get_string(answer, "message");
-        ErrorCode e = error_code_from_string(code);
-
-        tokenctl_fail(0, "%s", message ?: code ?: "the daemon refused the request");
-        if (e < 0)
-                return TOKENCTL_EXIT_TRANSIENT;
-        return error_code_exit_status(e);
 }
 
 /* "10:45:12" today, else "2026-11-27 10:45". */
@@ -480,43 +188,45 @@ static void print_short_state(json_t *a) {
 /* ---- commands ------------------------------------------------------------------------------------ */
 
 /* The exit status of a failed answer; with --json its raw line was printed already. */
-static int answer_failed(json_t *a) {
-        if (arg_json)
+static int answer_failed(const TokenctlOptions *o, json_t *a) {
+        if (o->json)
                 return error_code_exit_status(error_code_from_string(tokenctl_get_string(a, "error")));
         return tokenctl_answer_error(a);
 }
 
 /* One request, one answer: the answer (ok or not) in *ret, and its raw line printed for --json. */
-static int simple_request(const char *path, RequestOp op, bool with_min_valid, usec_t min_valid, usec_t timeout,
-                          json_t **ret) {
+static int simple_request(const TokenctlOptions *o, RequestOp op, bool with_min_valid, usec_t timeout, json_t **ret) {
+        TokenctlRequest req = {
+                .op = op, .profile = o->profile, .with_min_valid = with_min_valid, .min_valid = o->min_valid
+        };
         _cleanup_(tokenctl_client_done) TokenctlClient c = { .fd = -EBADF };
         const char *raw = NULL;
         int r;
 
-        r = tokenctl_client_connect(&c, path);
+        r = tokenctl_client_connect(&c, o->socket);
         if (r != 0)
                 return r;
-        r = tokenctl_client_send_request(&c, op, with_min_valid, min_valid);
+        r = tokenctl_client_send_request(&c, &req);
         if (r != 0)
                 return r;
         r = tokenctl_client_read_answer(&c, now_monotonic() + timeout, ret, &raw);
         if (r != 0)
                 return r;
-        if (arg_json)
+        if (o->json)
                 printf("%s\n", raw);
         return 0;
 }
 
-static int cmd_status(const char *path) {
+static int cmd_status(const TokenctlOptions *o) {
         json_t *a = NULL;
-        int r = simple_request(path, OP_STATUS, false, 0, QUICK_TIMEOUT, &a);
+        int r = simple_request(o, OP_STATUS, false, QUICK_TIMEOUT, &a);
 
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
+                r = answer_failed(o, a);
         else {
-                if (!arg_json)
+                if (!o->json)
                         print_status(a);
                 r = status_exit(a);
         }
@@ -524,23 +234,23 @@ static int cmd_status(const char *path) {
         return r;
 }
 
-static int cmd_profiles(const char *path) {
+static int cmd_profiles(const TokenctlOptions *o) {
         json_t *a = NULL, *list;
         usec_t now = now_realtime();
-        int r = simple_request(path, OP_PROFILES, false, 0, QUICK_TIMEOUT, &a);
+        int r = simple_request(o, OP_PROFILES, false, QUICK_TIMEOUT, &a);
         int width = 4;
 
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok"))) {
-                r = answer_failed(a);
+                r = answer_failed(o, a);
                 json_decref(a);
                 return r;
         }
         list = json_object_get(a, "profiles");
         for (size_t i = 0; i < json_array_size(list); i++)
                 width = MAX(width, (int) strlen(tokenctl_get_string(json_array_get(list, i), "name") ?: ""));
-        for (size_t i = 0; !arg_json && i < json_array_size(list); i++) {
+        for (size_t i = 0; !o->json && i < json_array_size(list); i++) {
                 json_t *p = json_array_get(list, i);
                 char left[48] = "-", d[32];
                 usec_t t;
@@ -556,16 +266,16 @@ static int cmd_profiles(const char *path) {
 }
 
 /* One request, one answer: a failure's exit code, or the answer printed for a person. */
-static int request_and_print(const char *path, RequestOp op, bool with_min_valid, usec_t timeout,
+static int request_and_print(const TokenctlOptions *o, RequestOp op, bool with_min_valid, usec_t timeout,
                              void (*print)(json_t *answer)) {
         json_t *a = NULL;
-        int r = simple_request(path, op, with_min_valid, arg_min_valid, timeout, &a);
+        int r = simple_request(o, op, with_min_valid, timeout, &a);
 
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
-        else if (!arg_json)
+                r = answer_failed(o, a);
+        else if (!o->json)
                 print(a);
         json_decref(a);
         return r;
@@ -580,32 +290,32 @@ static void print_reloaded(json_t *a) {
         printf("The daemon re-read its configuration.\n");
 }
 
-static int cmd_refresh(const char *path) {
-        return request_and_print(path, OP_REFRESH, false, TOKENCTL_WAIT_TIMEOUT, print_short_state);
+static int cmd_refresh(const TokenctlOptions *o) {
+        return request_and_print(o, OP_REFRESH, false, TOKENCTL_WAIT_TIMEOUT, print_short_state);
 }
 
-static int cmd_check(const char *path) {
-        return request_and_print(path, OP_CHECK, true, TOKENCTL_WAIT_TIMEOUT, print_short_state);
+static int cmd_check(const TokenctlOptions *o) {
+        return request_and_print(o, OP_CHECK, true, TOKENCTL_WAIT_TIMEOUT, print_short_state);
 }
 
-static int cmd_logout(const char *path) {
-        return request_and_print(path, OP_LOGOUT, false, QUICK_TIMEOUT, print_signed_out);
+static int cmd_logout(const TokenctlOptions *o) {
+        return request_and_print(o, OP_LOGOUT, false, QUICK_TIMEOUT, print_signed_out);
 }
 
 /* The exposition text as the daemon made it, for a person or a script (curl-like). */
-static int cmd_metrics(const char *path) {
+static int cmd_metrics(const TokenctlOptions *o) {
         json_t *a = NULL;
         const char *text;
         int r;
 
-        if (arg_metrics_all)
-                return tokenctl_metrics_all(arg_socket ?: TOKENCTL_INSTANCE_DIR, arg_metrics_output);
-        r = simple_request(path, OP_METRICS, false, 0, QUICK_TIMEOUT, &a);
+        if (o->metrics_all)
+                return tokenctl_metrics_all(o->socket_option ?: TOKENCTL_INSTANCE_DIR, o->metrics_output);
+        r = simple_request(o, OP_METRICS, false, QUICK_TIMEOUT, &a);
         if (r != 0)
                 return r;
         if (!json_is_true(json_object_get(a, "ok")))
-                r = answer_failed(a);
-        else if (!arg_json) {
+                r = answer_failed(o, a);
+        else if (!o->json) {
                 text = tokenctl_get_string(a, "metrics");
                 if (!text)
                         r = tokenctl_fail(TOKENCTL_EXIT_TRANSIENT,
@@ -618,8 +328,8 @@ static int cmd_metrics(const char *path) {
 }
 
 /* A person on a shared host cannot reload the system unit; the socket op is their way. */
-static int cmd_reload(const char *path) {
-        return request_and_print(path, OP_RELOAD, false, QUICK_TIMEOUT, print_reloaded);
+static int cmd_reload(const TokenctlOptions *o) {
+        return request_and_print(o, OP_RELOAD, false, QUICK_TIMEOUT, print_reloaded);
 }
 
 /* With a desktop session, hand the URL to xdg-open as well; never wait for it. */
@@ -648,17 +358,18 @@ static void open_in_browser(const char *url) {
         (void) waitpid(pid, NULL, 0);
 }
 
-static int cmd_login(const char *path) {
+static int cmd_login(const TokenctlOptions *o) {
         _cleanup_(tokenctl_client_done) TokenctlClient c = { .fd = -EBADF };
+        TokenctlRequest req = { .op = OP_LOGIN, .profile = o->profile, .login_method = o->login_method };
         json_t *a = NULL;
         json_t *expires_in;
         usec_t deadline;
         int r;
 
-        r = tokenctl_client_connect(&c, path);
+        r = tokenctl_client_connect(&c, o->socket);
         if (r != 0)
                 return r;
-        r = tokenctl_client_send_request(&c, OP_LOGIN, false, 0);
+        r = tokenctl_client_send_request(&c, &req);
         if (r != 0)
                 return r;
         r = tokenctl_client_read_answer(&c, now_monotonic() + LOGIN_START_TIMEOUT, &a, NULL);
@@ -714,34 +425,28 @@ static int cmd_login(const char *path) {
 
 typedef struct Command {
         const char *name;
-        int (*run)(const char *path);
+        int (*run)(const TokenctlOptions *o);
         bool json;      /* --json allowed */
         bool min_valid; /* --min-valid allowed */
 } Command;
 
-static int cmd_token(const char *path) {
-        return tokenctl_token(path);
+static int cmd_init(const TokenctlOptions *o) {
+        return tokenctl_init(&o->setup);
 }
 
-static int cmd_exec_credential(const char *path) {
-        return tokenctl_exec_credential(path, arg_api_version);
-}
+static int cmd_doctor(const TokenctlOptions *o) {
+        TokenctlSetupArgs setup = o->setup;
 
-static int cmd_init(const char *path) {
-        return tokenctl_init(&arg_setup);
-}
-
-static int cmd_doctor(const char *path) {
-        arg_setup.socket = arg_socket;
-        arg_setup.default_socket = path;
-        arg_setup.profile = arg_profile;
-        return tokenctl_doctor(&arg_setup);
+        setup.socket = o->socket_option;
+        setup.default_socket = o->socket;
+        setup.profile = o->profile;
+        return tokenctl_doctor(&setup);
 }
 
 static const Command commands[] = {
-        { "status", cmd_status, true, false },   { "token", cmd_token, false, false },
+        { "status", cmd_status, true, false },   { "token", tokenctl_token, false, false },
         { "refresh", cmd_refresh, true, false }, { "login", cmd_login, false, false },
-        { "check", cmd_check, true, true },      { "exec-credential", cmd_exec_credential, false, false },
+        { "check", cmd_check, true, true },      { "exec-credential", tokenctl_exec_credential, false, false },
         { "logout", cmd_logout, true, false },   { "profiles", cmd_profiles, true, false },
         { "reload", cmd_reload, true, false },   { "init", cmd_init, false, false },
         { "doctor", cmd_doctor, false, false },  { "metrics", cmd_metrics, true, false },
@@ -778,6 +483,7 @@ int main(int argc, char *argv[]) {
                 {},
         };
         _cleanup_free_ char *default_path = NULL;
+        TokenctlOptions o = { .min_valid = 5 * USEC_PER_MINUTE };
         const Command *command = NULL;
         bool min_valid_given = false, init_given = false;
         int c, r;
@@ -793,16 +499,16 @@ int main(int argc, char *argv[]) {
         while ((c = getopt_long(argc, argv, ":s:p:c:h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
-                        arg_socket = optarg;
+                        o.socket_option = optarg;
                         break;
                 case 'p':
-                        arg_profile = optarg;
+                        o.profile = optarg;
                         break;
                 case ARG_JSON:
-                        arg_json = true;
+                        o.json = true;
                         break;
                 case ARG_MIN_VALID:
-                        r = parse_duration(optarg, &arg_min_valid);
+                        r = parse_duration(optarg, &o.min_valid);
                         if (r < 0)
                                 return tokenctl_fail(TOKENCTL_EXIT_USAGE,
                                                      "--min-valid: '%s' is not a duration (examples: 90s, 15m, 1h).",
@@ -813,25 +519,25 @@ int main(int argc, char *argv[]) {
                 case 'k':
                 case 'x':
                 case 'f':
-                        if (tokenctl_setup_option(&arg_setup, (char) c, optarg) < 0)
+                        if (tokenctl_setup_option(&o.setup, (char) c, optarg) < 0)
                                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--context: at most %d of them.",
                                                      TOKENCTL_MAX_CONTEXTS);
                         init_given = true;
                         break;
                 case ARG_API_VERSION:
-                        arg_api_version = optarg;
+                        o.api_version = optarg;
                         break;
                 case ARG_BROWSER:
                 case ARG_DEVICE_CODE:
-                        if (arg_login_method)
+                        if (o.login_method)
                                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code: choose one.");
-                        arg_login_method = c == ARG_BROWSER ? "browser" : "device_code";
+                        o.login_method = c == ARG_BROWSER ? "browser" : "device_code";
                         break;
                 case ARG_ALL:
-                        arg_metrics_all = true;
+                        o.metrics_all = true;
                         break;
                 case ARG_OUTPUT:
-                        arg_metrics_output = optarg;
+                        o.metrics_output = optarg;
                         break;
                 case 'h':
                         help();
@@ -860,32 +566,33 @@ int main(int argc, char *argv[]) {
         if (!command)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "unknown command '%s'. Try 'aksspark-tokenctl --help'.",
                                      argv[optind]);
-        if (arg_json && !command->json)
+        if (o.json && !command->json)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--json does not apply to %s.", command->name);
-        if (arg_login_method && command->run != cmd_login)
+        if (o.login_method && command->run != cmd_login)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check only.");
         if (init_given && command->run != cmd_init &&
-            (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
+            (command->run != cmd_doctor || !tokenctl_setup_only_config(&o.setup)))
                 return tokenctl_fail(
                         TOKENCTL_EXIT_USAGE,
                         "--kubeconfig, --context and --force apply to init only, --config to init and doctor.");
-        if ((arg_metrics_all || arg_metrics_output) && (command->run != cmd_metrics || !arg_metrics_all || arg_json))
+        if ((o.metrics_all || o.metrics_output) && (command->run != cmd_metrics || !o.metrics_all || o.json))
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE,
                                      "--all and --output apply to metrics --all only (no --json).");
-        if (arg_api_version && command->run != cmd_exec_credential)
+        if (o.api_version && command->run != tokenctl_exec_credential)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--api-version applies to exec-credential only.");
-        if (arg_profile && (!profile_name_is_valid(arg_profile) || strlen(arg_profile) > PROTOCOL_MAX_PROFILE_NAME))
+        if (o.profile && (!profile_name_is_valid(o.profile) || strlen(o.profile) > PROTOCOL_MAX_PROFILE_NAME))
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE,
-                                     "'%s' is not a profile name (letters, digits, '_', '.', '-').", arg_profile);
+                                     "'%s' is not a profile name (letters, digits, '_', '.', '-').", o.profile);
 
-        if (!arg_socket) {
-                default_path = default_socket_path();
+        if (!o.socket_option) {
+                default_path = tokenctl_default_socket_path();
                 if (!default_path)
                         return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "out of memory");
         }
-        r = command->run(arg_socket ?: default_path);
+        o.socket = o.socket_option ?: default_path;
+        r = command->run(&o);
         if (fflush(stdout) != 0 && r == 0)
                 return tokenctl_fail(TOKENCTL_EXIT_TRANSIENT, "cannot write to standard output: %s", strerror(errno));
         return r;

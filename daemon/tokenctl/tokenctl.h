@@ -1,5 +1,6 @@
-/* What the files of aksspark-tokenctl share: the socket client and answer helpers (tokenctl.c),
- * and the commands that live in files of their own, called from tokenctl.c's command table. */
+/* What the files of aksspark-tokenctl share: the parsed command line, and the commands that live
+ * in files of their own, called from tokenctl.c's command table. The connection to the daemon:
+ * client.h. */
 #pragma once
 
 #include <jansson.h>
@@ -9,6 +10,7 @@
 #include "base/macro.h"
 #include "base/util.h"
 #include "shared/protocol.h"
+#include "tokenctl/client.h"
 
 #define TOKENCTL_MAX_CONTEXTS 64
 
@@ -35,42 +37,23 @@ int tokenctl_init(const TokenctlSetupArgs *a);
 /* Exit statuses: 0 nothing failed; 1 a check failed. */
 int tokenctl_doctor(const TokenctlSetupArgs *a);
 
-/* Exit codes: the interface's contract. */
-#define TOKENCTL_EXIT_TRANSIENT 1
-#define TOKENCTL_EXIT_LOGIN 2
-#define TOKENCTL_EXIT_UNREACHABLE 3
-#define TOKENCTL_EXIT_USAGE 64
+/* The command line, parsed: what every command gets (commands read no globals). */
+typedef struct TokenctlOptions {
+        const char *socket;         /* the daemon's socket: --socket, else the client's default */
+        const char *socket_option;  /* --socket as given; NULL: not given */
+        const char *profile;        /* --profile; NULL: the daemon's default profile */
+        bool json;                  /* --json: print the answer's line as it came */
+        usec_t min_valid;           /* --min-valid (check) */
+        const char *api_version;    /* --api-version (exec-credential); NULL: not given */
+        const char *login_method;   /* --browser/--device-code (login): "browser", "device_code", NULL */
+        bool metrics_all;           /* metrics --all */
+        const char *metrics_output; /* metrics --all --output PATH; NULL: standard output */
+        TokenctlSetupArgs setup;    /* --config, --kubeconfig, --context, --force (init, doctor) */
+} TokenctlOptions;
 
-/* The daemon answers a waiting refresh or check with `timeout` after 110 s. */
-#define TOKENCTL_WAIT_TIMEOUT (120 * USEC_PER_SEC)
-
-typedef struct TokenctlClient {
-        int fd;
-        const char *path;
-        char *buf; /* may hold a token: wiped */
-        size_t len, cap;
-        size_t consumed; /* the line handed out last, dropped at the next read */
-} TokenctlClient;
-
-/* The client's socket: each returns 0, or the exit status after saying what is wrong. */
-void tokenctl_client_done(TokenctlClient *c);
-int tokenctl_client_connect(TokenctlClient *c, const char *path);
-int tokenctl_client_send_request(TokenctlClient *c, RequestOp op, bool with_min_valid, usec_t min_valid);
-int tokenctl_client_read_answer(TokenctlClient *c, usec_t deadline, json_t **ret, const char **ret_raw);
-
-/* Say what is wrong on stderr; returns status. */
-int tokenctl_fail(int status, const char *format, ...) _printf_(2, 3);
-/* s and a newline, all of it. */
-int tokenctl_write_line(int fd, const char *s);
-
-const char *tokenctl_get_string(json_t *o, const char *key);
-bool tokenctl_get_time(json_t *o, const char *key, usec_t *ret);
-/* A failed answer said for a person; returns its exit status. */
-int tokenctl_answer_error(json_t *answer);
-
-/* token and exec-credential (requested_api_version: --api-version, NULL if not given). */
-int tokenctl_token(const char *path);
-int tokenctl_exec_credential(const char *path, const char *requested_api_version);
+/* token and exec-credential (tokenctl-token.c). */
+int tokenctl_token(const TokenctlOptions *o);
+int tokenctl_exec_credential(const TokenctlOptions *o);
 
 /* metrics --all: every instance socket in dir joined, to standard output or replacing output
  * (mode 0644). Root only. */

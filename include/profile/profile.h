@@ -7,6 +7,7 @@
 
 #include "base/secret.h"
 #include "idp/aad.h"
+#include "idp/refresh.h"
 #include "idp/token-source.h"
 #include "loop/http.h"
 #include "outputs/outputs.h"
@@ -27,6 +28,11 @@ typedef struct ProfileContext {
         const char *state_dir;
         const char *notify_command; /* NULL: none */
         OutputsExec outputs_exec;   /* what kubeconfig outputs run (manager_start()) */
+        /* How a signed-in profile refreshes; NULL: refresh_source_aad (a test's stand-in else). */
+        const RefreshSource *refresh_source;
+        /* The time on CLOCK_REALTIME, CLOCK_BOOTTIME or CLOCK_MONOTONIC; NULL: the system's
+         * (a test's stand-in clock else). Timers still run on the system's clocks. */
+        usec_t (*now)(clockid_t clock);
         /* The profile's state (or what `status` shows of it) changed. May be NULL. */
         void (*on_changed)(Profile *p, void *userdata);
         void *userdata;

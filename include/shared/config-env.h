@@ -1,6 +1,6 @@
 /* Where the configuration comes from: this process's environment, read once at start by main.c
- * and handed to the manager for reloads; the default paths it implies (pure, over a ConfigEnv);
- * and reading the configuration file. */
+ * and handed to the manager for reloads, and the default paths it implies (pure, over a
+ * ConfigEnv). Reading the configuration file: config-load.h. */
 #pragma once
 
 #include "shared/config.h"
@@ -11,9 +11,6 @@ const char *config_env_lookup(const char *name, void *userdata);
 /* The first ${NAME} in s that env does not set, copied into buf (of size bytes); NULL when
  * every one is set. Pure. */
 const char *config_env_first_unset(const ConfigEnv *env, const char *s, char *buf, size_t size);
-
-/* Read path and parse it. A file that cannot be read is one entry in reterr_errors. */
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors);
 
 /* $CONFIGURATION_DIRECTORY/config.ini, else $XDG_CONFIG_HOME/aksspark-tokend/config.ini,
  * else ~/.config/aksspark-tokend/config.ini. */

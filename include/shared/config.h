@@ -168,7 +168,3 @@ char *profile_config_app_scope(const ProfileConfig *p);
 
 /* One line for --check-config: name, tenant, outputs. malloc'd. */
 char *profile_config_summary(const ProfileConfig *p);
-
-/* Reading the file and the process, and the default paths: config-env.h (included here so that
- * every user of the configuration finds them where they always were). */
-#include "shared/config-env.h"

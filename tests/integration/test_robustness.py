@@ -373,6 +373,43 @@ class HungFileSystemTest(unittest.TestCase):
             finally:
                 fs.close()
 
+    def test_a_stopped_fuse_server_under_the_state_dir_stalls_nothing_at_start(self):
+        # A profile's start reads its saved sign-in and sweeps stale temp files in the store's
+        # worker: with the state directory hung, a profile added by a reload starts, and the
+        # socket keeps answering; the profile goes on once the file system answers again.
+        with Env() as env:
+            fs = MemFs(env.path("nfs-state"))
+            try:
+                idp = env.start_idp(lifetime=300)
+                state = os.path.join(fs.mountpoint, "state")
+                env.write_config(daemon={"state_dir": state}, profiles={"default": {}})
+                d = env.start_daemon()
+                d.sign_in(idp)
+                env.write_config(daemon={"state_dir": state}, profiles={
+                    "default": {}, "late": {"token_file": env.path("late.token")}})
+                fs.freeze()
+                try:
+                    with StatusProbe(d) as probe:
+                        r = d.ctl("reload", timeout=10)
+                        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                        self.assertIn("Configuration reloaded: 2 profiles", d.log())
+                        self.assertEqual(d.status("late")["state"], "login_required")
+                        time.sleep(1.0)
+                        self.assertEqual(d.status("default")["state"], "valid")
+                        # Its saved sign-in is still being read: nothing said about it yet.
+                        self.assertNotIn("Profile late: not signed in yet", d.log())
+                    worst = probe.assert_fast(self)
+                    print("slowest status while the state directory hung: %.1f ms of %d"
+                          % (worst * 1000, len(probe.times)), flush=True)
+                finally:
+                    fs.thaw()
+                wait_until(lambda: "Profile late: not signed in yet" in d.log(), 20,
+                           "the late profile's load to finish")
+                self.assertEqual(d.status("late")["state"], "login_required")
+                d.stop()
+            finally:
+                fs.close()
+
 
 class IdentityKeysTest(unittest.TestCase):
     SERVER_A = "6dae42f8-4368-4678-94ff-3960e28e3630"
