@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "profile/profile-private.h"
 
@@ -90,6 +91,24 @@ static int on_store_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Sealed under the state key when there is one, with a fresh nonce; clear only when the
+ * protection in force is none. A protection whose key is missing refuses: never a clear copy. */
+static int profile_store_serialize(Profile *p, const StoredProfile *s, Secret **ret) {
+        const StateKey *k = p->ctx->state_key;
+        uint8_t nonce[SEAL_NONCE_SIZE];
+        int r;
+
+        if (!k || k->protection == STATE_PROTECTION_NONE)
+                return store_serialize(s, ret);
+        if (!k->available)
+                return -ENOKEY;
+        if (getrandom(nonce, sizeof nonce, 0) != (ssize_t) sizeof nonce)
+                return -EIO;
+        r = store_serialize_sealed(s, k->bytes, nonce, ret);
+        explicit_bzero(nonce, sizeof nonce);
+        return r;
+}
+
 /* Save the sign-in; a failure is kept for status and check, and retried with backoff: a
  * restart must never silently lose the sign-in. */
 int profile_store_save(Profile *p) {
@@ -109,7 +128,7 @@ int profile_store_save(Profile *p) {
         Secret *text = NULL;
         int r;
 
-        r = store_serialize(&s, &text);
+        r = profile_store_serialize(p, &s, &text);
         if (r >= 0)
                 r = store_submit(p, text);
         if (r < 0)
@@ -167,11 +186,24 @@ void profile_store_load(Profile *p) {
         _cleanup_(stored_profile_clear) StoredProfile s = {};
         int r;
 
-        r = store_load(p->ctx->state_dir, p->name, &s);
+        r = store_load_sealed(p->ctx->state_dir, p->name, state_key_bytes(p->ctx->state_key), &s);
         if (r == -ENOENT) {
                 p->needs_login = true;
                 log_notice("Profile %s: not signed in yet; run aksspark-tokenctl --profile %s login", p->name, p->name);
                 profile_notify_person(p, "login_required", "Not signed in yet.");
+                return;
+        }
+        if (r == -ENOKEY || r == -EKEYREJECTED) {
+                p->needs_login = true;
+                log_error("Profile %s: the saved sign-in in %s is sealed and %s; a new sign-in is needed: "
+                          "aksspark-tokenctl --profile %s login",
+                          p->name, p->ctx->state_dir,
+                          r == -ENOKEY ? "its key (state_protection) is not at hand"
+                                       : "does not open with the key at hand (another machine's or another "
+                                         "profile's file, or a key made anew)",
+                          p->name);
+                profile_notify_person(p, "login_required",
+                                      "The saved sign-in cannot be unsealed with this key; sign in again.");
                 return;
         }
         if (r < 0) {
@@ -209,6 +241,12 @@ void profile_store_load(Profile *p) {
         p->account = TAKE_PTR(s.account);
         if (p->access_token)
                 profile_claims_update(p);
+        /* A clear file from before sealing: seal it now, not at the next refresh an hour away. */
+        if (!s.sealed && state_key_bytes(p->ctx->state_key)) {
+                log_info("Profile %s: sealing the saved sign-in (state_protection = %s).", p->name,
+                         state_protection_to_string(p->ctx->state_key->protection));
+                (void) profile_store_save(p);
+        }
 }
 
 int profile_store_worker_new(Profile *p) {
