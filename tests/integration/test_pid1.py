@@ -280,6 +280,7 @@ class Pid1Test(unittest.TestCase):
         files = set(self.must("dpkg", "-L", "aksspark-tokend").stdout.split())
         for f in ("/usr/bin/aksspark-tokend", "/usr/bin/aksspark-tokenctl",
                   "/lib/systemd/system/aksspark-tokend@.service", "/lib/systemd/system/aksspark-tokend@.socket",
+                  "/lib/systemd/system/aksspark-tokend-key@.service",
                   "/usr/lib/systemd/user/aksspark-tokend.service", "/usr/lib/systemd/user/aksspark-tokend.socket",
                   "/usr/share/man/man8/aksspark-tokend.8.gz", "/usr/share/man/man1/aksspark-tokenctl.1.gz",
                   "/usr/share/man/man5/aksspark-tokend.conf.5.gz",
@@ -629,6 +630,76 @@ class Pid1Test(unittest.TestCase):
             self.assertTrue(self.idp.token_is_valid(read(self.token_file(name))))
         finally:
             self.sys.systemctl("stop", "user@%d.service" % uid)
+
+    def _files_under(self, top):
+        for d, _, fs in os.walk(self.sys.host_path(top)):
+            for f in fs:
+                with open(os.path.join(d, f), "rb") as fh:
+                    yield os.path.join(d, f), fh.read()
+
+    def test_60_state_sealed_with_the_instance_key(self):
+        self.ensure_running("alice")
+        rts = self.idp.valid_refresh_tokens(USERS["alice"])
+        self.assertTrue(rts, "the identity provider issued alice no refresh token")
+        state = self.sys.host_path("/var/lib/aksspark-tokend/alice/default.json")
+        wait_until(lambda: '"version": 2' in read(state), 30, "a sealed state file")
+        # No token the identity provider issued anywhere under the state directories or keys.
+        secrets = [s.encode() for s in self.env.secrets()] + [r.encode() for r in rts]
+        for top in ("/var/lib/aksspark-tokend", "/var/lib/aksspark-tokend-keys"):
+            for path, data in self._files_under(top):
+                for s in secrets:
+                    self.assertNotIn(s, data, "a token in clear in %s" % path)
+        self.assertIn('"sealed": "', read(state))
+        # The key: made once, root's only, and not in clear either.
+        cred = "/var/lib/aksspark-tokend-keys/alice.cred"
+        st = os.stat(self.sys.host_path(cred))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        self.assertEqual(os.stat(self.sys.host_path("/var/lib/aksspark-tokend-keys")).st_mode & 0o777, 0o700)
+        # status and doctor say which protection is in force.
+        rc, st = self.status("alice")
+        self.assertEqual(st["store"]["protection"], "systemd-creds", st)
+        self.assertIn("Protection:   systemd-creds", self.ctl("alice", "status").stdout)
+        p = self.ctl("alice", "doctor", timeout=120)
+        self.assertRegex(p.stdout, r"OK profile default: state protection: systemd-creds", p.stdout)
+        # bob reads neither the encrypted key nor alice's decrypted credential.
+        for path in (cred, "/run/credentials/aksspark-tokend@alice.service/state-key",
+                     "/run/credentials/aksspark-tokend@alice.service"):
+            p = self.sys.run("cat", path, user="bob")
+            self.assertNotEqual(p.returncode, 0, "bob read %s" % path)
+        self.assertEqual(self.sys.run("ls", "/run/credentials/aksspark-tokend@alice.service",
+                                      user="bob").returncode != 0, True)
+
+        # A restart keeps the sign-in: the sealed file opens with the same key.
+        codes = len(self.idp.requests("devicecode"))
+        self.assertEqual(self.sys.systemctl("restart", TEMPLATE % "alice").returncode, 0)
+        self.assertEqual(self.status("alice")[1]["state"], "valid", "the restart lost the sealed sign-in")
+        self.assertEqual(len(self.idp.requests("devicecode")), codes)
+        sealed = read(state)
+
+        # The same state directory on a machine with another host key (and so another instance
+        # key): it does not open; the profile needs a sign-in, the file stays sealed.
+        secret = "/var/lib/systemd/credential.secret"
+        key_unit = "aksspark-tokend-key@alice.service"
+        self.assertEqual(self.sys.systemctl("stop", key_unit, TEMPLATE % "alice").returncode, 0)
+        self.must("mv", secret, secret + ".first")
+        self.must("mv", cred, cred + ".first")
+        try:
+            self.assertEqual(self.sys.systemctl("start", TEMPLATE % "alice").returncode, 0)
+            self.assertTrue(os.path.exists(self.sys.host_path(cred)), "no new key was made")
+            rc, st = self.status("alice")
+            self.assertEqual((rc, st.get("state")), (2, "login_required"), st)
+            journal = self.must("journalctl", "--no-pager", "-o", "cat", "-u", TEMPLATE % "alice").stdout
+            self.assertIn("does not open with the key at hand", journal)
+            self.assertEqual(read(state), sealed, "the unreadable file was replaced")
+            self.assertNotIn("refresh_token", read(state))
+        finally:
+            self.sys.systemctl("stop", key_unit, TEMPLATE % "alice")
+            self.must("mv", "-f", secret + ".first", secret)
+            self.must("mv", "-f", cred + ".first", cred)
+        # Back on its own machine, the file opens again: nothing was lost or left in clear.
+        self.assertEqual(self.sys.systemctl("start", TEMPLATE % "alice").returncode, 0)
+        self.assertEqual(self.status("alice")[1]["state"], "valid")
+        self.assertEqual(len(self.idp.requests("devicecode")), codes)
 
     def test_99_stop_everything_quickly(self):
         for name in USERS:
