@@ -641,6 +641,10 @@ class Pid1Test(unittest.TestCase):
         self.ensure_running("alice")
         rts = self.idp.valid_refresh_tokens(USERS["alice"])
         self.assertTrue(rts, "the identity provider issued alice no refresh token")
+        st = self.status("alice")[1]
+        journal = lambda: self.sys.run("journalctl", "--no-pager", "-o", "cat", "-u", TEMPLATE % "alice",
+                                       "-u", "aksspark-tokend-key@alice.service").stdout[-4000:]
+        self.assertEqual(st.get("store", {}).get("protection"), "systemd-creds", "%s\n%s" % (st, journal()))
         state = self.sys.host_path("/var/lib/aksspark-tokend/alice/default.json")
         wait_until(lambda: '"version": 2' in read(state), 30, "a sealed state file")
         # No token the identity provider issued anywhere under the state directories or keys.
@@ -660,7 +664,7 @@ class Pid1Test(unittest.TestCase):
         self.assertEqual(st["store"]["protection"], "systemd-creds", st)
         self.assertIn("Protection:   systemd-creds", self.ctl("alice", "status").stdout)
         p = self.ctl("alice", "doctor", timeout=120)
-        self.assertRegex(p.stdout, r"OK profile default: state protection: systemd-creds", p.stdout)
+        self.assertRegex(p.stdout, r"ok +profile default: state protection: systemd-creds", p.stdout)
         # bob reads neither the encrypted key nor alice's decrypted credential.
         for path in (cred, "/run/credentials/aksspark-tokend@alice.service/state-key",
                      "/run/credentials/aksspark-tokend@alice.service"):
