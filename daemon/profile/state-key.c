@@ -259,9 +259,10 @@ void state_key_load(StateProtection wanted, const char *credentials_dir, uint64_
                 break;
         default: /* auto: the first key holder that is there */
                 r = state_key_read_credential(credentials_dir, k.bytes);
-                if (r >= 0) {
+                if (r != -ENOENT) { /* there, but perhaps not 32 bytes: that is an error, not none */
                         k.protection = STATE_PROTECTION_SYSTEMD_CREDS;
-                        k.available = true;
+                        k.available = r >= 0;
+                        k.error = MIN(r, 0);
                         break;
                 }
                 r = state_key_from_keyring(keyring_timeout, k.bytes);

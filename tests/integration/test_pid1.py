@@ -644,7 +644,10 @@ class Pid1Test(unittest.TestCase):
         st = self.status("alice")[1]
         journal = lambda: self.sys.run("journalctl", "--no-pager", "-o", "cat", "-u", TEMPLATE % "alice",
                                        "-u", "aksspark-tokend-key@alice.service").stdout[-4000:]
-        self.assertEqual(st.get("store", {}).get("protection"), "systemd-creds", "%s\n%s" % (st, journal()))
+        pid = self.main_pid("alice")
+        self.assertEqual(st.get("store", {}).get("protection"), "systemd-creds", "%s\n%s\n%s\n%s" % (
+            st, journal(), self.sys.run("ls", "-laR", "/run/credentials").stdout,
+            self.sys.run("sh", "-c", "tr '\\0' '\\n' < /proc/%d/environ" % pid).stdout))
         state = self.sys.host_path("/var/lib/aksspark-tokend/alice/default.json")
         wait_until(lambda: '"version": 2' in read(state), 30, "a sealed state file")
         # No token the identity provider issued anywhere under the state directories or keys.
