@@ -20,6 +20,8 @@ packages=(
         oidc-agent-cli curl
         # the metrics test: a real parser of the Prometheus text format
         python3-prometheus-client
+        # sealed state on a desktop (test_sealed.py): a session bus, a Secret Service, a look inside
+        dbus-daemon gnome-keyring libsecret-tools
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -521,6 +521,42 @@ START_TEST(test_sealed_nonce_changes) {
 }
 END_TEST
 
+/* The fuzzer's seeds were sealed by another implementation (Python's cryptography, from the
+ * format as store.h describes it): this reader agrees with it, seed by seed. */
+START_TEST(test_sealed_seeds_of_another_implementation) {
+        static const uint8_t fuzz_key[SEAL_KEY_SIZE] = "aksspark-tokend fuzz key 32 byte";
+        static const struct {
+                const char *name;
+                int result;
+        } seeds[] = {
+                { "minimal", 0 },
+                { "full", 0 },
+                { "clear", 0 },
+                { "another-key", -EKEYREJECTED },
+                { "moved", -EKEYREJECTED },
+                { "inner-array", -EBADMSG },
+                { "short", -EBADMSG },
+        };
+        const char *src = getenv("AKSSPARK_SOURCE_DIR") ?: "..";
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                _cleanup_(stored_profile_clear) StoredProfile s = {};
+                _cleanup_free_ char *path = NULL, *text = NULL;
+                size_t len;
+
+                ck_assert_int_ge(asprintf(&path, "%s/fuzz/corpus/store-sealed/%s", src, seeds[i].name), 0);
+                ck_assert_int_eq(read_file_full(path, 1 << 20, &text, &len), 0);
+                ck_assert_msg(store_parse_sealed(text, len, fuzz_key, &s) == seeds[i].result, "seed %s", seeds[i].name);
+                if (strcmp(seeds[i].name, "full") == 0) {
+                        ck_assert(s.sealed);
+                        ck_assert_str_eq(secret_reveal(s.refresh_token), "0.ARoA-seed-refresh-\"\\/");
+                        ck_assert_str_eq(secret_reveal(s.access_token), "eyJhbGciOi.eyJ1cG4iOiJhbGljZSJ9.c2ln");
+                        ck_assert_str_eq(s.auth, "browser");
+                }
+        }
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("json");
@@ -536,6 +572,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_sealed_refusals);
         tcase_add_test(tc, test_clear_file_with_key);
         tcase_add_test(tc, test_sealed_nonce_changes);
+        tcase_add_test(tc, test_sealed_seeds_of_another_implementation);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("files");

@@ -377,7 +377,7 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         p->expires_boot = schedule_boottime_of(p->expires_on, now, now_boottime());
         p->refresh_in = t->refresh_in;
         profile_claims_update(p);
-        p->needs_login = false; /* before the save: a save that fails at once is kept and retried */
+        p->needs_login = false;     /* before the save: a save that fails at once is kept and retried */
         if (!profile_unattended(p)) /* nothing to keep: the credential itself stays where it is */
                 profile_store_save(p);
 

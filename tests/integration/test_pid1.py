@@ -649,7 +649,11 @@ class Pid1Test(unittest.TestCase):
             st, journal(), self.sys.run("ls", "-laR", "/run/credentials").stdout,
             self.sys.run("sh", "-c", "tr '\\0' '\\n' < /proc/%d/environ" % pid).stdout))
         state = self.sys.host_path("/var/lib/aksspark-tokend/alice/default.json")
-        wait_until(lambda: '"version": 2' in read(state), 30, "a sealed state file")
+        try:
+            wait_until(lambda: os.path.exists(state) and '"version": 2' in read(state), 30, "a sealed state file")
+        except AssertionError as e:
+            raise AssertionError("%s\n%s\n%s\n%s" % (e, self.status("alice")[1], journal(), self.sys.run(
+                "ls", "-laR", "/run/credentials").stdout))
         # No token the identity provider issued anywhere under the state directories or keys.
         secrets = [s.encode() for s in self.env.secrets()] + [r.encode() for r in rts]
         for top in ("/var/lib/aksspark-tokend", "/var/lib/aksspark-tokend-keys"):
