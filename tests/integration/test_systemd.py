@@ -316,7 +316,8 @@ class SystemdTest(unittest.TestCase):
             units = {
                 "user": [one("systemd/user/aksspark-tokend.service"), one("systemd/user/aksspark-tokend.socket")],
                 "system": [one("systemd/system/aksspark-tokend@.service"),
-                           one("systemd/system/aksspark-tokend@.socket")],
+                           one("systemd/system/aksspark-tokend@.socket"),
+                           one("systemd/system/aksspark-tokend-key@.service")],
                 "example": [one("doc/aksspark-tokend/examples/systemd/spark-nightly.service"),
                             one("doc/aksspark-tokend/examples/systemd/spark-nightly.timer")],
             }
