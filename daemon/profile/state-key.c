@@ -77,6 +77,15 @@ static void strv_free(char **l) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
+/* The whole exchange shares one deadline: each call may wait only what is left of it. */
+static int bus_call_budget(sd_bus *bus, usec_t deadline) {
+        usec_t now = now_monotonic();
+
+        if (now >= deadline)
+                return -ETIMEDOUT;
+        return sd_bus_set_method_call_timeout(bus, deadline - now);
+}
+
 /* The Secret Service's answer is the key: wipe the message when it is freed. */
 static void message_sensitive(sd_bus_message *m) {
         if (m)
@@ -112,7 +121,7 @@ static int keyring_read_item(sd_bus *bus, const char *item, const char *session,
 
 /* A new random key as an item of the default collection: only when that is unlocked, since
  * unlocking or creating a collection needs a person at a prompt. */
-static int keyring_create_item(sd_bus *bus, const char *session, uint8_t ret[SEAL_KEY_SIZE]) {
+static int keyring_create_item(sd_bus *bus, const char *session, uint8_t ret[SEAL_KEY_SIZE], usec_t deadline) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *m = NULL;
         uint8_t key[SEAL_KEY_SIZE];
@@ -135,6 +144,9 @@ static int keyring_create_item(sd_bus *bus, const char *session, uint8_t ret[SEA
                 return -ENOMEM;
         reply = sd_bus_message_unref(reply);
 
+        r = bus_call_budget(bus, deadline);
+        if (r < 0)
+                return r;
         r = sd_bus_get_property_trivial(bus, SECRETS_BUS, collection_path, SECRETS_COLLECTION, "Locked", &error, 'b',
                                         &locked);
         if (r < 0)
@@ -168,7 +180,9 @@ static int keyring_create_item(sd_bus *bus, const char *session, uint8_t ret[SEA
         if (r < 0)
                 goto finish;
 
-        r = sd_bus_call(bus, m, 0, &error, &reply);
+        r = bus_call_budget(bus, deadline);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
                 r = r == -ETIMEDOUT ? r : -ENOLCK;
                 goto finish;
@@ -196,13 +210,15 @@ int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(strv_freep) char **unlocked = NULL, **locked = NULL;
         _cleanup_free_ char *session = NULL;
+        usec_t deadline;
         const char *s;
         int r;
 
         r = sd_bus_open_user(&bus);
         if (r < 0)
                 return -EHOSTDOWN;
-        r = sd_bus_set_method_call_timeout(bus, timeout);
+        deadline = now_monotonic() + timeout;
+        r = bus_call_budget(bus, deadline);
         if (r < 0)
                 return r;
 
@@ -222,6 +238,9 @@ int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]) {
                 return -ENOMEM;
         reply = sd_bus_message_unref(reply);
 
+        r = bus_call_budget(bus, deadline);
+        if (r < 0)
+                return r;
         r = sd_bus_call_method(bus, SECRETS_BUS, SECRETS_PATH, SECRETS_SERVICE, "SearchItems", &error, &reply, "a{ss}",
                                KEY_ATTRIBUTES);
         if (r < 0)
@@ -232,11 +251,14 @@ int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]) {
         if (r < 0)
                 return -EBADMSG;
 
+        if (locked && locked[0] && !(unlocked && unlocked[0]))
+                return -ENOLCK;
+        r = bus_call_budget(bus, deadline);
+        if (r < 0)
+                return r;
         if (unlocked && unlocked[0])
                 return keyring_read_item(bus, unlocked[0], session, ret);
-        if (locked && locked[0])
-                return -ENOLCK;
-        return keyring_create_item(bus, session, ret);
+        return keyring_create_item(bus, session, ret, deadline);
 }
 
 void state_key_load(StateProtection wanted, const char *credentials_dir, uint64_t keyring_timeout, StateKey *ret) {

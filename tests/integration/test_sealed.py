@@ -260,6 +260,29 @@ class KeyringTest(unittest.TestCase):
             finally:
                 bus.close()
 
+    def test_a_secret_service_that_hangs_costs_at_most_the_timeout(self):
+        with Env() as env:
+            bus = SessionBus(env)
+            try:
+                bus.start_keyring()
+                env.start_idp(lifetime=60)
+                env.write_config()
+                bus.keyring.send_signal(signal.SIGSTOP)   # owns the name, answers nothing
+                try:
+                    start = time.monotonic()
+                    d = env.start_daemon(env=bus.environment())
+                    took = time.monotonic() - start
+                    self.assertEqual(d.status()["store"]["protection"], "none")
+                    # One deadline of 2 s for the whole exchange, not one per call.
+                    self.assertGreaterEqual(took, 1.9)
+                    self.assertLess(took, 4.0)
+                    d.wait_log("Connection timed out")
+                    d.stop()
+                finally:
+                    bus.keyring.send_signal(signal.SIGCONT)
+            finally:
+                bus.close()
+
 
 if __name__ == "__main__":
     unittest.main()
