@@ -631,6 +631,60 @@ class Pid1Test(unittest.TestCase):
         finally:
             self.sys.systemctl("stop", "user@%d.service" % uid)
 
+    def test_51_workstation_unit_seals_with_the_session_keyring(self):
+        """A desktop session's keyring (gnome-keyring, unlocked with the password on stdin, on the
+        user manager's session bus): the installed user unit, state_protection auto, uses it."""
+        name = "erin"
+        self.add_user(name)
+        uid = self.sys.user(name)[0]
+        bus = "unix:path=/run/user/%d/bus" % uid
+        session = {"XDG_RUNTIME_DIR": "/run/user/%d" % uid, "DBUS_SESSION_BUS_ADDRESS": bus}
+        self.must("systemctl", "start", "user@%d.service" % uid)
+
+        def session_status():
+            p = self.sys.run("aksspark-tokenctl", "status", "--json", user=name, env=session)
+            self.env.client_stderr.append(p.stderr)
+            try:
+                return json.loads(p.stdout)
+            except ValueError:
+                return {"raw": p.stdout + p.stderr}
+        try:
+            self.write_config(name)
+            p = self.sys.run("sh", "-c", "printf %s 'erin password' | gnome-keyring-daemon --unlock "
+                             "--components=secrets --replace", user=name, env=session, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            wait_until(lambda: "collection/login" in self.sys.run(
+                "busctl", "--user", "call", "org.freedesktop.secrets", "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service", "ReadAlias", "s", "default", user=name, env=session).stdout,
+                15, "the unlocked login keyring")
+            p = self.sys.run("systemctl", "--user", "enable", "--now", "aksspark-tokend.socket",
+                             "aksspark-tokend.service", user=name, env=session)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.sign_in(name, env=session)
+            st = session_status()
+            self.assertEqual(st.get("store", {}).get("protection"), "keyring", st)
+            state = self.sys.host_path("/home/%s/.local/state/aksspark-tokend/default.json" % name)
+            wait_until(lambda: os.path.exists(state) and '"version": 2' in read(state), 30, "a sealed state file")
+            for path, data in self._files_under("/home/%s/.local/state" % name):
+                for s in self.env.secrets():
+                    self.assertNotIn(s.encode(), data, "a token in clear in %s" % path)
+            p = self.sys.run("secret-tool", "lookup", "application", "aksspark-tokend", "purpose", "state-key",
+                             user=name, env=session)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            # A restart of the unit needs no new sign-in.
+            codes = len(self.idp.requests("devicecode"))
+            p = self.sys.run("systemctl", "--user", "restart", "aksspark-tokend.service", user=name, env=session)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            st = session_status()
+            self.assertEqual((st.get("state"), st.get("store", {}).get("protection")), ("valid", "keyring"), st)
+            self.assertEqual(len(self.idp.requests("devicecode")), codes)
+        finally:
+            owner = self.sys.run("busctl", "--user", "status", "org.freedesktop.secrets", user=name, env=session)
+            pid = re.search(r"^PID=(\d+)$", owner.stdout, re.M)
+            self.sys.systemctl("stop", "user@%d.service" % uid)
+            if pid:
+                self.sys.run("kill", pid.group(1))
+
     def _files_under(self, top):
         for d, _, fs in os.walk(self.sys.host_path(top)):
             for f in fs:
