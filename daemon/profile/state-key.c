@@ -204,10 +204,10 @@ finish:
         return r;
 }
 
-int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]) {
+int state_key_from_keyring(uint64_t timeout, bool activate, uint8_t ret[SEAL_KEY_SIZE]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *m = NULL;
         _cleanup_(strv_freep) char **unlocked = NULL, **locked = NULL;
         _cleanup_free_ char *session = NULL;
         usec_t deadline;
@@ -224,8 +224,14 @@ int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]) {
 
         /* "plain": the secret crosses the bus unencrypted, which the session bus (a socket of
          * this user's only) allows; "dh" would add a key exchange for nothing here. */
-        r = sd_bus_call_method(bus, SECRETS_BUS, SECRETS_PATH, SECRETS_SERVICE, "OpenSession", &error, &reply, "sv",
-                               "plain", "s", "");
+        r = sd_bus_message_new_method_call(bus, &m, SECRETS_BUS, SECRETS_PATH, SECRETS_SERVICE, "OpenSession");
+        if (r >= 0)
+                r = sd_bus_message_set_auto_start(m, activate);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sv", "plain", "s", "");
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
                 return r == -ETIMEDOUT ? r : -EHOSTDOWN;
         r = sd_bus_message_skip(reply, "v");
@@ -275,7 +281,7 @@ void state_key_load(StateProtection wanted, const char *credentials_dir, uint64_
                 k.error = MIN(r, 0);
                 break;
         case STATE_PROTECTION_KEYRING:
-                r = state_key_from_keyring(keyring_timeout, k.bytes);
+                r = state_key_from_keyring(keyring_timeout, true, k.bytes);
                 k.available = r >= 0;
                 k.error = MIN(r, 0);
                 break;
@@ -287,7 +293,9 @@ void state_key_load(StateProtection wanted, const char *credentials_dir, uint64_
                         k.error = MIN(r, 0);
                         break;
                 }
-                r = state_key_from_keyring(keyring_timeout, k.bytes);
+                /* Only a Secret Service that runs already: auto does not start one (a headless
+                 * session's would have no unlocked keyring, and would stay behind). */
+                r = state_key_from_keyring(keyring_timeout, false, k.bytes);
                 if (r >= 0) {
                         k.protection = STATE_PROTECTION_KEYRING;
                         k.available = true;

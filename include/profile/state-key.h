@@ -27,8 +27,9 @@ int state_key_read_credential(const char *credentials_dir, uint8_t ret[SEAL_KEY_
 /* The key from the session's Secret Service (org.freedesktop.secrets), made once (random) and
  * kept there when it has none: -EHOSTDOWN no session bus or no service, -ENOLCK the default
  * collection is locked (unlocking needs a person at a prompt), -ETIMEDOUT it did not answer
- * within timeout: the whole exchange waits at most that long. */
-int state_key_from_keyring(uint64_t timeout, uint8_t ret[SEAL_KEY_SIZE]);
+ * within timeout: the whole exchange waits at most that long. activate: let the bus start the
+ * service (D-Bus activation) when none runs. */
+int state_key_from_keyring(uint64_t timeout, bool activate, uint8_t ret[SEAL_KEY_SIZE]);
 
 /* Decide the protection in force for wanted (auto tries systemd-creds, then keyring, then none)
  * and get its key. Never fails: a wanted key that cannot be had leaves available false and the

@@ -39,7 +39,8 @@ class SessionBus:
     """A D-Bus session bus of this test's own (dbus-daemon --session, as dbus-run-session
     starts), with gnome-keyring-daemon's Secret Service on it when asked."""
 
-    def __init__(self, env):
+    def __init__(self, env, activatable=None):
+        """activatable: a command D-Bus activation runs for org.freedesktop.secrets (else none)."""
         self.env = env
         self.dir = env.path("session")
         os.makedirs(self.dir, mode=0o700)
@@ -48,8 +49,12 @@ class SessionBus:
         self.keyring = None
         # No service directories: nothing is activated behind the test's back (Debian's
         # gnome-keyring registers org.freedesktop.secrets for D-Bus activation).
-        bus_env = dict(self.environment(), XDG_DATA_DIRS=env.path("no-services"),
-                       XDG_DATA_HOME=env.path("no-services"))
+        services = env.path("services")
+        if activatable:
+            os.makedirs(os.path.join(services, "dbus-1", "services"))
+            with open(os.path.join(services, "dbus-1", "services", "org.freedesktop.secrets.service"), "w") as f:
+                f.write("[D-BUS Service]\nName=org.freedesktop.secrets\nExec=%s\n" % activatable)
+        bus_env = dict(self.environment(), XDG_DATA_DIRS=services, XDG_DATA_HOME=services)
         self.bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile",
                                      "--address=" + self.address], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, env=bus_env)
@@ -241,7 +246,10 @@ class KeyringTest(unittest.TestCase):
 
     def test_auto_without_a_secret_service_is_none_quickly(self):
         with Env() as env:
-            bus = SessionBus(env)   # a bus, but nobody owns org.freedesktop.secrets
+            # A bus where nobody owns org.freedesktop.secrets, but one could be activated: auto
+            # asks only a service that runs (a headless session's would be locked and linger).
+            marker = env.path("activated")
+            bus = SessionBus(env, activatable="/usr/bin/touch %s" % marker)
             try:
                 idp = env.start_idp(lifetime=60)
                 env.write_config()
@@ -255,6 +263,7 @@ class KeyringTest(unittest.TestCase):
                 d.sign_in(idp, user=USER)
                 wait_until(lambda: os.path.exists(state_file(env)), 10, "the state file")
                 self.assertIn('"version": 1', harness.read(state_file(env)))
+                self.assertFalse(os.path.exists(marker), "auto started a Secret Service")
                 self.assertIn("warn profile default: state protection: none", d.ctl("--config", env.config_path, "doctor").stdout)
                 d.stop()
             finally:
