@@ -668,9 +668,9 @@ class Pid1Test(unittest.TestCase):
             for path, data in self._files_under("/home/%s/.local/state" % name):
                 for s in self.env.secrets():
                     self.assertNotIn(s.encode(), data, "a token in clear in %s" % path)
-            p = self.sys.run("secret-tool", "lookup", "application", "aksspark-tokend", "purpose", "state-key",
+            p = self.sys.run("sh", "-c", "secret-tool lookup application aksspark-tokend purpose state-key | wc -c",
                              user=name, env=session)
-            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.strip(), "32", p.stderr)
             # A restart of the unit needs no new sign-in.
             codes = len(self.idp.requests("devicecode"))
             p = self.sys.run("systemctl", "--user", "restart", "aksspark-tokend.service", user=name, env=session)
