@@ -35,7 +35,10 @@ TOKEN_KEY = "spark.kubernetes.authenticate.submission.oauthToken"
 # and clock protection, an IPC namespace): left out when the jump-host template's sandbox runs
 # under one.
 SYSTEM_ONLY = ("User=", "CapabilityBoundingSet=", "AmbientCapabilities=", "PrivateDevices=",
-               "ProtectKernelModules=", "ProtectKernelLogs=", "ProtectClock=", "PrivateIPC=")
+               "ProtectKernelModules=", "ProtectKernelLogs=", "ProtectClock=", "PrivateIPC=",
+               # the state key: made by a system unit with the host key, which a user manager
+               # cannot decrypt (systemd 252 has no per-user credentials)
+               "Requires=aksspark-tokend-key@", "After=aksspark-tokend-key@", "LoadCredentialEncrypted=")
 
 
 def read(path):
