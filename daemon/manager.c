@@ -195,6 +195,7 @@ Manager *manager_free(Manager *m) {
         free(m->config_path);
         free(m->home);
         free(m->user);
+        state_key_clear(&m->state_key);
         free(m);
         return NULL;
 }
@@ -279,6 +280,36 @@ static int manager_find_tokenctl(char **ret) {
         return 0;
 }
 
+/* Before any profile loads its state. The Secret Service is asked on the loop's thread, but
+ * before the loop serves anything, and each of its answers is awaited at most this long. */
+#define KEYRING_TIMEOUT (2 * USEC_PER_SEC)
+
+static void manager_load_state_key(Manager *m) {
+        StateProtection wanted = m->config->state_protection;
+        StateKey *k = &m->state_key;
+
+        state_key_load(wanted, getenv("CREDENTIALS_DIRECTORY"), KEYRING_TIMEOUT, k);
+        m->profile_ctx.state_key = k;
+
+        if (k->protection == STATE_PROTECTION_NONE && wanted == STATE_PROTECTION_AUTO)
+                log_notice("The state directory keeps refresh tokens in clear (state_protection = none): no "
+                           "state-key credential and no unlocked Secret Service (%s).",
+                           strerror(-k->error));
+        else if (k->protection == STATE_PROTECTION_NONE)
+                log_notice("The state directory keeps refresh tokens in clear (state_protection = none).");
+        else if (!k->available)
+                log_error_errno(k->error,
+                                "state_protection = %s, but its key cannot be had (%m): saved sign-ins cannot be "
+                                "read and new ones are not saved. %s",
+                                state_protection_to_string(k->protection),
+                                k->protection == STATE_PROTECTION_SYSTEMD_CREDS
+                                        ? "Give the service LoadCredentialEncrypted=state-key:... with 32 bytes."
+                                        : "Unlock the keyring of the session (org.freedesktop.secrets).");
+        else
+                log_info("Refresh tokens in the state directory are sealed (state_protection = %s).",
+                         state_protection_to_string(k->protection));
+}
+
 int manager_start(Manager *m) {
         pid_t holder = 0;
         int r;
@@ -310,6 +341,7 @@ int manager_start(Manager *m) {
         };
         log_debug("Kubeconfig outputs run %s --socket %s.", m->tokenctl_path, server_path(m->server));
 
+        manager_load_state_key(m);
         manager_apply_metrics_file(m);
         r = manager_start_profiles(m);
         if (r < 0)
@@ -336,6 +368,11 @@ static int keep_restart_only(Manager *m, Config *c) {
                 c->state_dir = strdup(m->config->state_dir);
                 if (!c->state_dir)
                         return -ENOMEM;
+        }
+        if (c->state_protection != m->config->state_protection) {
+                log_warning("state_protection changed to %s; this takes effect when the daemon restarts.",
+                            state_protection_to_string(c->state_protection));
+                c->state_protection = m->config->state_protection;
         }
         if (!streq_ptr(c->socket_path, m->config->socket_path)) {
                 log_warning("socket changed to %s; this takes effect when the daemon restarts.",

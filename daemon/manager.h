@@ -34,6 +34,7 @@ struct Manager {
         usec_t start_time;   /* realtime, for the metrics */
         char *user;          /* the metrics' user label */
         MetricsFile *metrics_file;
+        StateKey state_key; /* state_protection in force, and its key (wiped at the end) */
 };
 
 /* env is the process's environment as main() read it once (config_env_from_process()); its home

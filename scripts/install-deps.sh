@@ -24,6 +24,8 @@ packages=(
         chromium
         # the virtual environments of the pinned PyPI peers (scripts/install-peers-*.sh)
         python3-venv
+        # sealed state on a desktop (test_sealed.py): a session bus, a Secret Service, a look inside
+        dbus-daemon gnome-keyring libsecret-tools
 )
 
 if [ "$(id -u)" -ne 0 ]; then

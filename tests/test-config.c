@@ -110,6 +110,7 @@ START_TEST(test_defaults) {
         ck_assert_ptr_null(c->notify_command);
         ck_assert_uint_eq(c->http_timeout, 30 * USEC_PER_SEC);
         ck_assert_ptr_null(c->metrics_file);
+        ck_assert_int_eq(c->state_protection, STATE_PROTECTION_AUTO);
         ck_assert_uint_eq(c->n_profiles, 1);
 
         p = c->profiles[0];
@@ -139,6 +140,7 @@ START_TEST(test_every_key) {
                 "log_level = debug\n"
                 "notify_command = notify-send \"Spark token\" \"$AKSSPARK_MESSAGE\" ; run by /bin/sh\n"
                 "http_timeout = 45s\n"
+                "state_protection = systemd-creds\n"
                 "\n"
                 "[profile prod]\n"
                 "tenant = 72f988bf-86f1-41af-91ab-2d7cd011db47\n"
@@ -159,11 +161,12 @@ START_TEST(test_every_key) {
         ck_assert_int_eq(c->log_level, LOG_DEBUG);
         ck_assert_str_eq(c->notify_command, "notify-send \"Spark token\" \"$AKSSPARK_MESSAGE\"");
         ck_assert_uint_eq(c->http_timeout, 45 * USEC_PER_SEC);
+        ck_assert_int_eq(c->state_protection, STATE_PROTECTION_SYSTEMD_CREDS);
 
         ck_assert_uint_eq(c->n_profiles, 1);
         p = c->profiles[0];
         ck_assert_str_eq(p->name, "prod");
-        ck_assert_uint_eq(p->line, 9);
+        ck_assert_uint_eq(p->line, 10);
         ck_assert_str_eq(p->tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
         ck_assert_str_eq(p->authority_host, "https://login.microsoftonline.us");
         ck_assert_str_eq(p->client_id, "04b07795-8ddb-461a-bbee-02f9e1bf7b46");
@@ -342,6 +345,10 @@ START_TEST(test_durations) {
         EXPECT_ERRORS(DEFAULT_PROFILE "refresh_before = 10m # ten minutes\n", "3: inline comments start with ';'");
         EXPECT_ERRORS("[daemon]\nhttp_timeout = 0\n" DEFAULT_PROFILE, "2: http_timeout '0' is too short");
         EXPECT_ERRORS("[daemon]\nhttp_timeout = soon\n" DEFAULT_PROFILE, "2: http_timeout 'soon' is not a duration");
+        EXPECT_ERRORS("[daemon]\nstate_protection = tpm\n" DEFAULT_PROFILE,
+                      "2: state_protection 'tpm' is not one of auto, systemd-creds, keyring, none");
+        for (StateProtection sp = 0; sp < _STATE_PROTECTION_MAX; sp++)
+                ck_assert_int_eq(state_protection_from_string(state_protection_to_string(sp)), sp);
 }
 END_TEST
 

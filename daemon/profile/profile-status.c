@@ -53,6 +53,10 @@ void profile_snapshot(Profile *p, ProfileSnapshot *ret) {
                 .store_ok = store.result >= 0,
                 .store_error = store.result < 0 ? strerror(-store.result) : NULL,
                 .store_last_save = store.last_save,
+                .store_protection = p->ctx->state_key ? state_protection_to_string(p->ctx->state_key->protection)
+                                                      : NULL,
+                .store_key_missing = p->ctx->state_key && p->ctx->state_key->protection != STATE_PROTECTION_NONE &&
+                                     !p->ctx->state_key->available,
         };
         memcpy(ret->refreshes, p->refreshes, sizeof ret->refreshes);
 }

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "base/atomic.h"
 #include "base/log.h"
 #include "base/macro.h"
 #include "loop/worker.h"
 #include "profile/profile-store.h"
+#include "profile/state-key.h"
 
 #define TIMER_ACCURACY (50 * USEC_PER_MSEC)
 #define STORE_RETRY_MIN (1 * USEC_PER_SEC)
@@ -22,6 +24,7 @@ struct SignInStore {
         char *name;
         usec_t (*now)(clockid_t clock);
         const SignInStoreCallbacks *cb;
+        const StateKey *key; /* seals what is saved; NULL or protection none: kept in clear */
 
         Worker *worker;
         sd_event_source *retry_timer; /* retries a failed save */
@@ -44,7 +47,9 @@ typedef struct StoreJob {
         bool read_sign_in; /* load */
         char **sweep;
         size_t n_sweep;
-        int *swept; /* per sweep path: temp files removed, or -errno */
+        int *swept;   /* per sweep path: temp files removed, or -errno */
+        bool has_key; /* load: the key to unseal with */
+        uint8_t key[SEAL_KEY_SIZE];
         StoredProfile loaded;
         int result;
 } StoreJob;
@@ -68,6 +73,7 @@ static void store_job_free(void *p) {
         free(j->sweep);
         free(j->swept);
         stored_profile_clear(&j->loaded);
+        explicit_bzero(j->key, sizeof j->key);
         free(j);
 }
 
@@ -88,7 +94,9 @@ static void store_job_run(void *p) {
         case SIGN_IN_STORE_LOAD:
                 for (size_t i = 0; i < j->n_sweep; i++)
                         j->swept[i] = atomic_remove_stale_temps(j->sweep[i]);
-                j->result = j->read_sign_in ? store_load(j->state_dir, j->name, &j->loaded) : -ENODATA;
+                j->result = j->read_sign_in
+                                    ? store_load_sealed(j->state_dir, j->name, j->has_key ? j->key : NULL, &j->loaded)
+                                    : -ENODATA;
                 break;
         }
 }
@@ -233,12 +241,29 @@ static int save_submit(SignInStore *s, Secret *text) {
         return r;
 }
 
+/* Sealed under the state key when there is one, with a fresh nonce; clear only when the
+ * protection in force is none. A protection whose key is missing refuses: never a clear copy. */
+static int serialize(const SignInStore *s, const StoredProfile *stored, Secret **ret) {
+        uint8_t nonce[SEAL_NONCE_SIZE];
+        int r;
+
+        if (!s->key || s->key->protection == STATE_PROTECTION_NONE)
+                return store_serialize(stored, ret);
+        if (!s->key->available)
+                return -ENOKEY;
+        if (getrandom(nonce, sizeof nonce, 0) != (ssize_t) sizeof nonce)
+                return -EIO;
+        r = store_serialize_sealed(stored, s->key->bytes, nonce, ret);
+        explicit_bzero(nonce, sizeof nonce);
+        return r;
+}
+
 int sign_in_store_save(SignInStore *s, const StoredProfile *stored) {
         Secret *text = NULL;
         int r;
 
         s->removed = false;
-        r = store_serialize(stored, &text);
+        r = serialize(s, stored, &text);
         if (r < 0) {
                 if (save_result(s, r))
                         s->cb->on_done(&(SignInStoreResult) { .job = SIGN_IN_STORE_SAVE, .result = r, .changed = true },
@@ -267,6 +292,10 @@ int sign_in_store_load(SignInStore *s, bool read_sign_in, char *const *sweep, si
         if (!j)
                 return -ENOMEM;
         *j = (StoreJob) { .kind = SIGN_IN_STORE_LOAD, .read_sign_in = read_sign_in };
+        if (state_key_bytes(s->key)) {
+                memcpy(j->key, state_key_bytes(s->key), sizeof j->key);
+                j->has_key = true;
+        }
         j->state_dir = strdup(s->state_dir);
         j->name = strdup(s->name);
         j->sweep = calloc(MAX(n_sweep, (size_t) 1), sizeof *j->sweep);
@@ -296,14 +325,14 @@ SignInStoreStatus sign_in_store_status(const SignInStore *s) {
         return s->status;
 }
 
-int sign_in_store_new(sd_event *event, const char *state_dir, const char *name, usec_t (*now)(clockid_t clock),
-                      const SignInStoreCallbacks *callbacks, SignInStore **ret) {
+int sign_in_store_new(sd_event *event, const char *state_dir, const char *name, const StateKey *key,
+                      usec_t (*now)(clockid_t clock), const SignInStoreCallbacks *callbacks, SignInStore **ret) {
         SignInStore *s = calloc(1, sizeof *s);
         int r;
 
         if (!s)
                 return -ENOMEM;
-        *s = (SignInStore) { .event = event, .now = now, .cb = callbacks };
+        *s = (SignInStore) { .event = event, .key = key, .now = now, .cb = callbacks };
         s->state_dir = strdup(state_dir);
         s->name = strdup(name);
         if (!s->state_dir || !s->name) {

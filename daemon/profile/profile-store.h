@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "profile/state-key.h"
 #include "profile/store.h"
 
 typedef struct SignInStore SignInStore;
@@ -37,9 +38,11 @@ typedef struct SignInStoreStatus {
         usec_t last_save; /* realtime of the last attempt */
 } SignInStoreStatus;
 
-/* state_dir and name are copied; now_realtime_fn NULL: the system's clock. */
-int sign_in_store_new(sd_event *event, const char *state_dir, const char *name, usec_t (*now)(clockid_t clock),
-                      const SignInStoreCallbacks *callbacks, SignInStore **ret);
+/* state_dir and name are copied; key (kept by the owner for the store's life) seals what is
+ * saved and unseals what is loaded, NULL: kept in clear; now NULL: the system's clock. A save
+ * under a protection whose key is missing fails with -ENOKEY: never a clear copy. */
+int sign_in_store_new(sd_event *event, const char *state_dir, const char *name, const StateKey *key,
+                      usec_t (*now)(clockid_t clock), const SignInStoreCallbacks *callbacks, SignInStore **ret);
 /* A save or removal under way finishes on its own; no callback runs. NULL-safe. */
 SignInStore *sign_in_store_free(SignInStore *s);
 

@@ -190,6 +190,19 @@ static void sign_in_adopt(Profile *p, int r, StoredProfile *s) {
                 profile_notify_person(p, "login_required", "Not signed in yet.");
                 return;
         }
+        if (r == -ENOKEY || r == -EKEYREJECTED) {
+                p->needs_login = true;
+                log_error("Profile %s: the saved sign-in in %s is sealed and %s; a new sign-in is needed: "
+                          "aksspark-tokenctl --profile %s login",
+                          p->name, p->ctx->state_dir,
+                          r == -ENOKEY ? "its key (state_protection) is not at hand"
+                                       : "does not open with the key at hand (another machine's or another "
+                                         "profile's file, or a key made anew)",
+                          p->name);
+                profile_notify_person(p, "login_required",
+                                      "The saved sign-in cannot be unsealed with this key; sign in again.");
+                return;
+        }
         if (r < 0) {
                 p->needs_login = true;
                 log_error_errno(r,
@@ -225,6 +238,12 @@ static void sign_in_adopt(Profile *p, int r, StoredProfile *s) {
         p->account = TAKE_PTR(s->account);
         if (p->access_token)
                 profile_claims_update(p);
+        /* A clear file from before sealing: seal it now, not at the next refresh an hour away. */
+        if (!s->sealed && state_key_bytes(p->ctx->state_key)) {
+                log_info("Profile %s: sealing the saved sign-in (state_protection = %s).", p->name,
+                         state_protection_to_string(p->ctx->state_key->protection));
+                sign_in_save(p);
+        }
 }
 
 /* ---- tokens -------------------------------------------------------------------------------- */
@@ -270,7 +289,7 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         secret_free(p->access_token);
         p->access_token = TAKE_PTR(t->access_token);
         if (t->refresh_token) {
-                /* The one on disk stays in memory until the new one is saved (profile_store_save()). */
+                /* The one on disk stays in memory until the new one is saved (sign_in_save()). */
                 if (p->saved_refresh_token)
                         secret_free(p->refresh_token);
                 else
@@ -284,10 +303,10 @@ void profile_token_accept(Profile *p, AadToken *t, usec_t sent) {
         p->expires_boot = schedule_boottime_of(p->expires_on, now, profile_now(p, CLOCK_BOOTTIME));
         p->refresh_in = t->refresh_in;
         profile_claims_update(p);
+        p->needs_login = false;     /* before the save: a save that fails at once is kept and retried */
         if (!profile_unattended(p)) /* nothing to keep: the credential itself stays where it is */
                 sign_in_save(p);
 
-        p->needs_login = false;
         p->config_error = false;
         p->attempt = 0;
         p->last_refresh = now;
@@ -799,7 +818,8 @@ int profile_new(const ProfileContext *ctx, const ProfileConfig *cfg, Profile **r
         if (r < 0)
                 return r;
         p->store_callbacks = (SignInStoreCallbacks) { .on_done = on_store_done, .userdata = p };
-        r = sign_in_store_new(ctx->sources.event, ctx->state_dir, p->name, ctx->now, &p->store_callbacks, &p->store);
+        r = sign_in_store_new(ctx->sources.event, ctx->state_dir, p->name, ctx->state_key, ctx->now,
+                              &p->store_callbacks, &p->store);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);

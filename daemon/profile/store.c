@@ -12,10 +12,15 @@
 
 #include "base/atomic.h"
 #include "base/json-wipe.h"
+#include "base/jwt.h"
 #include "base/macro.h"
+#include "base/seal.h"
 #include "profile/store.h"
 
-#define STORE_FORMAT_VERSION 1
+/* 1: everything in clear. 2: the tokens sealed in "sealed", the rest in clear and bound to
+ * them as associated data. */
+#define STORE_FORMAT_CLEAR 1
+#define STORE_FORMAT_SEALED 2
 /* Tokens are a few KiB; anything near this is not a file we wrote. */
 #define STORE_FILE_MAX (1024 * 1024)
 
@@ -47,20 +52,63 @@ static int json_set_usec(json_t *o, const char *key, usec_t value) {
         return json_object_set_new(o, key, json_integer((json_int_t) value)) < 0 ? -ENOMEM : 0;
 }
 
-int store_serialize(const StoredProfile *s, Secret **ret) {
-        json_t *o;
-        char *buf = NULL;
+/* Dump o straight into our own buffer (no jansson-internal copy), twice: size, then bytes. */
+static int json_dump_secret(json_t *o, size_t flags, bool newline, Secret **ret) {
         size_t size;
-        int r = -ENOMEM;
+        char *buf;
 
-        if (!s || !ret)
-                return -EINVAL;
+        size = json_dumpb(o, NULL, 0, flags);
+        if (size == 0)
+                return -ENOMEM;
+        buf = malloc(size + 2);
+        if (!buf)
+                return -ENOMEM;
+        if (json_dumpb(o, buf, size, flags) != size) {
+                erase_and_free(buf, size + 2);
+                return -EIO;
+        }
+        if (newline)
+                buf[size++] = '\n';
+        buf[size] = 0;
+
+        *ret = secret_adopt(buf, size);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int json_set_secret(json_t *o, const char *key, const Secret *value) {
+        if (!value)
+                return 0;
+        return json_set_string(o, key, secret_reveal(value), secret_len(value));
+}
+
+/* What sealed tokens are bound to: the format and the identity they were issued for, so that
+ * neither a file moved to another profile nor an edited identity decrypts. */
+static int store_associated_data(const char *tenant, const char *client_id, const char *authority_host,
+                                 const char *server_id, const char *auth, char **ret) {
+        json_t *a = json_pack("[siss?s?s?s?]", "aksspark-tokend state", STORE_FORMAT_SEALED, tenant, client_id,
+                              authority_host, server_id, auth ? auth : STORE_AUTH_DEFAULT);
+        char *text;
+
+        if (!a)
+                return -ENOMEM;
+        text = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        if (!text)
+                return -ENOMEM;
+        *ret = text;
+        return 0;
+}
+
+/* The file's fields that stay in clear. */
+static int store_json_clear_fields(const StoredProfile *s, int version, json_t **ret) {
+        json_t *o;
+        int r = -ENOMEM;
 
         o = json_object();
         if (!o)
                 return -ENOMEM;
-        if (json_object_set_new(o, "version", json_integer(STORE_FORMAT_VERSION)) < 0)
-                goto finish;
+        if (json_object_set_new(o, "version", json_integer(version)) < 0)
+                goto fail;
 
         struct {
                 const char *key;
@@ -73,19 +121,8 @@ int store_serialize(const StoredProfile *s, Secret **ret) {
                 if (strings[i].value) {
                         r = json_set_string(o, strings[i].key, strings[i].value, strlen(strings[i].value));
                         if (r < 0)
-                                goto finish;
+                                goto fail;
                 }
-
-        if (s->refresh_token) {
-                r = json_set_string(o, "refresh_token", secret_reveal(s->refresh_token), secret_len(s->refresh_token));
-                if (r < 0)
-                        goto finish;
-        }
-        if (s->access_token) {
-                r = json_set_string(o, "access_token", secret_reveal(s->access_token), secret_len(s->access_token));
-                if (r < 0)
-                        goto finish;
-        }
 
         r = json_set_usec(o, "obtained_usec", s->obtained);
         if (r >= 0)
@@ -93,32 +130,81 @@ int store_serialize(const StoredProfile *s, Secret **ret) {
         if (r >= 0)
                 r = json_set_usec(o, "refresh_in_usec", s->refresh_in);
         if (r < 0)
-                goto finish;
+                goto fail;
+        *ret = o;
+        return 0;
 
-        /* Dump straight into our own buffer (no jansson-internal copy), twice: size, then bytes. */
-        size = json_dumpb(o, NULL, 0, JSON_INDENT(2));
-        if (size == 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        buf = malloc(size + 2);
-        if (!buf) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        if (json_dumpb(o, buf, size, JSON_INDENT(2)) != size) {
-                erase_and_free(buf, size + 2);
-                r = -EIO;
-                goto finish;
-        }
-        buf[size] = '\n';
-        buf[size + 1] = 0;
+fail:
+        json_decref(o);
+        return r;
+}
 
-        *ret = secret_adopt(buf, size + 1);
-        r = *ret ? 0 : -ENOMEM;
+int store_serialize(const StoredProfile *s, Secret **ret) {
+        json_t *o = NULL;
+        int r;
 
-finish:
+        if (!s || !ret)
+                return -EINVAL;
+
+        r = store_json_clear_fields(s, STORE_FORMAT_CLEAR, &o);
+        if (r >= 0)
+                r = json_set_secret(o, "refresh_token", s->refresh_token);
+        if (r >= 0)
+                r = json_set_secret(o, "access_token", s->access_token);
+        if (r >= 0)
+                r = json_dump_secret(o, JSON_INDENT(2), true, ret);
         json_wipe_and_decref(o);
+        return r;
+}
+
+/* The tokens alone, as compact JSON: what gets sealed. */
+static int store_secrets_text(const StoredProfile *s, Secret **ret) {
+        json_t *o = json_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = json_set_secret(o, "refresh_token", s->refresh_token);
+        if (r >= 0)
+                r = json_set_secret(o, "access_token", s->access_token);
+        if (r >= 0)
+                r = json_dump_secret(o, JSON_COMPACT, false, ret);
+        json_wipe_and_decref(o);
+        return r;
+}
+
+int store_serialize_sealed(const StoredProfile *s, const uint8_t key[SEAL_KEY_SIZE],
+                           const uint8_t nonce[SEAL_NONCE_SIZE], Secret **ret) {
+        _cleanup_secret_ Secret *secrets = NULL;
+        _cleanup_free_ char *aad = NULL, *encoded = NULL;
+        _cleanup_free_ uint8_t *sealed = NULL;
+        size_t sealed_len;
+        json_t *o = NULL;
+        int r;
+
+        if (!s || !key || !nonce || !ret)
+                return -EINVAL;
+
+        r = store_associated_data(s->tenant, s->client_id, s->authority_host, s->server_id, s->auth, &aad);
+        if (r < 0)
+                return r;
+        r = store_secrets_text(s, &secrets);
+        if (r < 0)
+                return r;
+        r = seal_encrypt(key, nonce, aad, strlen(aad), secret_reveal(secrets), secret_len(secrets), &sealed,
+                         &sealed_len);
+        if (r < 0)
+                return r;
+        r = base64url_encode(sealed, sealed_len, &encoded);
+        if (r < 0)
+                return r;
+
+        r = store_json_clear_fields(s, STORE_FORMAT_SEALED, &o);
+        if (r >= 0)
+                r = json_set_string(o, "sealed", encoded, strlen(encoded));
+        if (r >= 0)
+                r = json_dump_secret(o, JSON_INDENT(2), true, ret);
+        json_decref(o);
         return r;
 }
 
@@ -187,10 +273,56 @@ static int json_get_usec(json_t *o, const char *key, usec_t *ret) {
         return 0;
 }
 
+/* The tokens of a sealed file, into s (whose identity is already read: it is the associated data). */
+static int store_unseal(json_t *o, const uint8_t *key, StoredProfile *s) {
+        _cleanup_secret_ Secret *plain = NULL;
+        _cleanup_free_ char *aad = NULL;
+        const char *encoded;
+        char *blob = NULL;
+        size_t encoded_len, blob_len;
+        json_error_t error;
+        json_t *inner;
+        int r;
+
+        r = json_get_string(o, "sealed", &encoded, &encoded_len);
+        if (r < 0)
+                return r;
+        if (!encoded)
+                return -EBADMSG;
+        if (!key)
+                return -ENOKEY;
+
+        if (base64url_decode(encoded, encoded_len, &blob, &blob_len) < 0)
+                return -EBADMSG;
+        r = store_associated_data(s->tenant, s->client_id, s->authority_host, s->server_id, s->auth, &aad);
+        if (r >= 0)
+                r = seal_decrypt(key, aad, strlen(aad), (const uint8_t *) blob, blob_len, &plain);
+        free(blob);
+        if (r < 0)
+                return r;
+
+        inner = json_loadb(secret_reveal(plain), secret_len(plain), JSON_REJECT_DUPLICATES, &error);
+        explicit_bzero(&error, sizeof error); /* its excerpt of the text may hold a token */
+        if (!inner)
+                return -EBADMSG;
+        r = json_is_object(inner) ? 0 : -EBADMSG;
+        if (r >= 0)
+                r = json_get_secret(inner, "refresh_token", &s->refresh_token);
+        if (r >= 0)
+                r = json_get_secret(inner, "access_token", &s->access_token);
+        json_wipe_and_decref(inner);
+        return r;
+}
+
 int store_parse(const char *text, size_t len, StoredProfile *ret) {
+        return store_parse_sealed(text, len, NULL, ret);
+}
+
+int store_parse_sealed(const char *text, size_t len, const uint8_t *key, StoredProfile *ret) {
         _cleanup_(stored_profile_clear) StoredProfile s = {};
         json_t *o, *version;
         json_error_t error;
+        json_int_t format;
         int r;
 
         if (!text || !ret)
@@ -206,7 +338,10 @@ int store_parse(const char *text, size_t len, StoredProfile *ret) {
         if (!json_is_object(o))
                 goto finish;
         version = json_object_get(o, "version");
-        if (!json_is_integer(version) || json_integer_value(version) != STORE_FORMAT_VERSION)
+        if (!json_is_integer(version))
+                goto finish;
+        format = json_integer_value(version);
+        if (format != STORE_FORMAT_CLEAR && format != STORE_FORMAT_SEALED)
                 goto finish;
 
         r = json_get_strdup(o, "tenant", true, &s.tenant);
@@ -226,9 +361,12 @@ int store_parse(const char *text, size_t len, StoredProfile *ret) {
         }
         if (r >= 0)
                 r = json_get_strdup(o, "account", false, &s.account);
-        if (r >= 0)
+        s.sealed = format == STORE_FORMAT_SEALED;
+        if (r >= 0 && s.sealed)
+                r = store_unseal(o, key, &s);
+        else if (r >= 0) /* a clear file, from before sealing or state_protection = none */
                 r = json_get_secret(o, "refresh_token", &s.refresh_token);
-        if (r >= 0)
+        if (r >= 0 && format == STORE_FORMAT_CLEAR)
                 r = json_get_secret(o, "access_token", &s.access_token);
         if (r >= 0)
                 r = json_get_usec(o, "obtained_usec", &s.obtained);
@@ -257,6 +395,10 @@ static int store_path(const char *state_dir, const char *profile, char **ret) {
 }
 
 int store_load(const char *state_dir, const char *profile, StoredProfile *ret) {
+        return store_load_sealed(state_dir, profile, NULL, ret);
+}
+
+int store_load_sealed(const char *state_dir, const char *profile, const uint8_t *key, StoredProfile *ret) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -EBADF;
         char *data = NULL;
@@ -302,7 +444,7 @@ int store_load(const char *state_dir, const char *profile, StoredProfile *ret) {
         if (len > (size_t) st.st_size) /* grew under us: not our atomic writes */
                 r = -EBADMSG;
         else
-                r = store_parse(data, len, ret);
+                r = store_parse_sealed(data, len, key, ret);
         erase_and_free(data, (size_t) st.st_size + 1);
         return r;
 }

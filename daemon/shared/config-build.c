@@ -212,6 +212,18 @@ void config_build_daemon(Parser *p, Config *c) {
         s = &p->daemon[DAEMON_METRICS_FILE];
         if (s->value)
                 (void) setting_path(p, s, "metrics_file", true, &c->metrics_file);
+
+        s = &p->daemon[DAEMON_STATE_PROTECTION];
+        c->state_protection = STATE_PROTECTION_AUTO;
+        if (s->value) {
+                StateProtection sp = state_protection_from_string(s->value);
+                if (sp < 0)
+                        config_problem(p, s->line,
+                                       "state_protection '%s' is not one of auto, systemd-creds, keyring, none",
+                                       s->value);
+                else
+                        c->state_protection = sp;
+        }
 }
 
 ProfileConfig *config_profile_free(ProfileConfig *pc) {

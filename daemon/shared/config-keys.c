@@ -51,6 +51,24 @@ AuthKind auth_kind_from_string(const char *s) {
         return _AUTH_KIND_INVALID;
 }
 
+static const char *const state_protection_table[_STATE_PROTECTION_MAX] = {
+        [STATE_PROTECTION_AUTO] = "auto",
+        [STATE_PROTECTION_SYSTEMD_CREDS] = "systemd-creds",
+        [STATE_PROTECTION_KEYRING] = "keyring",
+        [STATE_PROTECTION_NONE] = "none",
+};
+
+const char *state_protection_to_string(StateProtection p) {
+        return p >= 0 && p < _STATE_PROTECTION_MAX ? state_protection_table[p] : NULL;
+}
+
+StateProtection state_protection_from_string(const char *s) {
+        for (size_t i = 0; s && i < _STATE_PROTECTION_MAX; i++)
+                if (strcmp(s, state_protection_table[i]) == 0)
+                        return (StateProtection) i;
+        return _STATE_PROTECTION_INVALID;
+}
+
 bool auth_kind_is_unattended(AuthKind k) {
         return k == AUTH_CLIENT_SECRET || k == AUTH_CLIENT_CERTIFICATE || k == AUTH_MANAGED_IDENTITY ||
                k == AUTH_WORKLOAD_IDENTITY;

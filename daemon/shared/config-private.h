@@ -19,6 +19,7 @@ typedef enum DaemonKey {
         DAEMON_NOTIFY_COMMAND,
         DAEMON_HTTP_TIMEOUT,
         DAEMON_METRICS_FILE,
+        DAEMON_STATE_PROTECTION,
         _DAEMON_KEY_MAX,
 } DaemonKey;
 

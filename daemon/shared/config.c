@@ -30,6 +30,7 @@ static const char *const daemon_keys[_DAEMON_KEY_MAX] = {
         [DAEMON_NOTIFY_COMMAND] = "notify_command",
         [DAEMON_HTTP_TIMEOUT] = "http_timeout",
         [DAEMON_METRICS_FILE] = "metrics_file",
+        [DAEMON_STATE_PROTECTION] = "state_protection",
 };
 
 /* What inih trims: C isspace() (SP, HT, LF, VT, FF, CR). */

@@ -343,7 +343,9 @@ static json_t *store_json(const ProfileSnapshot *s) {
         if (!o || set(o, "ok", s->store_attempted ? json_boolean(s->store_ok) : json_null()) < 0 ||
             set(o, "error", json_string_lossy(s->store_attempted && !s->store_ok ? s->store_error ?: "failed" : NULL)) <
                     0 ||
-            set(o, "last_save", json_time(s->store_attempted ? s->store_last_save : 0)) < 0) {
+            set(o, "last_save", json_time(s->store_attempted ? s->store_last_save : 0)) < 0 ||
+            set(o, "protection", json_string_lossy(s->store_protection)) < 0 ||
+            set(o, "key_missing", json_boolean(s->store_key_missing)) < 0) {
                 json_decref(o);
                 return NULL;
         }

@@ -544,6 +544,28 @@ static void check_outputs(Doctor *d, const ProfileConfig *p) {
 
 /* ---- the profile's state ------------------------------------------------------------------------ */
 
+/* Which state_protection the daemon has in force (auto's choice), from its status answer. */
+static void check_protection(Doctor *d, const ProfileConfig *p, json_t *store) {
+        _cleanup_free_ char *what = NULL;
+        const char *protection = json_string_value(json_object_get(store, "protection"));
+
+        if (asprintf(&what, "profile %s: state protection", p->name) < 0)
+                return;
+        if (!protection)
+                report(d, VERDICT_WARN, what, "unknown: the daemon does not say (an older version?)");
+        else if (strcmp(protection, "none") == 0)
+                report(d, VERDICT_WARN, what,
+                       "none: the refresh token lies in clear in the state directory (mode 0600); a backup or "
+                       "a copy of the disk carries it. Load a state-key credential (the jump-host unit does) or "
+                       "unlock the session's keyring, see aksspark-tokend.conf(5) state_protection");
+        else if (json_is_true(json_object_get(store, "key_missing")))
+                report(d, VERDICT_FAIL, what,
+                       "%s, but its key cannot be had: the sign-in is neither read nor saved (see the daemon's log)",
+                       protection);
+        else
+                report(d, VERDICT_OK, what, "%s: the refresh token is sealed (AES-256-GCM)", protection);
+}
+
 static void check_state(Doctor *d, const ProfileConfig *p) {
         _cleanup_free_ char *what = NULL;
         json_t *a = NULL;
@@ -593,6 +615,7 @@ static void check_state(Doctor *d, const ProfileConfig *p) {
                        "%s (%s left)%s%s: see `aksspark-tokenctl --profile %s status` and the "
                        "daemon's log",
                        state, dur, last_error ? ": " : "", last_error ?: "", p->name);
+        check_protection(d, p, json_object_get(a, "store"));
         json_decref(a);
 }
 

@@ -151,6 +151,12 @@ static void print_status(json_t *a) {
         }
         if (json_array_size(outputs) == 0)
                 printf("Outputs:      none\n");
+        if ((s = tokenctl_get_string(json_object_get(a, "store"), "protection")))
+                printf("Protection:   %s%s\n", s,
+                       json_is_true(json_object_get(json_object_get(a, "store"), "key_missing"))
+                               ? " (its key is missing: the sign-in is not saved)"
+                       : strcmp(s, "none") == 0 ? " (the refresh token is kept in clear)"
+                                                : " (the refresh token is sealed)");
         if (json_is_false(json_object_get(json_object_get(a, "store"), "ok")))
                 printf("State store:  FAILED: %s (a restart now would need a new sign-in; retrying)\n",
                        tokenctl_get_string(json_object_get(a, "store"), "error") ?: "failed");

@@ -11,6 +11,7 @@
 #include "idp/token-source.h"
 #include "loop/http.h"
 #include "outputs/outputs.h"
+#include "profile/state-key.h"
 #include "shared/config.h"
 #include "shared/protocol.h"
 
@@ -26,6 +27,7 @@ typedef struct ProfileContext {
         TokenSourceContext sources; /* the loop, the HTTP client and its timeout */
         usec_t refresh_floor;       /* scheduled refreshes at least this far apart */
         const char *state_dir;
+        const StateKey *state_key;  /* seals the state file; NULL: kept in clear */
         const char *notify_command; /* NULL: none */
         OutputsExec outputs_exec;   /* what kubeconfig outputs run (manager_start()) */
         /* How a signed-in profile refreshes; NULL: refresh_source_aad (a test's stand-in else). */

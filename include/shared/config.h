@@ -35,6 +35,19 @@ AuthKind auth_kind_from_string(const char *s);
 /* No person and no refresh token: the credential is presented for every token. */
 bool auth_kind_is_unattended(AuthKind k);
 
+/* What seals the state file's secrets (`[daemon] state_protection =`). */
+typedef enum StateProtection {
+        STATE_PROTECTION_AUTO, /* systemd-creds if the credential is there, else keyring, else none */
+        STATE_PROTECTION_SYSTEMD_CREDS,
+        STATE_PROTECTION_KEYRING,
+        STATE_PROTECTION_NONE,
+        _STATE_PROTECTION_MAX,
+        _STATE_PROTECTION_INVALID = -1,
+} StateProtection;
+
+const char *state_protection_to_string(StateProtection p);
+StateProtection state_protection_from_string(const char *s);
+
 /* Which local token service a managed identity asks (from the environment, as MSAL decides). */
 typedef enum MsiKind {
         MSI_IMDS,        /* an Azure VM: imds_endpoint */
@@ -82,6 +95,7 @@ typedef struct Config {
         char *notify_command; /* NULL = none */
         usec_t http_timeout;  /* total time for one HTTP exchange */
         char *metrics_file;   /* expanded; NULL = none */
+        StateProtection state_protection;
         ProfileConfig **profiles;
         size_t n_profiles;
 } Config;

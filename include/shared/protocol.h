@@ -137,6 +137,8 @@ typedef struct ProfileSnapshot {
         bool store_ok;                           /* the last save succeeded */
         const char *store_error;                 /* why the last save failed; NULL when ok */
         usec_t store_last_save;                  /* realtime of the last attempt */
+        const char *store_protection;            /* state_protection in force; NULL unknown */
+        bool store_key_missing;                  /* that protection's key cannot be had */
 } ProfileSnapshot;
 
 /* Answers, each a complete line ending in '\n' (malloc'd; NULL on ENOMEM). Unknown values
@@ -146,7 +148,8 @@ char *protocol_error_answer(ErrorCode e, const char *message);
 /* {"ok":true,"profile","state","expires_on","expires_in","next_refresh","last_refresh",
  *  "last_error","account","tenant","device_message",
  *  "outputs":[{"path","kind","ok","error","last_write"}],
- *  "store":{"ok","error","last_save"}} ("ok" null: not written / saved yet) */
+ *  "store":{"ok","error","last_save","protection","key_missing"}} ("ok" null: not written / saved
+ *  yet; "protection": auto's choice, one of systemd-creds, keyring, none) */
 char *protocol_status_answer(const ProfileSnapshot *s, usec_t now);
 /* {"ok":true,"profiles":[{"name","state","expires_on","account"}]} */
 char *protocol_profiles_answer(const ProfileSnapshot *s, size_t n);

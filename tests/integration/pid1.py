@@ -119,6 +119,10 @@ if [ "$fstype" != overlayfs ] || [ "$(cat /MARKER_FILE 2>/dev/null)" != "$marker
         exit REFUSED
 fi
 rmdir /.oldroot
+# Shared, as on a booted host (systemd skips it in a container): it builds a unit's
+# credentials in a namespace of its own and relies on the mount propagating back to
+# /run/credentials. New peer groups of this namespace only: nothing reaches the host's mounts.
+mount --make-rshared /
 for unit in "$@"; do
         ln -sf /dev/null "/etc/systemd/system/$unit"
 done

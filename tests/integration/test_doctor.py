@@ -81,7 +81,12 @@ class DoctorTest(unittest.TestCase):
         keys = {"token_file": os.path.join(self.env.home, ".kube", "oauthToken")}
         keys.update(profile)
         self.env.write_config(profiles={"default": keys})
-        d = self.env.start_daemon()
+        # Healthy includes a sealed state directory: a state key as systemd would pass one.
+        creds = self.env.path("credentials")
+        os.makedirs(creds, mode=0o700)
+        with open(os.path.join(creds, "state-key"), "wb") as f:
+            f.write(os.urandom(32))
+        d = self.env.start_daemon(env={"CREDENTIALS_DIRECTORY": creds})
         return idp, d
 
     def test_healthy(self):
@@ -97,6 +102,7 @@ class DoctorTest(unittest.TestCase):
         self.assertLine(p, "profile default: clock", "ok", "within")
         self.assertLine(p, "profile default: token_file", "ok", "can be written")
         self.assertLine(p, "profile default: state", "ok", "valid, signed in as alice@contoso.com", "left")
+        self.assertLine(p, "profile default: state protection", "ok", "systemd-creds", "sealed")
         # It went to the configured provider, to the public discovery document only.
         openid = idp.requests("openid")
         self.assertEqual(len(openid), 1)

@@ -321,6 +321,7 @@ class Pid1Test(unittest.TestCase):
         files = set(self.must("dpkg", "-L", "aksspark-tokend").stdout.split())
         for f in ("/usr/bin/aksspark-tokend", "/usr/bin/aksspark-tokenctl",
                   "/lib/systemd/system/aksspark-tokend@.service", "/lib/systemd/system/aksspark-tokend@.socket",
+                  "/lib/systemd/system/aksspark-tokend-key@.service",
                   "/usr/lib/systemd/user/aksspark-tokend.service", "/usr/lib/systemd/user/aksspark-tokend.socket",
                   "/usr/share/man/man8/aksspark-tokend.8.gz", "/usr/share/man/man1/aksspark-tokenctl.1.gz",
                   "/usr/share/man/man5/aksspark-tokend.conf.5.gz",
@@ -692,6 +693,141 @@ class Pid1Test(unittest.TestCase):
             self.assertTrue(self.idp.token_is_valid(read(self.token_file(name))))
         finally:
             self.sys.systemctl("stop", "user@%d.service" % uid)
+
+    def test_51_workstation_unit_seals_with_the_session_keyring(self):
+        """A desktop session's keyring (gnome-keyring, unlocked with the password on stdin, on the
+        user manager's session bus): the installed user unit, state_protection auto, uses it."""
+        name = "erin"
+        self.add_user(name)
+        uid = self.sys.user(name)[0]
+        bus = "unix:path=/run/user/%d/bus" % uid
+        session = {"XDG_RUNTIME_DIR": "/run/user/%d" % uid, "DBUS_SESSION_BUS_ADDRESS": bus}
+        self.must("systemctl", "start", "user@%d.service" % uid)
+
+        def session_status():
+            p = self.sys.run("aksspark-tokenctl", "status", "--json", user=name, env=session)
+            self.env.client_stderr.append(p.stderr)
+            try:
+                return json.loads(p.stdout)
+            except ValueError:
+                return {"raw": p.stdout + p.stderr}
+        try:
+            self.write_config(name)
+            p = self.sys.run("sh", "-c", "printf %s 'erin password' | gnome-keyring-daemon --unlock "
+                             "--components=secrets --replace", user=name, env=session, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            wait_until(lambda: "collection/login" in self.sys.run(
+                "busctl", "--user", "call", "org.freedesktop.secrets", "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service", "ReadAlias", "s", "default", user=name, env=session).stdout,
+                15, "the unlocked login keyring")
+            p = self.sys.run("systemctl", "--user", "enable", "--now", "aksspark-tokend.socket",
+                             "aksspark-tokend.service", user=name, env=session)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.sign_in(name, env=session)
+            st = session_status()
+            self.assertEqual(st.get("store", {}).get("protection"), "keyring", st)
+            state = self.sys.host_path("/home/%s/.local/state/aksspark-tokend/default.json" % name)
+            wait_until(lambda: os.path.exists(state) and '"version": 2' in read(state), 30, "a sealed state file")
+            for path, data in self._files_under("/home/%s/.local/state" % name):
+                for s in self.env.secrets():
+                    self.assertNotIn(s.encode(), data, "a token in clear in %s" % path)
+            p = self.sys.run("sh", "-c", "secret-tool lookup application aksspark-tokend purpose state-key | wc -c",
+                             user=name, env=session)
+            self.assertEqual(p.stdout.strip(), "32", p.stderr)
+            # A restart of the unit needs no new sign-in.
+            codes = len(self.idp.requests("devicecode"))
+            p = self.sys.run("systemctl", "--user", "restart", "aksspark-tokend.service", user=name, env=session)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            st = session_status()
+            self.assertEqual((st.get("state"), st.get("store", {}).get("protection")), ("valid", "keyring"), st)
+            self.assertEqual(len(self.idp.requests("devicecode")), codes)
+        finally:
+            owner = self.sys.run("busctl", "--user", "status", "org.freedesktop.secrets", user=name, env=session)
+            pid = re.search(r"^PID=(\d+)$", owner.stdout, re.M)
+            self.sys.systemctl("stop", "user@%d.service" % uid)
+            if pid:
+                self.sys.run("kill", pid.group(1))
+
+    def _files_under(self, top):
+        for d, _, fs in os.walk(self.sys.host_path(top)):
+            for f in fs:
+                with open(os.path.join(d, f), "rb") as fh:
+                    yield os.path.join(d, f), fh.read()
+
+    def test_60_state_sealed_with_the_instance_key(self):
+        self.ensure_running("alice")
+        rts = self.idp.valid_refresh_tokens(USERS["alice"])
+        self.assertTrue(rts, "the identity provider issued alice no refresh token")
+        st = self.status("alice")[1]
+        journal = lambda: self.sys.run("journalctl", "--no-pager", "-o", "cat", "-u", TEMPLATE % "alice",
+                                       "-u", "aksspark-tokend-key@alice.service").stdout[-4000:]
+        pid = self.main_pid("alice")
+        self.assertEqual(st.get("store", {}).get("protection"), "systemd-creds", "%s\n%s\n%s\n%s" % (
+            st, journal(), self.sys.run("ls", "-laR", "/run/credentials").stdout,
+            self.sys.run("sh", "-c", "tr '\\0' '\\n' < /proc/%d/environ" % pid).stdout))
+        state = self.sys.host_path("/var/lib/aksspark-tokend/alice/default.json")
+        try:
+            wait_until(lambda: os.path.exists(state) and '"version": 2' in read(state), 30, "a sealed state file")
+        except AssertionError as e:
+            raise AssertionError("%s\n%s\n%s\n%s" % (e, self.status("alice")[1], journal(), self.sys.run(
+                "ls", "-laR", "/run/credentials").stdout))
+        # No token the identity provider issued anywhere under the state directories or keys.
+        secrets = [s.encode() for s in self.env.secrets()] + [r.encode() for r in rts]
+        for top in ("/var/lib/aksspark-tokend", "/var/lib/aksspark-tokend-keys"):
+            for path, data in self._files_under(top):
+                for s in secrets:
+                    self.assertNotIn(s, data, "a token in clear in %s" % path)
+        self.assertIn('"sealed": "', read(state))
+        # The key: made once, root's only, and not in clear either.
+        cred = "/var/lib/aksspark-tokend-keys/alice.cred"
+        st = os.stat(self.sys.host_path(cred))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        self.assertEqual(os.stat(self.sys.host_path("/var/lib/aksspark-tokend-keys")).st_mode & 0o777, 0o700)
+        # status and doctor say which protection is in force.
+        rc, st = self.status("alice")
+        self.assertEqual(st["store"]["protection"], "systemd-creds", st)
+        self.assertIn("Protection:   systemd-creds", self.ctl("alice", "status").stdout)
+        p = self.ctl("alice", "doctor", timeout=120)
+        self.assertRegex(p.stdout, r"ok +profile default: state protection: systemd-creds", p.stdout)
+        # bob reads neither the encrypted key nor alice's decrypted credential.
+        for path in (cred, "/run/credentials/aksspark-tokend@alice.service/state-key",
+                     "/run/credentials/aksspark-tokend@alice.service"):
+            p = self.sys.run("cat", path, user="bob")
+            self.assertNotEqual(p.returncode, 0, "bob read %s" % path)
+        self.assertEqual(self.sys.run("ls", "/run/credentials/aksspark-tokend@alice.service",
+                                      user="bob").returncode != 0, True)
+
+        # A restart keeps the sign-in: the sealed file opens with the same key.
+        codes = len(self.idp.requests("devicecode"))
+        self.assertEqual(self.sys.systemctl("restart", TEMPLATE % "alice").returncode, 0)
+        self.assertEqual(self.status("alice")[1]["state"], "valid", "the restart lost the sealed sign-in")
+        self.assertEqual(len(self.idp.requests("devicecode")), codes)
+        sealed = read(state)
+
+        # The same state directory on a machine with another host key (and so another instance
+        # key): it does not open; the profile needs a sign-in, the file stays sealed.
+        secret = "/var/lib/systemd/credential.secret"
+        key_unit = "aksspark-tokend-key@alice.service"
+        self.assertEqual(self.sys.systemctl("stop", key_unit, TEMPLATE % "alice").returncode, 0)
+        self.must("mv", secret, secret + ".first")
+        self.must("mv", cred, cred + ".first")
+        try:
+            self.assertEqual(self.sys.systemctl("start", TEMPLATE % "alice").returncode, 0)
+            self.assertTrue(os.path.exists(self.sys.host_path(cred)), "no new key was made")
+            rc, st = self.status("alice")
+            self.assertEqual((rc, st.get("state")), (2, "login_required"), st)
+            journal = self.must("journalctl", "--no-pager", "-o", "cat", "-u", TEMPLATE % "alice").stdout
+            self.assertIn("does not open with the key at hand", journal)
+            self.assertEqual(read(state), sealed, "the unreadable file was replaced")
+            self.assertNotIn("refresh_token", read(state))
+        finally:
+            self.sys.systemctl("stop", key_unit, TEMPLATE % "alice")
+            self.must("mv", "-f", secret + ".first", secret)
+            self.must("mv", "-f", cred + ".first", cred)
+        # Back on its own machine, the file opens again: nothing was lost or left in clear.
+        self.assertEqual(self.sys.systemctl("start", TEMPLATE % "alice").returncode, 0)
+        self.assertEqual(self.status("alice")[1]["state"], "valid")
+        self.assertEqual(len(self.idp.requests("devicecode")), codes)
 
     def test_99_stop_everything_quickly(self):
         for name in USERS:

@@ -35,7 +35,10 @@ TOKEN_KEY = "spark.kubernetes.authenticate.submission.oauthToken"
 # and clock protection, an IPC namespace): left out when the jump-host template's sandbox runs
 # under one.
 SYSTEM_ONLY = ("User=", "CapabilityBoundingSet=", "AmbientCapabilities=", "PrivateDevices=",
-               "ProtectKernelModules=", "ProtectKernelLogs=", "ProtectClock=", "PrivateIPC=")
+               "ProtectKernelModules=", "ProtectKernelLogs=", "ProtectClock=", "PrivateIPC=",
+               # the state key: made by a system unit with the host key, which a user manager
+               # cannot decrypt (systemd 252 has no per-user credentials)
+               "Requires=aksspark-tokend-key@", "After=aksspark-tokend-key@", "LoadCredentialEncrypted=")
 
 
 def read(path):
@@ -288,7 +291,7 @@ class SystemdTest(unittest.TestCase):
             os.chmod(dest, 0o755)
             # `meson test` builds only what tests depend on: build what gets installed (not the
             # whole tree, where other work may be in progress).
-            targets = ["aksspark-tokend", "aksspark-tokenctl"]
+            targets = ["daemon/aksspark-tokend", "daemon/aksspark-tokenctl"]
             if shutil.which("scdoc"):
                 targets += ["man/aksspark-tokend.8", "man/aksspark-tokenctl.1", "man/aksspark-tokend.conf.5"]
             p = run(["ninja", "-C", harness.BUILD] + targets, timeout=300)
@@ -318,7 +321,8 @@ class SystemdTest(unittest.TestCase):
                 "system": [one("systemd/system/aksspark-tokend@.service"),
                            one("systemd/system/aksspark-tokend@.socket"),
                            one("systemd/system/aksspark-tokend-metrics.service"),
-                           one("systemd/system/aksspark-tokend-metrics.timer")],
+                           one("systemd/system/aksspark-tokend-metrics.timer"),
+                           one("systemd/system/aksspark-tokend-key@.service")],
                 "example": [one("doc/aksspark-tokend/examples/systemd/spark-nightly.service"),
                             one("doc/aksspark-tokend/examples/systemd/spark-nightly.timer")],
             }
