@@ -291,7 +291,7 @@ class SystemdTest(unittest.TestCase):
             os.chmod(dest, 0o755)
             # `meson test` builds only what tests depend on: build what gets installed (not the
             # whole tree, where other work may be in progress).
-            targets = ["daemon/aksspark-tokend", "daemon/aksspark-tokenctl"]
+            targets = ["aksspark-tokend", "aksspark-tokenctl"]
             if shutil.which("scdoc"):
                 targets += ["man/aksspark-tokend.8", "man/aksspark-tokenctl.1", "man/aksspark-tokend.conf.5"]
             p = run(["ninja", "-C", harness.BUILD] + targets, timeout=300)
