@@ -17,8 +17,10 @@
 
 struct Credential {
         const TokenSourceContext *ctx;
-        const ProfileConfig *cfg;
+        const ProfileConfig *cfg; /* the owner's; replaced on reload (credential_set_config) */
         const char *name;
+        AuthKind auth; /* what the request in flight was made as, whatever a reload says */
+        MsiKind msi_kind;
         const CredentialCallbacks *cb;
 
         HttpRequest *req;
@@ -106,7 +108,7 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
         _cleanup_(aad_error_clear) AadError e = {};
         usec_t retry_after = 0;
         char words[512], what[640];
-        bool msi = c->cfg->auth == AUTH_MANAGED_IDENTITY;
+        bool msi = c->auth == AUTH_MANAGED_IDENTITY;
         AadOutcome o;
 
         c->req = NULL;
@@ -118,7 +120,7 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 return;
         }
 
-        if (msi && c->cfg->msi_kind == MSI_ARC && resp->status == 401 && !c->arc_challenged) {
+        if (msi && c->msi_kind == MSI_ARC && resp->status == 401 && !c->arc_challenged) {
                 /* Arc: prove local access by reading the key file its 401 names. */
                 _cleanup_secret_ Secret *key = NULL;
                 _cleanup_free_ char *path = NULL;
@@ -284,7 +286,7 @@ static int msi_send(Credential *c, const Secret *arc_key) {
         if (!url)
                 return -ENOMEM;
         c->sent = now_realtime();
-        switch (c->cfg->msi_kind) {
+        switch (c->msi_kind) {
         case MSI_APP_SERVICE:
                 r = token_source_get(c->ctx, c->cfg, url, NULL, 0, "X-IDENTITY-HEADER", c->cfg->identity_header,
                                      on_token_done, c, &c->req, request_id);
@@ -322,7 +324,9 @@ int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, 
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        *c = (Credential) { .ctx = ctx, .cfg = cfg, .name = name, .cb = callbacks };
+        *c = (Credential) {
+                .ctx = ctx, .cfg = cfg, .name = name, .cb = callbacks, .auth = cfg->auth, .msi_kind = cfg->msi_kind
+        };
 
         switch (cfg->auth) {
         case AUTH_CLIENT_SECRET:
@@ -344,6 +348,11 @@ int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, 
                 return r;
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+void credential_set_config(Credential *c, const ProfileConfig *cfg) {
+        if (c)
+                c->cfg = cfg;
 }
 
 Credential *credential_free(Credential *c) {

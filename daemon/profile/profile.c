@@ -656,6 +656,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 login_device_set_config(p->login, cfg);
         else if (p->browser)
                 login_browser_set_config(p->browser, cfg);
+        credential_set_config(p->credential, cfg);
         if (profile_unattended(p)) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {

@@ -28,6 +28,9 @@ typedef struct CredentialCallbacks {
 /* Start one acquisition. ctx, cfg, name and callbacks must outlive it. */
 int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, const char *name,
                        const CredentialCallbacks *callbacks, Credential **ret);
+/* The profile's configuration was reloaded with the same identity: read cfg from now on (the
+ * old one is about to be freed; an Arc retry after its challenge is sent with the new one). */
+void credential_set_config(Credential *c, const ProfileConfig *cfg);
 /* Stops it; no callback runs. NULL-safe. */
 Credential *credential_free(Credential *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Credential *, credential_free);

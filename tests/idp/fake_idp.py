@@ -49,7 +49,8 @@ Faults (queue_fault kinds, FIFO per endpoint "token", "devicecode", "api", "open
 "500", "503", "429" (Retry-After: seconds, or an HTTP date with retry_after_date=True, or a
 string sent as is), "hang" (no answer until stop()), "close" (closed without an answer),
 "reset" (TCP RST), "html" (a 200 captive-portal page), "badjson", "truncated" (Content-Length
-promises more than is sent), "huge" (an 8 MiB body, streamed), and "aad:<error>[:<code>]" for
+promises more than is sent), "huge" (an 8 MiB body, streamed), "delay:<seconds>" (held that long, then answered as
+usual), and "aad:<error>[:<code>]" for
 any AAD error answer (e.g. "aad:interaction_required:50076"). A faulted request changes no
 state: no code is used, no token rotates, no poll is counted.
 
@@ -455,7 +456,7 @@ class FakeIdp:
         user's sign-in only (so that another profile's refresh cannot take the fault). Kind
         "aad:<error>:<code>[:<suberror>]" answers that AAD error (with claims, a Conditional
         Access claims challenge, when given)."""
-        if kind not in FAULT_KINDS and not kind.startswith("aad:"):
+        if kind not in FAULT_KINDS and not kind.startswith(("aad:", "delay:")):
             raise ValueError("unknown fault kind %r" % kind)
         if endpoint not in ENDPOINTS:
             raise ValueError("unknown endpoint %r" % endpoint)
@@ -1273,6 +1274,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sock.close()
         raise _Abort()
 
+    def _held(self, fault, rec):
+        """A "delay:<seconds>" fault holds the request that long (or until stop()), then lets it
+        be answered as usual. True when it was one."""
+        if not fault["kind"].startswith("delay:"):
+            return False
+        with self.idp._lock:
+            rec["fault"] = fault["kind"]
+        self.idp._stopping.wait(float(fault["kind"].split(":", 1)[1]))
+        return True
+
     def _apply_fault(self, fault, rec):
         kind, idp = fault["kind"], self.idp
         crid = self.headers.get("client-request-id")
@@ -1381,6 +1392,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._dispatch_authorize(tenant, query, crid, rec)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
                                 if endpoint == "token" else None)
+        if fault and self._held(fault, rec):
+            fault = None
         if fault:
             with idp._lock:
                 rec["fault"] = fault["kind"]
@@ -1645,6 +1658,8 @@ class _MiHandler(_Handler):
         with idp._lock:
             idp._log.append(rec)
         fault = idp._take_fault("imds")
+        if fault and self._held(fault, rec):
+            fault = None
         if fault:
             with idp._lock:
                 rec["fault"] = fault["kind"]
