@@ -36,6 +36,7 @@ int token_source_get(const TokenSourceContext *ctx, const ProfileConfig *cfg, co
                 .headers = all,
                 .secret_header_name = secret_header_name,
                 .secret_header_value = secret_header_value,
+                .local_service = true,
         };
 
         if (n_headers + 1 > ELEMENTSOF(all))
