@@ -28,7 +28,9 @@ struct Credential {
         int deferred_result;
         char *deferred_error;
         usec_t sent;
-        bool arc_challenged; /* Arc: the key file's content has been presented once */
+        bool arc_challenged;   /* Arc: the key file's content has been presented once */
+        unsigned imds_retries; /* IMDS: answers 429/5xx retried within this acquisition */
+        sd_event_source *imds_retry;
 };
 
 static void credential_done(Credential *c, int result, AadToken *t, usec_t retry_after, const char *error) {
@@ -102,6 +104,49 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
 
 static int msi_send(Credential *c, const Secret *arc_key);
 
+static int on_imds_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Credential *c = userdata;
+        int r;
+
+        r = msi_send(c, NULL);
+        if (r < 0) {
+                char what[160];
+                snprintf(what, sizeof what, "cannot ask the managed identity endpoint for a token: %s", strerror(-r));
+                credential_done(c, -EIO, NULL, 0, what);
+        }
+        return 0;
+}
+
+/* An IMDS hiccup (429, 5xx) is retried within the acquisition, so that a forced refresh or a
+ * check rides through it; the profile's own schedule retries anything longer. */
+static bool imds_retry_later(Credential *c, long status, usec_t retry_after) {
+        usec_t delay;
+
+        if (c->msi_kind != MSI_IMDS || !(status == 429 || status >= 500))
+                return false;
+        delay = credential_imds_retry_delay(c->imds_retries, retry_after);
+        if (delay == USEC_INFINITY)
+                return false;
+        c->imds_retry = sd_event_source_disable_unref(c->imds_retry);
+        if (sd_event_add_time_relative(c->ctx->event, &c->imds_retry, CLOCK_MONOTONIC, delay, 0, on_imds_retry, c) < 0)
+                return false;
+        c->imds_retries++;
+        log_debug("Profile %s: the managed identity endpoint answered HTTP %ld; asking again in %llu ms.", c->name,
+                  status, (unsigned long long) (delay / USEC_PER_MSEC));
+        return true;
+}
+
+usec_t credential_imds_retry_delay(unsigned retried, usec_t retry_after) {
+        usec_t delay;
+
+        if (retried >= CREDENTIAL_IMDS_RETRIES)
+                return USEC_INFINITY;
+        delay = CREDENTIAL_IMDS_BACKOFF << retried;
+        if (retry_after > CREDENTIAL_IMDS_RETRY_AFTER_MAX)
+                return USEC_INFINITY; /* a longer wait is the schedule's, not this call's */
+        return MAX(delay, retry_after);
+}
+
 static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
         Credential *c = userdata;
         _cleanup_(aad_token_clear) AadToken t = {};
@@ -165,6 +210,8 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 credential_done(c, 0, &t, 0, NULL);
                 return;
         case AAD_TRANSIENT:
+                if (msi && imds_retry_later(c, resp->status, retry_after))
+                        return;
                 snprintf(what, sizeof what, "HTTP %ld: %s", resp->status,
                          token_source_error_words(&e, words, sizeof words));
                 credential_done(c, -EIO, NULL, retry_after, what);
@@ -360,6 +407,7 @@ Credential *credential_free(Credential *c) {
                 return NULL;
         http_request_cancel(c->req);
         sd_event_source_disable_unref(c->defer);
+        sd_event_source_disable_unref(c->imds_retry);
         free(c->deferred_error);
         free(c);
         return NULL;

@@ -25,6 +25,18 @@ typedef struct CredentialCallbacks {
         void *userdata;
 } CredentialCallbacks;
 
+/* IMDS answers 429 or 5xx are asked again within one acquisition, as azure-identity's
+ * ManagedIdentityCredential does for IMDS (its retry policy: statuses 404, 429, 5xx; backoff
+ * factor 0.8 s since azure-identity 1.16.0). Here: at most 3 retries, 0.8 s, 1.6 s, 3.2 s apart
+ * (or the answer's Retry-After when longer, up to 5 s), so that a forced refresh or a check
+ * rides through a hiccup of a few seconds. */
+#define CREDENTIAL_IMDS_RETRIES 3
+#define CREDENTIAL_IMDS_BACKOFF (800 * USEC_PER_MSEC)
+#define CREDENTIAL_IMDS_RETRY_AFTER_MAX (5 * USEC_PER_SEC)
+
+/* The wait before retry number retried+1, or USEC_INFINITY when the call should give up. Pure. */
+usec_t credential_imds_retry_delay(unsigned retried, usec_t retry_after);
+
 /* Start one acquisition. ctx, cfg, name and callbacks must outlive it. */
 int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, const char *name,
                        const CredentialCallbacks *callbacks, Credential **ret);
