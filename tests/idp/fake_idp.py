@@ -125,9 +125,9 @@ def _looks_like_guid(s):
         return False
 
 
-def make_tls_files(directory):
-    """Create (once) a CA and a server certificate for 127.0.0.1/localhost in directory.
-    Returns (ca_file, cert_file, key_file)."""
+def make_tls_files(directory, host="127.0.0.1"):
+    """Create (once) a CA and a server certificate for 127.0.0.1/localhost (and host, when it
+    is another IP address) in directory. Returns (ca_file, cert_file, key_file)."""
     ca_key, ca_pem = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
     key, cert = os.path.join(directory, "server.key"), os.path.join(directory, "server.pem")
     if all(os.path.exists(p) for p in (ca_key, ca_pem, key, cert)):
@@ -150,7 +150,8 @@ def make_tls_files(directory):
                     "extendedKeyUsage=serverAuth\n"
                     "subjectKeyIdentifier=hash\n"
                     "authorityKeyIdentifier=keyid,issuer\n"
-                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost%s\n"
+                    % ("" if host in ("127.0.0.1", "::1", "localhost", "") else ",IP:" + host))
         run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.pem", "-days", "825", "-extfile", "ext.cnf")
         for name in ("ca.key", "server.key", "server.pem", "ca.pem"):  # ca.pem last
@@ -337,7 +338,7 @@ class FakeIdp:
         server.handle_error = self._handle_error
         scheme = "http"
         if self.tls:
-            self.ca_file, cert, key = make_tls_files(self.dir)
+            self.ca_file, cert, key = make_tls_files(self.dir, self.host)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
             # The handshake happens in the connection's thread (_Handler.setup), so a client
@@ -1487,7 +1488,8 @@ class FakeManagedIdentity:
     Numbers in answers are strings, as the real services send them. An identity is chosen by
     one selector; none means the system-assigned one (or the only user-assigned one)."""
 
-    def __init__(self, idp, kind="vm", key_dir=None, system_assigned=True):
+    def __init__(self, idp, kind="vm", key_dir=None, system_assigned=True, host="127.0.0.1"):
+        self.host = host
         if kind not in ("vm", "appservice", "arc"):
             raise ValueError("unknown kind %r" % kind)
         self.idp, self.kind = idp, kind
@@ -1520,11 +1522,11 @@ class FakeManagedIdentity:
 
     def start(self):
         handler = type("MiHandler", (_MiHandler,), {"idp": self.idp, "mi": self})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = http.server.ThreadingHTTPServer((self.host, 0), handler)
         server.daemon_threads = True
         server.handle_error = self.idp._handle_error
         self._server = server
-        self.url = "http://127.0.0.1:%d" % server.server_address[1]
+        self.url = "http://%s:%d" % (self.host, server.server_address[1])
         self.endpoint = self.url + ("/msi/token" if self.kind == "appservice" else
                                     "/metadata/identity/oauth2/token")
         self._thread = threading.Thread(target=server.serve_forever,
