@@ -5,7 +5,8 @@
  * are "read the credential, make one request, read one token answer".
  *
  * The credential (secret, key, password, federated token, Arc key) is read from its file when
- * the request is made, in a worker thread of the acquisition's own (never on the loop), lives in Secrets only until the request is built, and is never logged. */
+ * the request is made, in a worker thread of the acquisition's own (never on the loop), lives
+ * in Secrets only until the request is built, and is never logged. */
 #pragma once
 
 #include "idp/aad.h"
