@@ -16,6 +16,8 @@ packages=(
         python3-kubernetes
         # a hung file system under an output: a FUSE server the tests SIGSTOP
         python3-fusepy fuse3 e2fsprogs
+        # a real proxy in a network namespace (tests/integration/test_proxy.py)
+        tinyproxy iproute2
         # benchmarks: the peers they compare against
         oidc-agent-cli curl
         # the metrics test: a real parser of the Prometheus text format

@@ -6,6 +6,7 @@
 
 #include "base/secret.h"
 #include "idp/aad.h"
+#include "idp/credential.h"
 #include "shared/config.h"
 #include "testlib.h"
 
@@ -74,6 +75,17 @@ static void assert_error_safe_stride(const AadError *e, const char *secret, size
 static void assert_error_safe(const AadError *e, const char *secret) {
         assert_error_safe_stride(e, secret, 1);
 }
+
+START_TEST(test_imds_retry_delay) {
+        ck_assert_uint_eq(credential_imds_retry_delay(0, 0), 800 * USEC_PER_MSEC);
+        ck_assert_uint_eq(credential_imds_retry_delay(1, 0), 1600 * USEC_PER_MSEC);
+        ck_assert_uint_eq(credential_imds_retry_delay(2, 0), 3200 * USEC_PER_MSEC);
+        ck_assert_uint_eq(credential_imds_retry_delay(3, 0), USEC_INFINITY);
+        /* a Retry-After within the call's patience is honoured, a longer one is the schedule's */
+        ck_assert_uint_eq(credential_imds_retry_delay(0, 2 * USEC_PER_SEC), 2 * USEC_PER_SEC);
+        ck_assert_uint_eq(credential_imds_retry_delay(0, 30 * USEC_PER_SEC), USEC_INFINITY);
+}
+END_TEST
 
 START_TEST(test_urls) {
         _cleanup_free_ char *dc = aad_devicecode_url(&profile), *tok = aad_token_url(&profile), *odd = NULL;
@@ -838,6 +850,7 @@ static Suite *aad_suite(void) {
         Suite *s = suite_create("aad");
         TCase *tc = tcase_create("core");
 
+        tcase_add_test(tc, test_imds_retry_delay);
         tcase_add_test(tc, test_urls);
         tcase_add_test(tc, test_bodies);
         tcase_add_test(tc, test_token_ok);

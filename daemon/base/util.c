@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/macro.h"
+#include "base/secret.h"
 #include "base/util.h"
 
 static usec_t timespec_to_usec(const struct timespec *ts) {
@@ -247,37 +248,46 @@ int read_regular_file(const char *path, size_t max, char **ret, size_t *ret_len)
         return read_fd_full(fd, max, ret, ret_len);
 }
 
+/* The file may hold a token (spark.properties): the buffer grows through erase_realloc() and is
+ * wiped on every failure, so no copy is left in freed memory. */
 static int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *data = NULL;
+        char *data = NULL;
         size_t len = 0, cap = 0;
+        int r = 0;
 
         for (;;) {
                 ssize_t n;
 
                 if (cap - len < 4096) {
                         size_t ncap = cap ? cap * 2 : 8192;
-                        char *t;
                         if (ncap > max + 4096 + 1)
                                 ncap = max + 4096 + 1;
-                        if (ncap <= cap)
-                                return -EFBIG;
-                        t = realloc(data, ncap);
-                        if (!t)
-                                return -ENOMEM;
-                        data = t;
-                        cap = ncap;
+                        if (ncap <= cap) {
+                                r = -EFBIG;
+                                break;
+                        }
+                        r = erase_realloc(&data, &cap, len, ncap);
+                        if (r < 0)
+                                break;
                 }
                 n = read(fd, data + len, cap - len - 1);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return -errno;
+                        r = -errno;
+                        break;
                 }
                 if (n == 0)
                         break;
                 len += (size_t) n;
-                if (len > max)
-                        return -EFBIG;
+                if (len > max) {
+                        r = -EFBIG;
+                        break;
+                }
+        }
+        if (r < 0) {
+                erase_and_free(data, cap);
+                return r;
         }
 
         if (!data) {
@@ -286,7 +296,7 @@ static int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len) {
                         return -ENOMEM;
         }
         data[len] = 0;
-        *ret = TAKE_PTR(data);
+        *ret = data;
         if (ret_len)
                 *ret_len = len;
         return 0;

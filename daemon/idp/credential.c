@@ -1,5 +1,6 @@
 /* The unattended identities: read the credential, make one request, read one token answer.
  * A token source (token-source.h); the strategy per kind is the request it makes. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,14 +12,17 @@
 #include "idp/credential.h"
 #include "idp/credfile.h"
 #include "idp/token-source.h"
+#include "loop/worker.h"
 
 #define ARC_KEY_MAX 4096                       /* MSAL's cap on Arc's key file */
 #define MSI_HALF_LIFE_FROM (2 * USEC_PER_HOUR) /* MSAL: refresh at half life from 2 h */
 
 struct Credential {
         const TokenSourceContext *ctx;
-        const ProfileConfig *cfg;
+        const ProfileConfig *cfg; /* the owner's; replaced on reload (credential_set_config) */
         const char *name;
+        AuthKind auth; /* what the request in flight was made as, whatever a reload says */
+        MsiKind msi_kind;
         const CredentialCallbacks *cb;
 
         HttpRequest *req;
@@ -26,7 +30,10 @@ struct Credential {
         int deferred_result;
         char *deferred_error;
         usec_t sent;
-        bool arc_challenged; /* Arc: the key file's content has been presented once */
+        bool arc_challenged;   /* Arc: the key file's content has been presented once */
+        Worker *reader;        /* reads the credential files off the loop: a hung file system stalls nothing */
+        unsigned imds_retries; /* IMDS: answers 429/5xx retried within this acquisition */
+        sd_event_source *imds_retry;
 };
 
 static void credential_done(Credential *c, int result, AadToken *t, usec_t retry_after, const char *error) {
@@ -94,11 +101,140 @@ static const char *certificate_problem(int r) {
         }
 }
 
+/* ---- the credential files, read in a worker thread ------------------------------------- */
+
+typedef struct CredFile {
+        char *path;
+        size_t max;
+        bool private_only, trim;
+        Secret *secret; /* read */
+        int result;
+} CredFile;
+
+typedef struct CredFileJob {
+        void (*then)(Credential *c, struct CredFileJob *j); /* on the loop, with the files read */
+        CredFile files[2];
+        size_t n;
+} CredFileJob;
+
+static void credfile_job_free(void *p) {
+        CredFileJob *j = p;
+
+        if (!j)
+                return;
+        for (size_t i = 0; i < j->n; i++) {
+                free(j->files[i].path);
+                secret_free(j->files[i].secret);
+        }
+        free(j);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(CredFileJob *, credfile_job_free);
+
+static void credfile_job_run(void *p) {
+        CredFileJob *j = p;
+
+        for (size_t i = 0; i < j->n; i++) {
+                CredFile *f = &j->files[i];
+                f->result = credfile_read(f->path, f->max, f->private_only, f->trim, &f->secret);
+        }
+}
+
+static void on_files_read(Worker *w, void *p, void *userdata) {
+        _cleanup_(credfile_job_freep) CredFileJob *j = p;
+
+        j->then(userdata, j);
+}
+
+static int credfile_job_add(CredFileJob *j, const char *path, size_t max, bool private_only, bool trim) {
+        CredFile *f = &j->files[j->n];
+
+        assert(j->n < ELEMENTSOF(j->files));
+        f->path = strdup(path);
+        if (!f->path)
+                return -ENOMEM;
+        f->max = max;
+        f->private_only = private_only;
+        f->trim = trim;
+        j->n++;
+        return 0;
+}
+
+/* Read the files of j in the credential's worker; then(c, j) runs on the loop with them. */
+static int read_files(Credential *c, CredFileJob *j) {
+        int r;
+
+        if (!c->reader) {
+                r = worker_new(c->ctx->event, "credential", credfile_job_run, on_files_read, credfile_job_free, c,
+                               &c->reader);
+                if (r < 0) {
+                        credfile_job_free(j);
+                        return r;
+                }
+        }
+        return worker_submit(c->reader, j);
+}
+
+/* A failure found on the loop after the files were read: the end of this acquisition. */
+static _printf_(3, 4) void fail_now(Credential *c, int result, const char *format, ...) {
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&what, format, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        credential_done(c, result, NULL, 0, what ?: "out of memory");
+}
+
 /* ---- the answer ---------------------------------------------------------------------------- */
 
 static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata);
 
 static int msi_send(Credential *c, const Secret *arc_key);
+static void arc_with_key(Credential *c, CredFileJob *j);
+
+static int on_imds_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Credential *c = userdata;
+        int r;
+
+        r = msi_send(c, NULL);
+        if (r < 0) {
+                char what[160];
+                snprintf(what, sizeof what, "cannot ask the managed identity endpoint for a token: %s", strerror(-r));
+                credential_done(c, -EIO, NULL, 0, what);
+        }
+        return 0;
+}
+
+/* An IMDS hiccup (429, 5xx) is retried within the acquisition, so that a forced refresh or a
+ * check rides through it; the profile's own schedule retries anything longer. */
+static bool imds_retry_later(Credential *c, long status, usec_t retry_after) {
+        usec_t delay;
+
+        if (c->msi_kind != MSI_IMDS || !(status == 429 || status >= 500))
+                return false;
+        delay = credential_imds_retry_delay(c->imds_retries, retry_after);
+        if (delay == USEC_INFINITY)
+                return false;
+        c->imds_retry = sd_event_source_disable_unref(c->imds_retry);
+        if (sd_event_add_time_relative(c->ctx->event, &c->imds_retry, CLOCK_MONOTONIC, delay, 0, on_imds_retry, c) < 0)
+                return false;
+        c->imds_retries++;
+        log_debug("Profile %s: the managed identity endpoint answered HTTP %ld; asking again in %llu ms.", c->name,
+                  status, (unsigned long long) (delay / USEC_PER_MSEC));
+        return true;
+}
+
+usec_t credential_imds_retry_delay(unsigned retried, usec_t retry_after) {
+        usec_t delay;
+
+        if (retried >= CREDENTIAL_IMDS_RETRIES)
+                return USEC_INFINITY;
+        delay = CREDENTIAL_IMDS_BACKOFF << retried;
+        if (retry_after > CREDENTIAL_IMDS_RETRY_AFTER_MAX)
+                return USEC_INFINITY; /* a longer wait is the schedule's, not this call's */
+        return MAX(delay, retry_after);
+}
 
 static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata) {
         Credential *c = userdata;
@@ -106,7 +242,7 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
         _cleanup_(aad_error_clear) AadError e = {};
         usec_t retry_after = 0;
         char words[512], what[640];
-        bool msi = c->cfg->auth == AUTH_MANAGED_IDENTITY;
+        bool msi = c->auth == AUTH_MANAGED_IDENTITY;
         AadOutcome o;
 
         c->req = NULL;
@@ -118,9 +254,9 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 return;
         }
 
-        if (msi && c->cfg->msi_kind == MSI_ARC && resp->status == 401 && !c->arc_challenged) {
+        if (msi && c->msi_kind == MSI_ARC && resp->status == 401 && !c->arc_challenged) {
                 /* Arc: prove local access by reading the key file its 401 names. */
-                _cleanup_secret_ Secret *key = NULL;
+                _cleanup_(credfile_job_freep) CredFileJob *j = NULL;
                 _cleanup_free_ char *path = NULL;
                 int r;
 
@@ -130,18 +266,14 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                                         "Azure Arc's challenge names no key file in its token directory");
                         return;
                 }
-                r = credfile_read(path, ARC_KEY_MAX, false, true, &key);
-                if (r < 0) {
-                        snprintf(what, sizeof what,
-                                 "Azure Arc's key file %s: %s (the daemon's user must be in group himds)", path,
-                                 file_problem(r));
-                        credential_done(c, file_result(r), NULL, 0, what);
-                        return;
+                j = calloc(1, sizeof *j);
+                if (j) {
+                        j->then = arc_with_key;
+                        r = credfile_job_add(j, path, ARC_KEY_MAX, false, true);
                 }
-                c->arc_challenged = true;
-                r = msi_send(c, key);
+                r = j ? (r < 0 ? r : read_files(c, TAKE_PTR(j))) : -ENOMEM;
                 if (r < 0) {
-                        snprintf(what, sizeof what, "cannot ask Azure Arc for a token: %s", strerror(-r));
+                        snprintf(what, sizeof what, "cannot read Azure Arc's key file: %s", strerror(-r));
                         credential_done(c, -EIO, NULL, 0, what);
                 }
                 return;
@@ -163,6 +295,8 @@ static void on_token_done(HttpRequest *req, int result, const HttpResponse *resp
                 credential_done(c, 0, &t, 0, NULL);
                 return;
         case AAD_TRANSIENT:
+                if (msi && imds_retry_later(c, resp->status, retry_after))
+                        return;
                 snprintf(what, sizeof what, "HTTP %ld: %s", resp->status,
                          token_source_error_words(&e, words, sizeof words));
                 credential_done(c, -EIO, NULL, retry_after, what);
@@ -195,62 +329,109 @@ static int post_body(Credential *c, const Secret *body) {
         return r;
 }
 
-static int client_secret_send(Credential *c) {
-        _cleanup_secret_ Secret *secret = NULL, *body = NULL;
-        int r;
+/* After the request is built, a failure to send it is the end of this acquisition. */
+static void post_or_fail(Credential *c, const Secret *body) {
+        int r = post_body(c, body);
 
-        r = credfile_read(c->cfg->client_secret_file, CREDFILE_MAX, true, true, &secret);
         if (r < 0)
-                return fail_later(c, file_result(r), "client_secret_file %s %s", c->cfg->client_secret_file,
-                                  file_problem(r));
-        r = aad_client_secret_body(c->cfg, secret, &body);
-        if (r < 0)
-                return r;
-        return post_body(c, body);
+                fail_now(c, -EIO, "cannot ask for a token: %s", strerror(-r));
 }
 
-static int client_certificate_send(Credential *c) {
-        _cleanup_secret_ Secret *pem = NULL, *password = NULL, *assertion = NULL, *body = NULL;
+static void client_secret_with_file(Credential *c, CredFileJob *j) {
+        _cleanup_secret_ Secret *body = NULL;
+        CredFile *f = &j->files[0];
+        int r;
+
+        if (f->result < 0)
+                return fail_now(c, file_result(f->result), "client_secret_file %s %s", f->path,
+                                file_problem(f->result));
+        r = aad_client_secret_body(c->cfg, f->secret, &body);
+        if (r < 0)
+                return fail_now(c, -EIO, "cannot build the token request: %s", strerror(-r));
+        post_or_fail(c, body);
+}
+
+static int client_secret_send(Credential *c) {
+        _cleanup_(credfile_job_freep) CredFileJob *j = calloc(1, sizeof *j);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        j->then = client_secret_with_file;
+        r = credfile_job_add(j, c->cfg->client_secret_file, CREDFILE_MAX, true, true);
+        if (r < 0)
+                return r;
+        return read_files(c, TAKE_PTR(j));
+}
+
+static void client_certificate_with_files(Credential *c, CredFileJob *j) {
+        _cleanup_secret_ Secret *assertion = NULL, *body = NULL;
         _cleanup_(client_certificate_freep) ClientCertificate *cert = NULL;
         _cleanup_free_ char *audience = NULL;
+        CredFile *pem = &j->files[j->n - 1], *password = j->n > 1 ? &j->files[0] : NULL;
         char jti[37];
         int r;
 
-        if (c->cfg->client_certificate_password_file) {
-                r = credfile_read(c->cfg->client_certificate_password_file, CREDFILE_MAX, true, true, &password);
-                if (r < 0)
-                        return fail_later(c, file_result(r), "client_certificate_password_file %s %s",
-                                          c->cfg->client_certificate_password_file, file_problem(r));
-        }
-        r = credfile_read(c->cfg->client_certificate, CREDFILE_MAX, true, false, &pem);
-        if (r < 0)
-                return fail_later(c, file_result(r), "client_certificate %s %s", c->cfg->client_certificate,
-                                  file_problem(r));
-        r = client_certificate_load(pem, password, &cert);
+        if (password && password->result < 0)
+                return fail_now(c, file_result(password->result), "client_certificate_password_file %s %s",
+                                password->path, file_problem(password->result));
+        if (pem->result < 0)
+                return fail_now(c, file_result(pem->result), "client_certificate %s %s", pem->path,
+                                file_problem(pem->result));
+        r = client_certificate_load(pem->secret, password ? password->secret : NULL, &cert);
         if (r == -ENOMEM)
-                return r;
+                return fail_now(c, -EIO, "cannot load the certificate: %s", strerror(-r));
         if (r < 0)
-                return fail_later(c, -EBADR, "client_certificate %s %s", c->cfg->client_certificate,
-                                  certificate_problem(r));
+                return fail_now(c, -EBADR, "client_certificate %s %s", pem->path, certificate_problem(r));
         /* The key is needed for this one signature only: a fresh assertion per request, as the
          * identity provider accepts each jti once. */
         audience = aad_token_url(c->cfg);
         if (!audience)
-                return -ENOMEM;
+                return fail_now(c, -EIO, "out of memory");
         r = client_assertion_build(cert, ASSERTION_PS256, c->cfg->client_id, audience, now_realtime(),
                                    uuid4_string(jti), &assertion);
         if (r < 0)
-                return r;
+                return fail_now(c, -EIO, "cannot sign the client assertion: %s", strerror(-r));
         cert = client_certificate_free(cert);
-        pem = secret_free(pem);
+        pem->secret = secret_free(pem->secret);
         r = aad_client_assertion_body(c->cfg, assertion, &body);
         if (r < 0)
+                return fail_now(c, -EIO, "cannot build the token request: %s", strerror(-r));
+        post_or_fail(c, body);
+}
+
+static int client_certificate_send(Credential *c) {
+        _cleanup_(credfile_job_freep) CredFileJob *j = calloc(1, sizeof *j);
+        int r = 0;
+
+        if (!j)
+                return -ENOMEM;
+        j->then = client_certificate_with_files;
+        if (c->cfg->client_certificate_password_file)
+                r = credfile_job_add(j, c->cfg->client_certificate_password_file, CREDFILE_MAX, true, true);
+        if (r >= 0)
+                r = credfile_job_add(j, c->cfg->client_certificate, CREDFILE_MAX, true, false);
+        if (r < 0)
                 return r;
-        return post_body(c, body);
+        return read_files(c, TAKE_PTR(j));
+}
+
+static void workload_identity_with_file(Credential *c, CredFileJob *j) {
+        _cleanup_secret_ Secret *body = NULL;
+        CredFile *f = &j->files[0];
+        int r;
+
+        if (f->result < 0)
+                return fail_now(c, file_result(f->result), "federated_token_file %s %s", f->path,
+                                file_problem(f->result));
+        r = aad_client_assertion_body(c->cfg, f->secret, &body);
+        if (r < 0)
+                return fail_now(c, -EIO, "cannot build the token request: %s", strerror(-r));
+        post_or_fail(c, body);
 }
 
 static int workload_identity_send(Credential *c) {
-        _cleanup_secret_ Secret *token = NULL, *body = NULL;
+        _cleanup_(credfile_job_freep) CredFileJob *j = NULL;
         int r;
 
         if (!c->cfg->tenant || !c->cfg->client_id || !c->cfg->federated_token_file)
@@ -263,15 +444,29 @@ static int workload_identity_send(Credential *c) {
                         !c->cfg->tenant      ? "tenant"
                         : !c->cfg->client_id ? "client_id"
                                              : "federated_token_file");
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        j->then = workload_identity_with_file;
         /* Re-read every time: the kubelet rotates the projected token. */
-        r = credfile_read(c->cfg->federated_token_file, CREDFILE_MAX, false, true, &token);
-        if (r < 0)
-                return fail_later(c, file_result(r), "federated_token_file %s %s", c->cfg->federated_token_file,
-                                  file_problem(r));
-        r = aad_client_assertion_body(c->cfg, token, &body);
+        r = credfile_job_add(j, c->cfg->federated_token_file, CREDFILE_MAX, false, true);
         if (r < 0)
                 return r;
-        return post_body(c, body);
+        return read_files(c, TAKE_PTR(j));
+}
+
+static void arc_with_key(Credential *c, CredFileJob *j) {
+        CredFile *f = &j->files[0];
+        int r;
+
+        if (f->result < 0)
+                return fail_now(c, file_result(f->result),
+                                "Azure Arc's key file %s: %s (the daemon's user must be in group himds)", f->path,
+                                file_problem(f->result));
+        c->arc_challenged = true;
+        r = msi_send(c, f->secret);
+        if (r < 0)
+                fail_now(c, -EIO, "cannot ask Azure Arc for a token: %s", strerror(-r));
 }
 
 static int msi_send(Credential *c, const Secret *arc_key) {
@@ -284,7 +479,7 @@ static int msi_send(Credential *c, const Secret *arc_key) {
         if (!url)
                 return -ENOMEM;
         c->sent = now_realtime();
-        switch (c->cfg->msi_kind) {
+        switch (c->msi_kind) {
         case MSI_APP_SERVICE:
                 r = token_source_get(c->ctx, c->cfg, url, NULL, 0, "X-IDENTITY-HEADER", c->cfg->identity_header,
                                      on_token_done, c, &c->req, request_id);
@@ -322,7 +517,9 @@ int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, 
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        *c = (Credential) { .ctx = ctx, .cfg = cfg, .name = name, .cb = callbacks };
+        *c = (Credential) {
+                .ctx = ctx, .cfg = cfg, .name = name, .cb = callbacks, .auth = cfg->auth, .msi_kind = cfg->msi_kind
+        };
 
         switch (cfg->auth) {
         case AUTH_CLIENT_SECRET:
@@ -346,11 +543,18 @@ int credential_acquire(const TokenSourceContext *ctx, const ProfileConfig *cfg, 
         return 0;
 }
 
+void credential_set_config(Credential *c, const ProfileConfig *cfg) {
+        if (c)
+                c->cfg = cfg;
+}
+
 Credential *credential_free(Credential *c) {
         if (!c)
                 return NULL;
         http_request_cancel(c->req);
         sd_event_source_disable_unref(c->defer);
+        sd_event_source_disable_unref(c->imds_retry);
+        worker_free(c->reader); /* a read still hanging is left to its thread */
         free(c->deferred_error);
         free(c);
         return NULL;

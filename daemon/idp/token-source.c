@@ -38,6 +38,7 @@ int token_source_get(const TokenSourceContext *ctx, const ProfileConfig *cfg, co
                 .n_headers = n_headers,
                 .secret_header_name = secret_header_name,
                 .secret_header_value = secret_header_value,
+                .local_service = true,
         };
 
         return http_get(ctx->http, url, &opts, done, userdata, ret);

@@ -1,4 +1,5 @@
 /* HTTPS POSTs through one curl multi handle driven by sd-event (socket and timer callbacks). */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
@@ -303,6 +304,46 @@ static int http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
         return 0;
 }
 
+static bool host_is_loopback(const char *host, size_t n) {
+        struct in6_addr a6;
+        struct in_addr a4;
+        char buf[INET6_ADDRSTRLEN];
+
+        if ((n == (sizeof "localhost" - 1) && strncasecmp(host, "localhost", n) == 0) ||
+            (n > (sizeof ".localhost" - 1) && strncasecmp(host + n - (sizeof ".localhost" - 1), ".localhost", 10) == 0))
+                return true;
+        if (n >= sizeof buf)
+                return false;
+        memcpy(buf, host, n);
+        buf[n] = 0;
+        if (inet_pton(AF_INET, buf, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return inet_pton(AF_INET6, buf, &a6) == 1 &&
+               (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
+}
+
+bool http_url_bypasses_proxy(const char *url, bool local_service) {
+        const char *host, *end;
+
+        if (local_service)
+                return true;
+        if (!url)
+                return false;
+        host = strstr(url, "://");
+        if (!host)
+                return false;
+        host += 3;
+        end = host + strcspn(host, "/?#");
+        for (const char *at = host; at < end; at++)
+                if (*at == '@')
+                        host = at + 1;
+        if (*host == '[') {
+                const char *close = memchr(host, ']', end - host);
+                return close && host_is_loopback(host + 1, close - host - 1);
+        }
+        return host_is_loopback(host, MIN(strcspn(host, ":/?#"), (size_t) (end - host)));
+}
+
 int http_client_new(sd_event *event, HttpClient **ret) {
         _cleanup_(http_client_freep) HttpClient *c = NULL;
         int r;
@@ -553,6 +594,9 @@ static int http_request_setup(HttpRequest *req, const char *url, const HttpOptio
         /* Debian's libcurl keeps its CApath (/etc/ssl/certs) when CAINFO is set, so the system
          * trust stays and ca_file adds to it (tests/test-http.c checks this). A libcurl built
          * without a CApath would use ca_file alone. */
+        /* "" turns off the proxy libcurl would take from the environment. */
+        if (http_url_bypasses_proxy(url, opts->local_service) && curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK)
+                return -EINVAL;
         if (opts->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, opts->ca_file) != CURLE_OK)
                 return -EIO;
         if (opts->fresh_connect && (curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||

@@ -48,6 +48,29 @@ static int on_child_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* What the command may see of the daemon's environment: where to find programs and how to
+ * reach the person (desktop session, mail, locale). Nothing else: the daemon's environment may
+ * hold App Service's IDENTITY_HEADER and other credentials a notifier has no business with. */
+static const char *const notify_env_allowed[] = {
+        "PATH",       "HOME", "USER",    "LOGNAME",         "SHELL",           "LANG",
+        "LANGUAGE",   "TZ",   "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
+        "XAUTHORITY", "TERM",
+};
+
+bool notify_env_passes(const char *assignment) {
+        const char *eq = strchr(assignment, '=');
+
+        if (!eq)
+                return false;
+        if (string_has_prefix(assignment, "LC_"))
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(notify_env_allowed); i++)
+                if (strlen(notify_env_allowed[i]) == (size_t) (eq - assignment) &&
+                    strncmp(assignment, notify_env_allowed[i], eq - assignment) == 0)
+                        return true;
+        return false;
+}
+
 int notify_command_run(sd_event *e, const char *command, const char *profile, const char *state, const char *message) {
         _cleanup_free_ char *env_profile = NULL, *env_state = NULL, *env_message = NULL;
         _cleanup_free_ char **envp = NULL;
@@ -73,10 +96,7 @@ int notify_command_run(sd_event *e, const char *command, const char *profile, co
         if (!envp)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                if (!string_has_prefix(environ[i], "AKSSPARK_PROFILE=") &&
-                    !string_has_prefix(environ[i], "AKSSPARK_STATE=") &&
-                    !string_has_prefix(environ[i], "AKSSPARK_MESSAGE=") &&
-                    !string_has_prefix(environ[i], "NOTIFY_SOCKET=") && !string_has_prefix(environ[i], "LISTEN_"))
+                if (notify_env_passes(environ[i]))
                         envp[k++] = environ[i];
         envp[k++] = env_profile;
         envp[k++] = env_state;

@@ -83,7 +83,7 @@ static void *worker_thread(void *arg) {
                 s->running = NULL;
                 s->running_since = 0;
                 if (s->quit) {
-                        /* Nobody collects results any more; a job still waiting is written. */
+                        /* Nobody collects results any more; a job still waiting (worker_free) is written. */
                         s->free_job(job);
                         continue;
                 }
@@ -221,7 +221,7 @@ usec_t worker_running_since(const Worker *w) {
         return t;
 }
 
-Worker *worker_free(Worker *w) {
+static Worker *worker_release(Worker *w, bool drop_waiting) {
         Shared *s;
         bool busy;
 
@@ -233,6 +233,10 @@ Worker *worker_free(Worker *w) {
         if (s) {
                 pthread_mutex_lock(&s->lock);
                 s->quit = true;
+                if (drop_waiting && s->waiting) {
+                        s->free_job(s->waiting);
+                        s->waiting = NULL;
+                }
                 busy = s->running || s->waiting;
                 pthread_cond_signal(&s->wake);
                 /* An idle thread ends at once; a busy one finishes its writes on its own (it may
@@ -245,6 +249,14 @@ Worker *worker_free(Worker *w) {
         }
         free(w);
         return NULL;
+}
+
+Worker *worker_free(Worker *w) {
+        return worker_release(w, false);
+}
+
+Worker *worker_abandon(Worker *w) {
+        return worker_release(w, true);
 }
 
 unsigned worker_wait_all(usec_t timeout) {

@@ -103,7 +103,9 @@ int outputs_new(const ProfileConfig *p, const OutputsExec *exec, Outputs **ret) 
 Outputs *outputs_free(Outputs *o) {
         if (!o)
                 return NULL;
-        worker_free(o->worker); /* a write still hanging is left to its thread */
+        /* A write still hanging is left to its thread; the one waiting behind it is stale (the
+         * profile has a new Outputs, or is gone) and never runs. */
+        worker_abandon(o->worker);
         for (size_t i = 0; i < o->n; i++) {
                 free(o->items[i].path);
                 free(o->items[i].last_message);

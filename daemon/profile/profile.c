@@ -845,6 +845,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 login_browser_set_config(p->browser, cfg);
         if (p->refresh)
                 profile_refresh_source(p)->set_config(p->refresh, cfg);
+        credential_set_config(p->credential, cfg);
         if (profile_unattended(p)) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {

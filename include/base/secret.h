@@ -1,6 +1,11 @@
 /* Secrets (access tokens, refresh tokens, device codes, request bodies that carry them).
  * Opaque, so the logging code cannot format one; wiped when freed. Only the output writers,
- * the state store and the HTTP body builder reveal the bytes. */
+ * the state store and the HTTP body builder reveal the bytes.
+ *
+ * Not MADV_DONTDUMP, not mlock()ed, by choice: the daemon turns dumps off for the whole process
+ * (PR_SET_DUMPABLE 0, RLIMIT_CORE 0), which also covers libcurl's, OpenSSL's and jansson's
+ * copies that a per-page advice on these small heap objects would miss; and the access token is
+ * in the output files on disk, so keeping it out of swap would not keep it off the disk. */
 #pragma once
 
 #include <stdbool.h>

@@ -29,6 +29,7 @@ typedef struct HttpOptions {
         const char *secret_header_name; /* one header whose value is a secret (wiped when done) */
         const Secret *secret_header_value;
         bool fresh_connect; /* a new connection, not a cached one, and not kept after */
+        bool local_service; /* a managed-identity endpoint: never through a proxy */
 } HttpOptions;
 
 typedef struct HttpResponse {
@@ -53,6 +54,12 @@ typedef struct HttpResponse {
  * response is never NULL; on failure its error holds curl's words (no body, no secret).
  * The request is freed after the callback returns; response is valid only during it. */
 typedef void (*http_done_fn)(HttpRequest *req, int result, const HttpResponse *response, void *userdata);
+
+/* Whether a request to url goes to its server directly, whatever http_proxy, https_proxy or
+ * ALL_PROXY say: a local service (the managed-identity endpoints, whose answers and headers are
+ * secrets and which a proxy cannot reach anyway) and any loopback host (localhost, 127.0.0.0/8,
+ * ::1). Pure. */
+bool http_url_bypasses_proxy(const char *url, bool local_service);
 
 int http_client_new(sd_event *event, HttpClient **ret);
 HttpClient *http_client_free(HttpClient *c);

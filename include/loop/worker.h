@@ -46,6 +46,11 @@ usec_t worker_running_since(const Worker *w);
  * one waiting (the newest content still reaches the file), then ends. done is not called
  * again. */
 Worker *worker_free(Worker *w);
+/* The same, but a job still waiting is dropped, never run: what it would write has been
+ * superseded (a reload made a new worker for the same files, or removed them from the
+ * configuration), and a thread that comes back from a hung file system must not write an older
+ * content over what the new worker wrote since. The job running then is not stopped. */
+Worker *worker_abandon(Worker *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);
 
 /* At exit, after every worker is freed: wait up to timeout (realtime clock) for detached

@@ -49,7 +49,8 @@ Faults (queue_fault kinds, FIFO per endpoint "token", "devicecode", "api", "open
 "500", "503", "429" (Retry-After: seconds, or an HTTP date with retry_after_date=True, or a
 string sent as is), "hang" (no answer until stop()), "close" (closed without an answer),
 "reset" (TCP RST), "html" (a 200 captive-portal page), "badjson", "truncated" (Content-Length
-promises more than is sent), "huge" (an 8 MiB body, streamed), and "aad:<error>[:<code>]" for
+promises more than is sent), "huge" (an 8 MiB body, streamed), "delay:<seconds>" (held that long, then answered as
+usual), and "aad:<error>[:<code>]" for
 any AAD error answer (e.g. "aad:interaction_required:50076"). A faulted request changes no
 state: no code is used, no token rotates, no poll is counted.
 
@@ -125,9 +126,9 @@ def _looks_like_guid(s):
         return False
 
 
-def make_tls_files(directory):
-    """Create (once) a CA and a server certificate for 127.0.0.1/localhost in directory.
-    Returns (ca_file, cert_file, key_file)."""
+def make_tls_files(directory, host="127.0.0.1"):
+    """Create (once) a CA and a server certificate for 127.0.0.1/localhost (and host, when it
+    is another IP address) in directory. Returns (ca_file, cert_file, key_file)."""
     ca_key, ca_pem = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
     key, cert = os.path.join(directory, "server.key"), os.path.join(directory, "server.pem")
     if all(os.path.exists(p) for p in (ca_key, ca_pem, key, cert)):
@@ -150,7 +151,8 @@ def make_tls_files(directory):
                     "extendedKeyUsage=serverAuth\n"
                     "subjectKeyIdentifier=hash\n"
                     "authorityKeyIdentifier=keyid,issuer\n"
-                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost%s\n"
+                    % ("" if host in ("127.0.0.1", "::1", "localhost", "") else ",IP:" + host))
         run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.pem", "-days", "825", "-extfile", "ext.cnf")
         for name in ("ca.key", "server.key", "server.pem", "ca.pem"):  # ca.pem last
@@ -339,7 +341,7 @@ class FakeIdp:
         server.handle_error = self._handle_error
         scheme = "http"
         if self.tls:
-            self.ca_file, cert, key = make_tls_files(self.dir)
+            self.ca_file, cert, key = make_tls_files(self.dir, self.host)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
             # The handshake happens in the connection's thread (_Handler.setup), so a client
@@ -458,7 +460,7 @@ class FakeIdp:
         user's sign-in only (so that another profile's refresh cannot take the fault). Kind
         "aad:<error>:<code>[:<suberror>]" answers that AAD error (with claims, a Conditional
         Access claims challenge, when given)."""
-        if kind not in FAULT_KINDS and not kind.startswith("aad:"):
+        if kind not in FAULT_KINDS and not kind.startswith(("aad:", "delay:")):
             raise ValueError("unknown fault kind %r" % kind)
         if endpoint not in ENDPOINTS:
             raise ValueError("unknown endpoint %r" % endpoint)
@@ -1320,6 +1322,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sock.close()
         raise _Abort()
 
+    def _held(self, fault, rec):
+        """A "delay:<seconds>" fault holds the request that long (or until stop()), then lets it
+        be answered as usual. True when it was one."""
+        if not fault["kind"].startswith("delay:"):
+            return False
+        with self.idp._lock:
+            rec["fault"] = fault["kind"]
+        self.idp._stopping.wait(float(fault["kind"].split(":", 1)[1]))
+        return True
+
     def _apply_fault(self, fault, rec):
         kind, idp = fault["kind"], self.idp
         crid = self.headers.get("client-request-id")
@@ -1430,6 +1442,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                             self._form(body) if post else None)
         fault = idp._take_fault(endpoint, self._form(body).get("refresh_token")
                                 if endpoint == "token" else None)
+        if fault and self._held(fault, rec):
+            fault = None
         if fault:
             with idp._lock:
                 rec["fault"] = fault["kind"]
@@ -1525,7 +1539,8 @@ class FakeManagedIdentity:
     Numbers in answers are strings, as the real services send them. An identity is chosen by
     one selector; none means the system-assigned one (or the only user-assigned one)."""
 
-    def __init__(self, idp, kind="vm", key_dir=None, system_assigned=True):
+    def __init__(self, idp, kind="vm", key_dir=None, system_assigned=True, host="127.0.0.1"):
+        self.host = host
         if kind not in ("vm", "appservice", "arc"):
             raise ValueError("unknown kind %r" % kind)
         self.idp, self.kind = idp, kind
@@ -1558,11 +1573,11 @@ class FakeManagedIdentity:
 
     def start(self):
         handler = type("MiHandler", (_MiHandler,), {"idp": self.idp, "mi": self})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = http.server.ThreadingHTTPServer((self.host, 0), handler)
         server.daemon_threads = True
         server.handle_error = self.idp._handle_error
         self._server = server
-        self.url = "http://127.0.0.1:%d" % server.server_address[1]
+        self.url = "http://%s:%d" % (self.host, server.server_address[1])
         self.endpoint = self.url + ("/msi/token" if self.kind == "appservice" else
                                     "/metadata/identity/oauth2/token")
         self._thread = threading.Thread(target=server.serve_forever,
@@ -1696,6 +1711,8 @@ class _MiHandler(_Handler):
         with idp._lock:
             idp._log.append(rec)
         fault = idp._take_fault("imds")
+        if fault and self._held(fault, rec):
+            fault = None
         if fault:
             with idp._lock:
                 rec["fault"] = fault["kind"]

@@ -310,6 +310,26 @@ class ManagedIdentityTest(Unattended, unittest.TestCase):
             wait_until(lambda: d.status()["state"] == "valid", LIFETIME * 10, "recovery")
             d.stop()
 
+    def test_forced_refresh_rides_through_two_500s(self):
+        """IMDS's 429/5xx are retried within the call (0.8 s, 1.6 s): refresh exits 0."""
+        with Env() as env:
+            idp = env.start_idp(lifetime=3600)
+            mi = self.start_mi(env, idp, "vm")
+            env.write_config(self.profile(env, imds_endpoint=mi.url), idp=False)
+            d, first = self.start_and_time_first_token(env, idp)
+            idp.queue_fault("500", endpoint="imds", count=2)
+            start = time.monotonic()
+            p = d.ctl("refresh")
+            took = time.monotonic() - start
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(len([r for r in idp.requests("imds") if r["fault"] == "500"]), 2)
+            self.assertGreater(took, 0.8 + 1.6 - 0.1, "the retries did not back off")
+            token = self.read_outputs(env)
+            self.assertTrue(token != first and idp.token_is_valid(token))
+            idp.queue_fault("503", endpoint="imds", count=1)
+            self.assertEqual(d.ctl("check", "--min-valid", "1s").returncode, 0)
+            d.stop()
+
     def test_app_service(self):
         with Env() as env:
             idp = env.start_idp(lifetime=LIFETIME)

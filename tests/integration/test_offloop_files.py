@@ -1,0 +1,57 @@
+"""Credential files are read off the event loop (issue 20, item 6). The client secret file of an
+unattended profile sits on a FUSE file system whose server is stopped: every request reads it
+again, and that read hangs. Meanwhile the socket answers every status within 100 ms, the loop
+never stalls (the harness checks the daemon's own stall log at the end), and once the server
+goes on the refresh that waited finishes with a new token."""
+
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+from harness import Env, wait_until
+from test_identities import APP, TENANT, write_private
+from test_robustness import DEBIAN_PYTHON, MemFs, StatusProbe, token_of
+
+
+@unittest.skipUnless(harness.IS_ROOT and os.path.exists("/dev/fuse") and os.path.exists(DEBIAN_PYTHON),
+                     "mounting a FUSE file system needs root and /dev/fuse")
+class HungCredentialFileTest(unittest.TestCase):
+    def test_a_hung_client_secret_file_stalls_nothing(self):
+        with Env() as env:
+            fs = MemFs(env.path("nfs"))
+            try:
+                idp = env.start_idp(lifetime=3600)
+                secret = write_private(os.path.join(fs.mountpoint, "secret"), idp.add_client_secret(APP) + "\n")
+                env.add_secret_file(secret)
+                token_file = env.path("token")
+                env.write_config({"default": {"auth": "client_secret", "client_id": APP, "tenant": TENANT,
+                                              "client_secret_file": secret, "token_file": token_file}})
+                d = env.start_daemon()
+                first = wait_until(lambda: token_of(token_file), 20, "the first token")
+                fs.freeze()
+                refresh = None
+                try:
+                    with StatusProbe(d) as probe:
+                        refresh = subprocess.Popen([harness.TOKENCTL, "--socket", d.socket_path, "refresh"],
+                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                        wait_until(lambda: len(probe.times) >= 60, 30, "60 timed status answers")
+                        self.assertIsNone(refresh.poll(), "refresh ended although the secret cannot be read")
+                    worst = probe.assert_fast(self)
+                    print("slowest status while the secret file hung: %.1f ms of %d"
+                          % (worst * 1000, len(probe.times)), flush=True)
+                finally:
+                    fs.thaw()
+                out, err = refresh.communicate(timeout=60)
+                self.assertEqual(refresh.returncode, 0, err)
+                self.assertNotEqual(token_of(token_file), first)
+                self.assertTrue(idp.token_is_valid(token_of(token_file)))
+                d.stop(timeout=5)
+            finally:
+                fs.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
