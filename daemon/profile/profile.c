@@ -52,11 +52,11 @@ AuthKind profile_auth(const Profile *p) {
 }
 
 ProfileState profile_state(const Profile *p) {
-        if (p->refresh_req || p->credential)
+        if (p->refresh_req || p->credential || p->azurecli)
                 return PROFILE_REFRESHING;
         if (p->config_error)
                 return PROFILE_ERROR;
-        if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
+        if (p->needs_login || (!profile_unattended(p) && !p->refresh_token))
                 return PROFILE_LOGIN_REQUIRED;
         if (profile_token_valid_at(p, now_realtime()))
                 return PROFILE_VALID;
@@ -118,7 +118,7 @@ static int check_result(Profile *p, usec_t min_valid) {
         usec_t now = now_realtime();
 
         if (!profile_token_valid_at(p, now) || profile_token_time_left(p, now) < min_valid) {
-                if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
+                if (p->needs_login || (!profile_unattended(p) && !p->refresh_token))
                         return -ENOKEY;
                 if (p->config_error)
                         return -EBADR;
@@ -660,6 +660,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
                         p->credential = credential_free(p->credential);
+                        p->azurecli = azurecli_free(p->azurecli);
                         profile_refresh_cancel(p);
                         token_forget(p);
                         p->attempt = 0;
@@ -667,7 +668,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                         profile_refresh_start(p);
                 } else {
                         outputs_write(p);
-                        if (!p->credential)
+                        if (!p->credential && !p->azurecli)
                                 refresh_arm_next(p);
                 }
         } else if (foreign) {
@@ -693,6 +694,7 @@ Profile *profile_free(Profile *p) {
 
         profile_refresh_cancel(p);
         p->credential = credential_free(p->credential);
+        p->azurecli = azurecli_free(p->azurecli);
         p->login = login_device_free(p->login);
         p->browser = login_browser_free(p->browser);
         for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {

@@ -385,6 +385,14 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
 
         if ((req.op == OP_LOGIN || req.op == OP_LOGOUT) && auth_kind_is_unattended(profile_auth(p))) {
                 _cleanup_free_ char *m = NULL;
+                if (profile_auth(p) == AUTH_AZURECLI) {
+                        connection_answer_errorf(c, ERR_BAD_REQUEST,
+                                                 "profile %s uses auth = azurecli: the sign-in is the Azure CLI's; "
+                                                 "run 'az login' (with the profile's AZURE_CONFIG_DIR), and the daemon "
+                                                 "picks it up at the next refresh or check",
+                                                 profile_name(p));
+                        return;
+                }
                 if (asprintf(
                             &m,
                             "profile %s uses auth = %s: there is no person to sign in or out, its tokens come from the credential",
