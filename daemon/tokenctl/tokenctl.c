@@ -42,6 +42,8 @@ static usec_t arg_min_valid = 5 * USEC_PER_MINUTE;
 static TokenctlSetupArgs arg_setup = {};
 static const char *arg_api_version = NULL;
 static const char *arg_login_method = NULL; /* "browser" or "device_code" for one sign-in */
+static char **arg_run_command = NULL;       /* run: what follows "--" */
+static bool arg_min_valid_given = false;
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
@@ -70,6 +72,9 @@ static void help(void) {
                "                           once): prints the device code, or the URL to open\n"
                "  check [--min-valid DUR]  succeed if the token stays valid DUR (default 5m) and every\n"
                "                           output is written; refresh first if needed\n"
+               "  run [--min-valid DUR] -- COMMAND [ARG...]\n"
+               "                           check (default 15m), then run COMMAND with KUBECONFIG and\n"
+               "                           AKSSPARK_TOKEN_FILE set to the profile's outputs\n"
                "  exec-credential [--api-version V]\n"
                "                           print a Kubernetes ExecCredential (a kubeconfig exec plugin)\n"
                "  logout                   make the daemon forget the refresh token\n"
@@ -87,7 +92,7 @@ static void help(void) {
                "  -p, --profile NAME   the profile (default: 'default', or the only one)\n"
                "  --json               print the daemon's answer as it came (status, profiles,\n"
                "                       refresh, check, logout, reload, metrics)\n"
-               "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
+               "  --min-valid DUR      for check and run: 90s, 15m, 1h (default 5m; run: 15m)\n"
                "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  --api-version V      for exec-credential: client.authentication.k8s.io/v1 or\n"
                "                       .../v1beta1 (default: KUBERNETES_EXEC_INFO's, else v1beta1)\n"
@@ -730,6 +735,10 @@ static int cmd_doctor(const char *path) {
         return tokenctl_doctor(&arg_setup);
 }
 
+static int cmd_run(const char *path) {
+        return tokenctl_run(path, arg_min_valid_given ? arg_min_valid : TOKENCTL_RUN_MIN_VALID, arg_run_command);
+}
+
 static const Command commands[] = {
         { "status", cmd_status, true, false },   { "token", cmd_token, false, false },
         { "refresh", cmd_refresh, true, false }, { "login", cmd_login, false, false },
@@ -737,6 +746,7 @@ static const Command commands[] = {
         { "logout", cmd_logout, true, false },   { "profiles", cmd_profiles, true, false },
         { "reload", cmd_reload, true, false },   { "init", cmd_init, false, false },
         { "doctor", cmd_doctor, false, false },  { "metrics", cmd_metrics, true, false },
+        { "run", cmd_run, false, true },
 };
 
 int main(int argc, char *argv[]) {
@@ -825,7 +835,10 @@ int main(int argc, char *argv[]) {
 
         if (optind >= argc)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "no command given. Try 'aksspark-tokenctl --help'.");
-        if (argc - optind > 1)
+        if (strcmp(argv[optind], "run") == 0) {
+                arg_run_command = argv + optind + 1;
+                arg_min_valid_given = min_valid_given;
+        } else if (argc - optind > 1)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE,
                                      "one command at a time ('%s' is extra). Try 'aksspark-tokenctl --help'.",
                                      argv[optind + 1]);
@@ -840,7 +853,7 @@ int main(int argc, char *argv[]) {
         if (arg_login_method && command->run != cmd_login)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
-                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check only.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check and run only.");
         if (init_given && command->run != cmd_init &&
             (command->run != cmd_doctor || !tokenctl_setup_only_config(&arg_setup)))
                 return tokenctl_fail(

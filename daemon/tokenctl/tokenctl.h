@@ -71,3 +71,9 @@ int tokenctl_answer_error(json_t *answer);
 /* token and exec-credential (requested_api_version: --api-version, NULL if not given). */
 int tokenctl_token(const char *path);
 int tokenctl_exec_credential(const char *path, const char *requested_api_version);
+
+/* run (tokenctl-run.c): check with min_valid, then execvp(command) with KUBECONFIG and
+ * AKSSPARK_TOKEN_FILE set; returns only on failure, with check's exit status (126/127 when the
+ * command cannot be started). */
+#define TOKENCTL_RUN_MIN_VALID (15 * USEC_PER_MINUTE)
+int tokenctl_run(const char *path, usec_t min_valid, char *const *command);
