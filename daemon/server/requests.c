@@ -40,11 +40,18 @@ static void answer_profile_error(Connection *c, Profile *p, int r, bool login) {
         ErrorCode e = error_code_from_errno(r);
 
         /* Not for -ECANCELED: a profile being freed may no longer have its configuration. */
-        if (r == -EKEYREJECTED || r == -EIO || r == -EBADR)
+        if (r == -EKEYREJECTED || r == -EIO || r == -EBADR || r == -ENOKEY)
                 last_error = snapshot_last_error(p);
 
         switch (r) {
         case -ENOKEY:
+                if (profile_auth(p) == AUTH_AZURECLI) {
+                        connection_answer_errorf(c, e,
+                                                 "profile %s: the Azure CLI needs a person to sign in again "
+                                                 "(%s): run 'az login'",
+                                                 name, last_error ?: "az login needed");
+                        return;
+                }
                 connection_answer_errorf(c, e, "profile %s needs a sign-in: run 'aksspark-tokenctl --profile %s login'",
                                          name, name);
                 return;
