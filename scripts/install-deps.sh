@@ -52,3 +52,6 @@ if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
         echo "install-deps: npm ci in tests/node"
         (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+
+# The Azure CLIs of the azurecli tests (Debian's and a pinned one from PyPI).
+"$(dirname "$0")/install-peers-az.sh"
