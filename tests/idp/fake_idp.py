@@ -1123,7 +1123,23 @@ class FakeIdp:
                               "preferred_cache": endpoint.hostname or "127.0.0.1",
                               "aliases": [endpoint.hostname or "127.0.0.1"]}]}
 
+    def _arm_metadata(self):
+        """ARM's cloud metadata (GET {resourceManager}/metadata/endpoints), which a current
+        `az cloud register --endpoint-resource-manager` reads: this provider as the cloud."""
+        return {"name": "AksSparkTest", "portal": self.url + "/portal",
+                "authentication": {"loginEndpoint": self.url,
+                                   "audiences": ["https://management.core.windows.net/",
+                                                 "https://management.azure.com/"],
+                                   "tenant": "common", "identityProvider": "AAD"},
+                "resourceManager": self.url + "/arm/", "graphAudience": "https://graph.windows.net/",
+                "graph": self.url + "/graph/", "microsoftGraphResourceId": "https://graph.microsoft.com/",
+                "suffixes": {"storage": "core.windows.net", "keyVaultDns": "vault.azure.net",
+                             "sqlServerHostname": "database.windows.net",
+                             "acrLoginServer": "azurecr.io"}}
+
     def _kube(self, path, bearer, rec):
+        if [p for p in path.split("/") if p] == ["arm", "metadata", "endpoints"]:
+            return 200, self._arm_metadata()
         with self._lock:
             user = self._access.get(bearer, (None, 0))
             ok = bearer is not None and user[1] + self._settings["api_expiry_leeway"] > rec["t"]

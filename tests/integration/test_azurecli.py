@@ -62,7 +62,7 @@ class AzureCliBase:
 
     def profile(self, az, **keys):
         p = {"auth": "azurecli", "tenant": None, "authority_host": "https://login.microsoftonline.com",
-             "server_id": SERVER_ID, "azure_config_dir": az.config_dir}
+             "server_id": SERVER_ID, "azure_config_dir": az.config_dir, "az_command": self.AZ}
         p.update(keys)
         return p
 
@@ -72,7 +72,9 @@ class AzureCliBase:
         with Env() as env:
             idp, az = self.world(env)
             write_kubeconfig(env, idp)
-            e = env.daemon_environment(az.environ())
+            # The az under test is the one on PATH (init's profile names no az_command).
+            path = os.path.dirname(self.AZ) + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+            e = env.daemon_environment(az.environ() | {"PATH": path})
             del e["AZURE_CONFIG_DIR"]   # init's profile names none: the daemon's $AZURE_CONFIG_DIR
             p = subprocess.run([harness.TOKENCTL, "init", "--config", env.config_path], capture_output=True,
                                text=True, timeout=60, env=e)
@@ -87,7 +89,7 @@ class AzureCliBase:
             self.assertEqual(check.returncode, 0, check.stderr)
             self.assertIn("azurecli", check.stdout)
 
-            d = env.start_daemon(env=az.environ() | {"AZURE_CONFIG_DIR": az.config_dir})
+            d = env.start_daemon(env=az.environ() | {"PATH": path})
             token_file = os.path.join(env.home, ".kube", "oauthToken")
             out_kubeconfig = os.path.join(env.home, ".kube", "aksspark-default.yaml")
             seen = []
