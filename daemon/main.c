@@ -15,6 +15,7 @@
 
 #include "base/json-wipe.h"
 #include "base/log.h"
+#include "idp/azurecli.h"
 #include "idp/credfile.h"
 #include "loop/worker.h"
 #include "manager.h"
@@ -150,7 +151,8 @@ static int run(const Arguments *args) {
                 /* The credential files are the one part of a configuration that needs I/O to
                  * judge: readable only by their owner, and a certificate that parses. */
                 for (size_t i = 0; i < config->n_profiles; i++)
-                        if (credfile_check_profile(config->profiles[i], &problems) < 0) {
+                        if (credfile_check_profile(config->profiles[i], &problems) < 0 ||
+                            azurecli_check_profile(config->profiles[i], &problems) < 0) {
                                 fprintf(stderr, "aksspark-tokend: out of memory\n");
                                 return EXIT_FAILURE;
                         }

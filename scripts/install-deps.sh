@@ -63,3 +63,5 @@ fi
 
 # kubelogin, MSAL Python and azure-identity, pinned, under /var/cache/aksspark-tokend-peers.
 "$(dirname "$0")/install-peers-kubelogin.sh"
+# The Azure CLIs of the azurecli tests (Debian's and a pinned one from PyPI).
+"$(dirname "$0")/install-peers-az.sh"

@@ -37,7 +37,7 @@ int profile_check_result(Profile *p, usec_t min_valid) {
         usec_t now = profile_now(p, CLOCK_REALTIME);
 
         if (!profile_token_valid_at(p, now) || profile_token_time_left(p, now) < min_valid) {
-                if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
+                if (p->needs_login || (!profile_unattended(p) && !p->refresh_token))
                         return -ENOKEY;
                 if (p->config_error)
                         return -EBADR;

@@ -7,6 +7,7 @@
 #include "base/jwt.h"
 #include "base/log.h"
 #include "idp/aad.h"
+#include "idp/azurecli.h"
 #include "idp/credential.h"
 #include "idp/login-browser.h"
 #include "idp/login-device.h"
@@ -66,6 +67,8 @@ struct Profile {
 
         Credential *credential; /* unattended kinds: a request for a token under way */
         CredentialCallbacks credential_callbacks;
+        AzureCli *azurecli; /* auth = azurecli: az asked for a token */
+        AzureCliCallbacks azurecli_callbacks;
 
         LoginDevice *login; /* a sign-in under way: device code, */
         LoginDeviceCallbacks login_callbacks;

@@ -44,11 +44,11 @@ AuthKind profile_auth(const Profile *p) {
 }
 
 ProfileState profile_state(const Profile *p) {
-        if (p->refresh || p->credential)
+        if (p->refresh || p->credential || p->azurecli)
                 return PROFILE_REFRESHING;
         if (p->config_error)
                 return PROFILE_ERROR;
-        if (!profile_unattended(p) && (p->needs_login || !p->refresh_token))
+        if (p->needs_login || (!profile_unattended(p) && !p->refresh_token))
                 return PROFILE_LOGIN_REQUIRED;
         if (profile_token_valid_at(p, profile_now(p, CLOCK_REALTIME)))
                 return PROFILE_VALID;

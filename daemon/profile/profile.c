@@ -467,14 +467,44 @@ static void on_credential_done(int result, AadToken *t, usec_t sent, usec_t retr
         profile_changed(p);
 }
 
+/* auth = azurecli: az's own sign-in lapsed. The token is az's to renew: ask again now and then,
+ * so a person's `az login` is picked up without a word to the daemon. */
+static void on_azurecli_done(int result, AadToken *t, usec_t sent, const char *error, void *userdata) {
+        Profile *p = userdata;
+
+        p->azurecli = azurecli_free(p->azurecli);
+        if (result == -ENOKEY) {
+                bool was = p->needs_login;
+
+                p->refreshes[REFRESH_LOGIN_REQUIRED]++;
+                p->needs_login = true;
+                profile_set_last_error(p, "%s", error ?: "az login needed");
+                profile_refresh_schedule_at(p, profile_now(p, CLOCK_REALTIME) + REJECTED_RETRY);
+                if (!was) {
+                        log_warning("Profile %s: the Azure CLI needs a person to sign in again (%s): run az login.",
+                                    p->name, p->last_error);
+                        profile_notify_person(p, "login_required", p->last_error);
+                }
+                profile_finish_refresh(p, result);
+                profile_changed(p);
+                return;
+        }
+        on_credential_done(result, t, sent, 0, error, p);
+}
+
 static void credential_start(Profile *p) {
         int r;
 
-        if (p->credential)
+        if (p->credential || p->azurecli)
                 return;
         profile_timer_disarm(p->refresh_timer);
-        p->credential_callbacks = (CredentialCallbacks) { .on_done = on_credential_done, .userdata = p };
-        r = credential_acquire(&p->ctx->sources, p->cfg, p->name, &p->credential_callbacks, &p->credential);
+        if (p->cfg->auth == AUTH_AZURECLI) {
+                p->azurecli_callbacks = (AzureCliCallbacks) { .on_done = on_azurecli_done, .userdata = p };
+                r = azurecli_acquire(&p->ctx->sources, p->cfg, p->name, &p->azurecli_callbacks, &p->azurecli);
+        } else {
+                p->credential_callbacks = (CredentialCallbacks) { .on_done = on_credential_done, .userdata = p };
+                r = credential_acquire(&p->ctx->sources, p->cfg, p->name, &p->credential_callbacks, &p->credential);
+        }
         if (r < 0) {
                 p->refreshes[REFRESH_TRANSIENT]++;
                 profile_set_last_error(p, "cannot ask for a token: %s", strerror(-r));
@@ -850,6 +880,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                 p->config_error = false;
                 if (foreign || !p->access_token) {
                         p->credential = credential_free(p->credential);
+                        p->azurecli = azurecli_free(p->azurecli);
                         profile_refresh_cancel(p);
                         token_forget(p);
                         p->attempt = 0;
@@ -857,7 +888,7 @@ void profile_reconfigure(Profile *p, const ProfileConfig *cfg, Outputs *o) {
                         profile_refresh_start(p);
                 } else {
                         outputs_write(p);
-                        if (!p->credential)
+                        if (!p->credential && !p->azurecli)
                                 refresh_arm_next(p);
                 }
         } else if (foreign) {
@@ -883,6 +914,7 @@ Profile *profile_free(Profile *p) {
 
         profile_refresh_cancel(p);
         p->credential = credential_free(p->credential);
+        p->azurecli = azurecli_free(p->azurecli);
         p->login = login_device_free(p->login);
         p->browser = login_browser_free(p->browser);
         for (ProfileWaiter *w = p->waiters.waiters; w; w = w->waiters_next) {

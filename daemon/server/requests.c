@@ -40,11 +40,18 @@ static void answer_profile_error(Connection *c, Profile *p, int r, bool login) {
         ErrorCode e = error_code_from_errno(r);
 
         /* Not for -ECANCELED: a profile being freed may no longer have its configuration. */
-        if (r == -EKEYREJECTED || r == -EIO || r == -EBADR)
+        if (r == -EKEYREJECTED || r == -EIO || r == -EBADR || r == -ENOKEY)
                 last_error = snapshot_last_error(p);
 
         switch (r) {
         case -ENOKEY:
+                if (profile_auth(p) == AUTH_AZURECLI) {
+                        connection_answer_errorf(c, e,
+                                                 "profile %s: the Azure CLI needs a person to sign in again "
+                                                 "(%s): run 'az login'",
+                                                 name, last_error ?: "az login needed");
+                        return;
+                }
                 connection_answer_errorf(c, e, "profile %s needs a sign-in: run 'aksspark-tokenctl --profile %s login'",
                                          name, name);
                 return;
@@ -385,6 +392,14 @@ void requests_handle_line(Connection *c, const char *line, size_t len, void *use
 
         if ((req.op == OP_LOGIN || req.op == OP_LOGOUT) && auth_kind_is_unattended(profile_auth(p))) {
                 _cleanup_free_ char *m = NULL;
+                if (profile_auth(p) == AUTH_AZURECLI) {
+                        connection_answer_errorf(c, ERR_BAD_REQUEST,
+                                                 "profile %s uses auth = azurecli: the sign-in is the Azure CLI's; "
+                                                 "run 'az login' (with the profile's AZURE_CONFIG_DIR), and the daemon "
+                                                 "picks it up at the next refresh or check",
+                                                 profile_name(p));
+                        return;
+                }
                 if (asprintf(
                             &m,
                             "profile %s uses auth = %s: there is no person to sign in or out, its tokens come from the credential",

@@ -37,6 +37,9 @@ static int profile_key_auth(ProfileKey k) {
                 return AUTH_MANAGED_IDENTITY;
         case PROFILE_FEDERATED_TOKEN_FILE:
                 return AUTH_WORKLOAD_IDENTITY;
+        case PROFILE_AZURE_CONFIG_DIR:
+        case PROFILE_AZ_COMMAND:
+                return AUTH_AZURECLI;
         default:
                 return -1;
         }
@@ -252,6 +255,8 @@ ProfileConfig *config_profile_free(ProfileConfig *pc) {
         secret_free(pc->identity_header);
         free(pc->arc_key_dir);
         free(pc->federated_token_file);
+        free(pc->azure_config_dir);
+        free(pc->az_command);
         free(pc);
         return NULL;
 }
@@ -454,12 +459,31 @@ static void build_identity(Parser *p, const RawProfile *rp, ProfileConfig *pc) {
                         (void) setting_path(p, &d, "AZURE_FEDERATED_TOKEN_FILE", false, &pc->federated_token_file);
                 }
                 break;
+        case AUTH_AZURECLI:
+                s = &rp->settings[PROFILE_AZURE_CONFIG_DIR];
+                if (s->value)
+                        (void) setting_path(p, s, "azure_config_dir", false, &pc->azure_config_dir);
+                else if (env->azure_config_dir) {
+                        const Setting d = { .value = (char *) env->azure_config_dir, .line = rp->line };
+                        (void) setting_path(p, &d, "AZURE_CONFIG_DIR", false, &pc->azure_config_dir);
+                }
+                s = &rp->settings[PROFILE_AZ_COMMAND];
+                if (s->value && (!*s->value || !config_is_visible_ascii(s->value)))
+                        config_problem(p, s->line, "az_command '%s' is not a program name or path", s->value);
+                else if (s->value && strchr(s->value, '/'))
+                        (void) setting_path(p, s, "az_command", false, &pc->az_command);
+                else
+                        (void) config_strdup_to(p, s->value ?: "az", &pc->az_command);
+                s = &rp->settings[PROFILE_CLIENT_ID];
+                if (s->value)
+                        config_problem(p, s->line, "client_id does not apply to auth = azurecli: az uses its own");
+                break;
         default:
                 break;
         }
 
         /* client_id: the app itself for a service principal; never the AKS public client. */
-        if (auth_kind_is_unattended(pc->auth) && pc->auth != AUTH_MANAGED_IDENTITY &&
+        if (auth_kind_is_unattended(pc->auth) && pc->auth != AUTH_MANAGED_IDENTITY && pc->auth != AUTH_AZURECLI &&
             !rp->settings[PROFILE_CLIENT_ID].value) {
                 v = pc->auth == AUTH_WORKLOAD_IDENTITY ? env->azure_client_id : NULL;
                 free(pc->client_id);
@@ -495,7 +519,7 @@ ProfileConfig *config_build_profile(Parser *p, const RawProfile *rp, bool defaul
                 if (k < 0)
                         config_problem(
                                 p, s->line,
-                                "auth '%s' is not one of device_code, browser, client_secret, client_certificate, managed_identity, workload_identity",
+                                "auth '%s' is not one of device_code, browser, client_secret, client_certificate, managed_identity, workload_identity, azurecli",
                                 s->value);
                 else
                         pc->auth = k;
@@ -511,6 +535,9 @@ ProfileConfig *config_build_profile(Parser *p, const RawProfile *rp, bool defaul
         } else if (!s->value && pc->auth == AUTH_MANAGED_IDENTITY)
                 /* The host's identity belongs to its tenant: nothing to name, nothing sent. */
                 (void) config_strdup_to(p, "(managed identity)", &pc->tenant);
+        else if (!s->value && pc->auth == AUTH_AZURECLI)
+                /* az's own sign-in names the tenant; --tenant only when one is written. */
+                ;
         else if (!s->value && pc->auth == AUTH_WORKLOAD_IDENTITY)
                 /* In the pod the webhook sets AZURE_TENANT_ID; a configuration written elsewhere
                  * (init) is still valid, and the profile says what is missing when it runs. */

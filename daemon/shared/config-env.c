@@ -129,6 +129,7 @@ int config_env_from_process(ConfigEnv *env, char **ret_home_owner) {
                 .imds_endpoint = getenv_nonempty("IMDS_ENDPOINT"),
                 /* Only the tests move Arc's key directory (they cannot write /var/opt). */
                 .arc_key_dir = getenv_nonempty("AKSSPARK_TEST_ARC_KEY_DIR"),
+                .azure_config_dir = getenv_nonempty("AZURE_CONFIG_DIR"),
                 .refresh_floor = refresh_floor_from_env(),
                 .lookup = process_lookup,
         };

@@ -32,12 +32,18 @@ const char *const config_profile_keys[_PROFILE_KEY_MAX] = {
         [PROFILE_MANAGED_IDENTITY_RESOURCE_ID] = "managed_identity_resource_id",
         [PROFILE_IMDS_ENDPOINT] = "imds_endpoint",
         [PROFILE_FEDERATED_TOKEN_FILE] = "federated_token_file",
+        [PROFILE_AZURE_CONFIG_DIR] = "azure_config_dir",
+        [PROFILE_AZ_COMMAND] = "az_command",
 };
 
 static const char *const auth_kind_table[_AUTH_KIND_MAX] = {
-        [AUTH_DEVICE_CODE] = "device_code",           [AUTH_BROWSER] = "browser",
-        [AUTH_CLIENT_SECRET] = "client_secret",       [AUTH_CLIENT_CERTIFICATE] = "client_certificate",
-        [AUTH_MANAGED_IDENTITY] = "managed_identity", [AUTH_WORKLOAD_IDENTITY] = "workload_identity",
+        [AUTH_DEVICE_CODE] = "device_code",
+        [AUTH_BROWSER] = "browser",
+        [AUTH_CLIENT_SECRET] = "client_secret",
+        [AUTH_CLIENT_CERTIFICATE] = "client_certificate",
+        [AUTH_MANAGED_IDENTITY] = "managed_identity",
+        [AUTH_WORKLOAD_IDENTITY] = "workload_identity",
+        [AUTH_AZURECLI] = "azurecli",
 };
 
 const char *auth_kind_to_string(AuthKind k) {
@@ -71,7 +77,7 @@ StateProtection state_protection_from_string(const char *s) {
 
 bool auth_kind_is_unattended(AuthKind k) {
         return k == AUTH_CLIENT_SECRET || k == AUTH_CLIENT_CERTIFICATE || k == AUTH_MANAGED_IDENTITY ||
-               k == AUTH_WORKLOAD_IDENTITY;
+               k == AUTH_WORKLOAD_IDENTITY || k == AUTH_AZURECLI;
 }
 
 void config_problem(Parser *p, unsigned line, const char *format, ...) {

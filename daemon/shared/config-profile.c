@@ -96,6 +96,9 @@ char *profile_config_summary(const ProfileConfig *p) {
                              : p->msi_kind == MSI_ARC       ? "Azure Arc"
                                                             : p->msi_endpoint,
                              files);
+        else if (p->auth == AUTH_AZURECLI)
+                r = asprintf(&s, "profile %s: azurecli with %s (az's state in %s), tenant %s, %s", p->name,
+                             p->az_command, p->azure_config_dir ?: "~/.azure", p->tenant ?: "(az's own)", files);
         else if (p->auth != AUTH_DEVICE_CODE)
                 r = asprintf(&s, "profile %s: %s as %s, tenant %s via %s, %s", p->name, auth_kind_to_string(p->auth),
                              p->client_id ?: "$AZURE_CLIENT_ID", p->tenant ?: "$AZURE_TENANT_ID", p->authority_host,

@@ -37,10 +37,9 @@ int configgen_auth(const char *login, bool certificate, const char **ret_auth, c
                 const char *login;
                 const char *auth;
         } map[] = {
-                { "devicecode", "device_code" },
-                { "interactive", "browser" },
-                { "msi", "managed_identity" },
-                { "workloadidentity", "workload_identity" },
+                { "devicecode", "device_code" }, { "interactive", "browser" },
+                { "msi", "managed_identity" },   { "workloadidentity", "workload_identity" },
+                { "azurecli", "azurecli" },
         };
 
         if (!login) {
@@ -56,15 +55,12 @@ int configgen_auth(const char *login, bool certificate, const char **ret_auth, c
                         *ret_auth = map[i].auth;
                         return 0;
                 }
-        if (strcasecmp(login, "azurecli") == 0)
-                *reterr_why =
-                        "kubelogin --login azurecli borrows the Azure CLI's sign-in, which the daemon has no "
-                        "match for; convert it with `kubelogin convert-kubeconfig -l devicecode` and run init again";
-        else if (strcasecmp(login, "ropc") == 0)
+        if (strcasecmp(login, "ropc") == 0)
                 *reterr_why = "kubelogin --login ropc (user name and password) has no match in the daemon; convert it "
                               "with `kubelogin convert-kubeconfig -l devicecode` and run init again";
         else
-                *reterr_why = "kubelogin's --login is none of devicecode, interactive, spn, msi, workloadidentity";
+                *reterr_why =
+                        "kubelogin's --login is none of devicecode, interactive, spn, msi, workloadidentity, azurecli";
         return -EOPNOTSUPP;
 }
 
@@ -184,6 +180,7 @@ static const char *auth_missing_key(const char *auth, configgen_key_known_fn kno
         } needs[] = {
                 { "client_secret", "client_secret_file" },
                 { "client_certificate", "client_certificate" },
+                { "azurecli", "az_command" },
         };
 
         if (strcmp(auth, "device_code") == 0)
@@ -213,7 +210,9 @@ static int profile_section(const KubeconfigContext *c, const char *name, const c
                            char **ret_section, char **ret_note, const char **ret_why) {
         _cleanup_free_ char *text = NULL, *note = NULL;
         const char *authority = configgen_authority_host(c->environment);
-        bool unattended = strcmp(auth, "managed_identity") == 0 || strcmp(auth, "workload_identity") == 0;
+        /* No tenant needed: the host's, the pod's, or the one az signed in to. */
+        bool unattended = strcmp(auth, "managed_identity") == 0 || strcmp(auth, "workload_identity") == 0 ||
+                          strcmp(auth, "azurecli") == 0;
         Section s = {};
         int r;
 
@@ -251,7 +250,7 @@ static int profile_section(const KubeconfigContext *c, const char *name, const c
                 if (c->client_id && strcmp(c->client_id, AKS_DEFAULT_CLIENT_ID) != 0 &&
                     o->key_known("managed_identity_client_id"))
                         key_line(&s, "managed_identity_client_id", c->client_id);
-        } else if (c->client_id)
+        } else if (c->client_id && strcmp(auth, "azurecli") != 0) /* az signs in as its own client */
                 key_line(&s, "client_id", c->client_id);
         if (c->server_id)
                 key_line(&s, "server_id", c->server_id);

@@ -41,6 +41,9 @@ static void help(void) {
                "                           once): prints the device code, or the URL to open\n"
                "  check [--min-valid DUR]  succeed if the token stays valid DUR (default 5m) and every\n"
                "                           output is written; refresh first if needed\n"
+               "  run [--min-valid DUR] -- COMMAND [ARG...]\n"
+               "                           check (default 15m), then run COMMAND with KUBECONFIG and\n"
+               "                           AKSSPARK_TOKEN_FILE set to the profile's outputs\n"
                "  exec-credential [--api-version V]\n"
                "                           print a Kubernetes ExecCredential (a kubeconfig exec plugin)\n"
                "  logout                   make the daemon forget the refresh token\n"
@@ -61,7 +64,7 @@ static void help(void) {
                "  -p, --profile NAME   the profile (default: 'default', or the only one)\n"
                "  --json               print the daemon's answer as it came (status, profiles,\n"
                "                       refresh, check, logout, reload, metrics)\n"
-               "  --min-valid DUR      for check: 90s, 15m, 1h (default 5m)\n"
+               "  --min-valid DUR      for check and run: 90s, 15m, 1h (default 5m; run: 15m)\n"
                "  -c, --config PATH    for init and doctor (default ~/.config/aksspark-tokend/config.ini)\n"
                "  --api-version V      for exec-credential: client.authentication.k8s.io/v1 or\n"
                "                       .../v1beta1 (default: KUBERNETES_EXEC_INFO's, else v1beta1)\n"
@@ -449,6 +452,10 @@ static int cmd_doctor(const TokenctlOptions *o) {
         return tokenctl_doctor(&setup);
 }
 
+static int cmd_run(const TokenctlOptions *o) {
+        return tokenctl_run(o, o->run_command);
+}
+
 static const Command commands[] = {
         { "status", cmd_status, true, false },   { "token", tokenctl_token, false, false },
         { "refresh", cmd_refresh, true, false }, { "login", cmd_login, false, false },
@@ -456,6 +463,7 @@ static const Command commands[] = {
         { "logout", cmd_logout, true, false },   { "profiles", cmd_profiles, true, false },
         { "reload", cmd_reload, true, false },   { "init", cmd_init, false, false },
         { "doctor", cmd_doctor, false, false },  { "metrics", cmd_metrics, true, false },
+        { "run", cmd_run, false, true },
 };
 
 int main(int argc, char *argv[]) {
@@ -562,7 +570,11 @@ int main(int argc, char *argv[]) {
 
         if (optind >= argc)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "no command given. Try 'aksspark-tokenctl --help'.");
-        if (argc - optind > 1)
+        if (strcmp(argv[optind], "run") == 0) {
+                o.run_command = argv + optind + 1;
+                if (!min_valid_given)
+                        o.min_valid = TOKENCTL_RUN_MIN_VALID;
+        } else if (argc - optind > 1)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE,
                                      "one command at a time ('%s' is extra). Try 'aksspark-tokenctl --help'.",
                                      argv[optind + 1]);
@@ -577,7 +589,7 @@ int main(int argc, char *argv[]) {
         if (o.login_method && command->run != cmd_login)
                 return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--browser and --device-code apply to login only.");
         if (min_valid_given && !command->min_valid)
-                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check only.");
+                return tokenctl_fail(TOKENCTL_EXIT_USAGE, "--min-valid applies to check and run only.");
         if (init_given && command->run != cmd_init &&
             (command->run != cmd_doctor || !tokenctl_setup_only_config(&o.setup)))
                 return tokenctl_fail(

@@ -48,6 +48,7 @@ typedef struct TokenctlOptions {
         const char *login_method;   /* --browser/--device-code (login): "browser", "device_code", NULL */
         bool metrics_all;           /* metrics --all */
         const char *metrics_output; /* metrics --all --output PATH; NULL: standard output */
+        char **run_command;         /* run: what follows "--" */
         TokenctlSetupArgs setup;    /* --config, --kubeconfig, --context, --force (init, doctor) */
 } TokenctlOptions;
 
@@ -59,3 +60,9 @@ int tokenctl_exec_credential(const TokenctlOptions *o);
  * (mode 0644). Root only. */
 #define TOKENCTL_INSTANCE_DIR "/run/aksspark-tokend"
 int tokenctl_metrics_all(const char *dir, const char *output);
+
+/* run (tokenctl-run.c): check with min_valid, then execvp(command) with KUBECONFIG and
+ * AKSSPARK_TOKEN_FILE set; returns only on failure, with check's exit status (126/127 when the
+ * command cannot be started). */
+#define TOKENCTL_RUN_MIN_VALID (15 * USEC_PER_MINUTE)
+int tokenctl_run(const TokenctlOptions *o, char *const *command);

@@ -26,6 +26,7 @@ typedef enum AuthKind {
         AUTH_CLIENT_CERTIFICATE,
         AUTH_MANAGED_IDENTITY,
         AUTH_WORKLOAD_IDENTITY,
+        AUTH_AZURECLI, /* the person's own `az login`: az hands out each token */
         _AUTH_KIND_MAX,
         _AUTH_KIND_INVALID = -1,
 } AuthKind;
@@ -85,6 +86,8 @@ typedef struct ProfileConfig {
         Secret *identity_header;    /* App Service's IDENTITY_HEADER, else NULL */
         char *arc_key_dir;          /* Arc: where its challenge files must be */
         char *federated_token_file; /* expanded */
+        char *azure_config_dir;     /* azurecli: expanded; NULL = az's own default */
+        char *az_command;           /* azurecli: as written ("az" by default); resolved on PATH at start */
 } ProfileConfig;
 
 typedef struct Config {
@@ -122,6 +125,7 @@ typedef struct ConfigEnv {
         const char *identity_header;   /* App Service */
         const char *imds_endpoint;     /* Arc */
         const char *arc_key_dir;       /* Arc's key files; NULL: /var/opt/azcmagent/tokens (tests move it) */
+        const char *azure_config_dir;  /* $AZURE_CONFIG_DIR: az's state (azurecli) */
         /* Scheduled refreshes at least this far apart: CONFIG_REFRESH_FLOOR, or the test aid
          * $AKSSPARK_TEST_REFRESH_FLOOR_SEC (0..3600 s; anything else is ignored). */
         usec_t refresh_floor;

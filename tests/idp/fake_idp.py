@@ -151,7 +151,10 @@ def make_tls_files(directory, host="127.0.0.1"):
                     "extendedKeyUsage=serverAuth\n"
                     "subjectKeyIdentifier=hash\n"
                     "authorityKeyIdentifier=keyid,issuer\n"
-                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost%s\n"
+                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,"
+                    # MSAL (inside az) asks this host for instance discovery, whatever the
+                    # cloud; AzureCliProxy sends it here.
+                    "DNS:login.microsoftonline.com%s\n"
                     % ("" if host in ("127.0.0.1", "::1", "localhost", "") else ",IP:" + host))
         run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.pem", "-days", "825", "-extfile", "ext.cnf")
@@ -1156,7 +1159,36 @@ class FakeIdp:
             "cloud_instance_name": "microsoftonline.com",
         }
 
+    def _instance_discovery(self, query):
+        """MSAL's instance discovery (GET /common/discovery/instance?authorization_endpoint=
+        https://HOST/TENANT/oauth2/v2.0/authorize): where that tenant's metadata is, here."""
+        q = urllib.parse.parse_qs(query)
+        endpoint = urllib.parse.urlsplit((q.get("authorization_endpoint") or [""])[0])
+        tenant = ([p for p in endpoint.path.split("/") if p] or ["common"])[0]
+        return {"tenant_discovery_endpoint":
+                "%s/%s/v2.0/.well-known/openid-configuration" % (self.url, tenant),
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": endpoint.hostname or "127.0.0.1",
+                              "preferred_cache": endpoint.hostname or "127.0.0.1",
+                              "aliases": [endpoint.hostname or "127.0.0.1"]}]}
+
+    def _arm_metadata(self):
+        """ARM's cloud metadata (GET {resourceManager}/metadata/endpoints), which a current
+        `az cloud register --endpoint-resource-manager` reads: this provider as the cloud."""
+        return {"name": "AksSparkTest", "portal": self.url + "/portal",
+                "authentication": {"loginEndpoint": self.url,
+                                   "audiences": ["https://management.core.windows.net/",
+                                                 "https://management.azure.com/"],
+                                   "tenant": "common", "identityProvider": "AAD"},
+                "resourceManager": self.url + "/arm/", "graphAudience": "https://graph.windows.net/",
+                "graph": self.url + "/graph/", "microsoftGraphResourceId": "https://graph.microsoft.com/",
+                "suffixes": {"storage": "core.windows.net", "keyVaultDns": "vault.azure.net",
+                             "sqlServerHostname": "database.windows.net",
+                             "acrLoginServer": "azurecr.io"}}
+
     def _kube(self, path, bearer, rec):
+        if [p for p in path.split("/") if p] == ["arm", "metadata", "endpoints"]:
+            return 200, self._arm_metadata()
         with self._lock:
             user = self._access.get(bearer, (None, 0))
             ok = bearer is not None and user[1] + self._settings["api_expiry_leeway"] > rec["t"]
@@ -1171,6 +1203,12 @@ class FakeIdp:
         parts = [p for p in path.split("/") if p]
         if path == "/oidc/userinfo":
             return 200, {"sub": user[0], "name": user[0], "preferred_username": user[0]}
+        if parts[:1] == ["arm"]:
+            # Azure Resource Manager, as far as `az login --allow-no-subscriptions` asks it.
+            if parts[1:2] == ["tenants"]:
+                return 200, {"value": [{"id": "/tenants/" + DEFAULT_TENANT_ID,
+                                        "tenantId": DEFAULT_TENANT_ID, "tenantCategory": "Home"}]}
+            return 200, {"value": []}
         if parts == ["version"]:
             return 200, {"major": "1", "minor": "28", "gitVersion": "v1.28.0",
                          "gitCommit": "0" * 40, "gitTreeState": "clean",
@@ -1421,9 +1459,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             endpoint = "authorize"
         elif not post and (parts[1:] in (["v2.0", ".well-known", "openid-configuration"],
                                          [".well-known", "openid-configuration"],
-                                         ["discovery", "v2.0", "keys"])):
+                                         ["discovery", "v2.0", "keys"],
+                                         ["discovery", "instance"])):
             endpoint = "openid"
-        elif not post and (parts[:1] in (["api"], ["apis"], ["version"]) or
+        elif not post and (parts[:1] in (["api"], ["apis"], ["version"], ["arm"]) or
                            path == "/oidc/userinfo"):
             endpoint = "api"
         else:
@@ -1459,8 +1498,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                         "to make sure you have the correct tenant ID and are "
                                         "signing into the correct cloud." % tenant, crid)
         elif endpoint == "openid":
-            status, answer = 200, (idp._discovery(tenant) if parts[-1] != "keys"
-                                   else {"keys": []})
+            if parts[-1] == "instance":
+                status, answer = 200, idp._instance_discovery(query)
+            else:
+                status, answer = 200, (idp._discovery(tenant) if parts[-1] != "keys"
+                                       else {"keys": []})
         else:
             ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
             form = self._form(body)
@@ -1521,6 +1563,85 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(400, {"ok": False, "error": str(e)})
         answer["ok"] = True
         self._send(200, answer)
+
+
+class AzureCliProxy:
+    """An HTTP CONNECT proxy on loopback that takes every tunnel to the identity provider,
+    whatever host was asked: MSAL inside az asks login.microsoftonline.com for instance
+    discovery even in a registered cloud. Give az HTTPS_PROXY=proxy.url (and NO_PROXY for
+    127.0.0.1); the provider's certificate names login.microsoftonline.com too."""
+
+    def __init__(self, idp):
+        self.idp = idp
+        self.url = None
+        self.asked = []   # the host:port of every CONNECT
+        self._sock = None
+        self._thread = None
+
+    def start(self):
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._sock:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, conn):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return conn.close()
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(line) < 2 or line[0] != "CONNECT":
+                conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return conn.close()
+            self.asked.append(line[1])
+            up = socket.create_connection(("127.0.0.1", self.idp.port), timeout=30)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        except OSError:
+            return conn.close()
+
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        t = threading.Thread(target=pump, args=(up, conn), daemon=True)
+        t.start()
+        pump(conn, up)
+        t.join(60)
+        conn.close()
+        up.close()
 
 
 class FakeManagedIdentity:

@@ -205,12 +205,13 @@ class InitTest(unittest.TestCase):
         profiles = profiles_of(self.written())
         self.check_config()
         self.assertEqual(profiles["default"]["tenant"], "0e1f2a3b-4c5d-4e6f-9a7b-9c0d1e2f3a4b")  # --flag=value, -t
-        self.assertRegex(p.stdout, r"skipped context aks-azurecli: .*Azure CLI")
         self.assertRegex(p.stdout, r"skipped context aks-ropc: .*ropc")
         if self.daemon_knows("auth", "device_code"):
             self.assertEqual(profiles["aks-interactive"]["auth"], "browser")
             self.assertEqual(profiles["aks-msi"]["auth"], "managed_identity")
             self.assertEqual(profiles["aks-workload"]["auth"], "workload_identity")
+            self.assertEqual(profiles["aks-azurecli"]["auth"], "azurecli")
+            self.assertNotIn("tenant", profiles["aks-azurecli"])
         else:
             # This daemon reads no auth key: such contexts are skipped, and the reason says so.
             self.assertEqual(list(profiles), ["default"])

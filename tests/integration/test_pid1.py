@@ -601,19 +601,19 @@ class Pid1Test(unittest.TestCase):
             self.must("cp", NIGHTLY + "." + ext, "/etc/systemd/system/spark-nightly." + ext)
         # As alice, with a job that leaves a mark instead of spark-submit; the timer soon.
         self.sys.write("/etc/systemd/system/spark-nightly.service.d/50-test.conf",
-                       "[Service]\nUser=alice\nExecStart=\nExecStart=/bin/sh -c 'echo ran >> \"$$HOME/job-ran\"'\n")
+                       "[Service]\nUser=alice\nExecStart=\nExecStart=/usr/bin/aksspark-tokenctl run --min-valid 15m "
+                       "-- /bin/sh -c 'echo ran >> \"$$HOME/job-ran\"'\n")
         self.sys.write("/etc/systemd/system/spark-nightly.timer.d/50-test.conf",
                        "[Timer]\nOnCalendar=\nOnActiveSec=1s\nRandomizedDelaySec=0\nPersistent=false\n")
         self.must("systemctl", "daemon-reload")
 
         def fired(n):
-            s = self.sys.show("spark-nightly.service", "NRestarts", "Result", "ActiveState", "ExecStartPre",
+            s = self.sys.show("spark-nightly.service", "NRestarts", "Result", "ActiveState", "ExecMainStatus",
                               "InactiveEnterTimestampMonotonic")
             return s if int(s["InactiveEnterTimestampMonotonic"] or 0) > n and s["ActiveState"] != "activating" else None
 
-        def preflight(s):
-            m = re.search(r"status=(\d+)", s.get("ExecStartPre", ""))
-            return int(m.group(1)) if m else None
+        def preflight(s):   # aksspark-tokenctl run's exit status when it did not start the job
+            return int(s["ExecMainStatus"]) if s.get("ExecMainStatus", "").isdigit() else None
 
         try:
             self.must("systemctl", "start", "spark-nightly.timer")

@@ -341,7 +341,7 @@ class SystemdTest(unittest.TestCase):
                 text = read(path)
                 self.assertIn("ExecStart=%s/aksspark-tokend\n" % bindir, text)
                 self.assertNotIn("@bindir@", text)
-            self.assertIn("ExecStartPre=%s/aksspark-tokenctl check --min-valid 15m" % bindir,
+            self.assertIn("ExecStart=%s/aksspark-tokenctl run --min-valid 15m -- spark-submit" % bindir,
                           read(units["example"][0]))
 
             # systemd-analyze verify on every installed unit, with the installed man pages (the
@@ -547,12 +547,13 @@ class SystemdTest(unittest.TestCase):
         self.ensure_signed_in(u)
         marker = u.path("job-ran")
         u.write(".config/systemd/user/spark-nightly.service.d/50-test.conf",
-                "[Service]\nExecStart=\nExecStart=/bin/sh -c 'echo ran >> %h/job-ran'\n")
+                "[Service]\nExecStart=\nExecStart=%s/aksspark-tokenctl run --min-valid 15m -- "
+                "/bin/sh -c 'echo ran >> %%h/job-ran'\n" % BIN_DIR)
         u.systemctl("daemon-reload")
 
-        def preflight_status():
-            m = re.search(r"status=(\d+)", u.show("spark-nightly.service", "ExecStartPre")["ExecStartPre"])
-            return int(m.group(1)) if m else None
+        def preflight_status():   # run's own exit status when it did not start the job
+            s = u.show("spark-nightly.service", "ExecMainStatus")["ExecMainStatus"]
+            return int(s) if s.isdigit() else None
 
         p = u.systemctl("start", "spark-nightly.service")
         self.assertEqual(p.returncode, 0, p.stderr + u.manager_log()[-2000:])
