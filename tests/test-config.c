@@ -1163,6 +1163,17 @@ START_TEST(test_identity_includes_auth) {
         ck_assert(!profile_config_same_identity(m1->profiles[0], m2->profiles[0]));
         ck_assert(profile_config_same_identity(m2->profiles[0], m2->profiles[0]));
         config_free(a);
+        a = parse_ok("[profile default]\nauth = azurecli\n");
+        b = parse_ok("[profile default]\nauth = azurecli\nazure_config_dir = /home/alice/.azure-other\n");
+        c = parse_ok("[profile default]\nauth = azurecli\n");
+        /* az names no client: a reload of the same az profile is the same identity, another
+         * az sign-in (config dir) or another tenant is not. */
+        ck_assert(profile_config_same_identity(a->profiles[0], c->profiles[0]));
+        ck_assert(!profile_config_same_identity(a->profiles[0], b->profiles[0]));
+        config_free(b);
+        b = parse_ok("[profile default]\nauth = azurecli\ntenant = " TENANT "\n");
+        ck_assert(!profile_config_same_identity(a->profiles[0], b->profiles[0]));
+        config_free(a);
         config_free(b);
         config_free(c);
         config_free(m1);

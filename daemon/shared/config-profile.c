@@ -33,10 +33,16 @@ ProfileIdentity profile_config_identity(const ProfileConfig *p) {
                 .auth = auth_kind_to_string(p->auth),
                 .managed_identity = p->managed_identity_client_id   ?: p->managed_identity_object_id
                                     ?: p->managed_identity_resource_id,
+                .azure_config_dir = p->azure_config_dir,
         };
 }
 
 bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b) {
+        if (streq_ptr(a->auth, "azurecli") && streq_ptr(b->auth, "azurecli"))
+                return streq_ptr(a->tenant, b->tenant) && streq_ptr(a->client_id, b->client_id) &&
+                       streq_ptr(a->authority_host, b->authority_host) &&
+                       (!a->server_id || !b->server_id || streq(a->server_id, b->server_id)) &&
+                       streq_ptr(a->azure_config_dir, b->azure_config_dir);
         return a->tenant && b->tenant && a->client_id && b->client_id && a->authority_host && b->authority_host &&
                streq(a->tenant, b->tenant) && streq(a->client_id, b->client_id) &&
                streq(a->authority_host, b->authority_host) &&

@@ -169,11 +169,14 @@ typedef struct ProfileIdentity {
         const char *authority_host;
         const char *auth;             /* "device_code", ...; NULL: device_code (an older state file) */
         const char *managed_identity; /* the managed_identity_* selector; NULL: the system-assigned one */
+        const char *azure_config_dir; /* azurecli: whose az sign-in; NULL: az's own default */
 } ProfileIdentity;
 
 ProfileIdentity profile_config_identity(const ProfileConfig *p);
 /* The same identity: tenant, client and authority present and equal, the same way of signing
- * in, and the server the same where both sides know it. */
+ * in, and the server the same where both sides know it. azurecli names no client (az is its
+ * own) and perhaps no tenant: there both are equal when both are absent, and whose az sign-in
+ * (azure_config_dir) must be the same. */
 bool profile_identity_equal(const ProfileIdentity *a, const ProfileIdentity *b);
 /* Reload keeps a profile's sign-in only for the same identity. */
 bool profile_config_same_identity(const ProfileConfig *a, const ProfileConfig *b);

@@ -4,6 +4,7 @@ one from PyPI) signed in against the local identity provider: the daemon runs
 
 import json
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -181,6 +182,48 @@ class AzureCliBase:
                 self.assertFalse(os.path.exists("/proc/%d" % pid) and
                                  "Z" not in harness.read("/proc/%d/stat" % pid).split()[2])
             self.assertGreaterEqual(len(harness.read(count).split()), 2)
+
+
+    def test_reload_while_az_runs(self):
+        """A reload (SIGHUP, then the socket's) while az runs and then fails: what az's end is
+        told must not be read through the configuration the reload freed (under ASan a
+        use-after-free kills the daemon); the next run gives a token."""
+        with Env() as env:
+            idp, az = self.world(env)
+            hold, started = env.path("az-hold"), env.path("az-started")
+            wrapper = env.path("az-wrapper")
+            with open(wrapper, "w") as f:
+                f.write("#!/bin/sh\nif [ -e %s ]; then rm -f %s; touch %s; sleep 3; exit 3; fi\n"
+                        "exec %s \"$@\"\n" % (hold, hold, started, self.AZ))
+            os.chmod(wrapper, 0o755)
+            env.write_config({"default": self.profile(az, az_command=wrapper)})
+            d = env.start_daemon(env=az.environ())
+            harness.wait_until(lambda: d.status().get("state") == "valid", 60, "the first token")
+            for how in ("sighup", "socket"):
+                for path in (started,):
+                    if os.path.exists(path):
+                        os.unlink(path)
+                open(hold, "w").close()
+                refresh = subprocess.Popen([harness.TOKENCTL, "--socket", d.socket_path, "refresh"],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    harness.wait_until(lambda: os.path.exists(started), 20, "az held")
+                    if how == "sighup":
+                        reloads = d.log().count("Configuration reloaded")
+                        d.proc.send_signal(signal.SIGHUP)
+                        harness.wait_until(lambda: d.log().count("Configuration reloaded") > reloads, 10,
+                                           "the reload")
+                    else:
+                        self.assertTrue(d.request({"op": "reload"})["ok"])
+                    refresh.communicate(timeout=30)
+                except BaseException:
+                    refresh.kill()
+                    refresh.communicate()
+                    raise
+                self.assertIsNone(d.proc.poll(), "the daemon died:\n" + d.log()[-4000:])
+                self.assertIn("exited with status 3", d.log())
+                harness.wait_until(lambda: d.status().get("state") == "valid", 60, "a token after the retry")
+            self.assertNotIn("AddressSanitizer", d.log())
 
 
 class DebianAzureCliTest(AzureCliBase, unittest.TestCase):
