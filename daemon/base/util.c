@@ -500,3 +500,22 @@ int unhexchar(char c) {
                 return c - 'A' + 10;
         return -1;
 }
+
+int open_regular_nofollow(const char *path, struct stat *ret_st) {
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ELOOP ? -EBADMSG : -errno;
+        if (fstat(fd, ret_st) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        if (!S_ISREG(ret_st->st_mode)) {
+                close(fd);
+                return -EBADMSG;
+        }
+        return fd;
+}

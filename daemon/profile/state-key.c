@@ -42,13 +42,9 @@ int state_key_read_credential(const char *credentials_dir, uint8_t ret[SEAL_KEY_
                 return -ENOENT;
         if (asprintf(&path, "%s/state-key", credentials_dir) < 0)
                 return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        fd = open_regular_nofollow(path, &st);
         if (fd < 0)
-                return errno == ELOOP ? -EBADMSG : -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADMSG;
+                return fd;
 
         while (len < sizeof buf) {
                 ssize_t n = read(fd, buf + len, sizeof buf - len);

@@ -411,13 +411,9 @@ int store_load_sealed(const char *state_dir, const char *profile, const uint8_t 
                 return r;
 
         /* A symlink or FIFO planted here is not a state file we wrote: don't follow or block on it. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        fd = open_regular_nofollow(path, &st);
         if (fd < 0)
-                return errno == ELOOP ? -EBADMSG : -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADMSG;
+                return fd;
         if (st.st_size > STORE_FILE_MAX)
                 return -EBADMSG;
         /* The file holds a refresh token: a wider mode (someone's chmod, an old backup) is

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "base/macro.h"
@@ -46,6 +47,11 @@ int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
  * with O_NONBLOCK so a FIFO cannot hold the caller; a directory -EISDIR, a FIFO, device or
  * socket -EINVAL. */
 int read_regular_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* Open path for reading only when it is a regular file: a link at its last component is not
+ * followed and a FIFO cannot block (both -EBADMSG: not a file we wrote). Returns the fd, its
+ * stat in ret_st. */
+int open_regular_nofollow(const char *path, struct stat *ret_st);
 
 /* Secure random bits for jitter and ids. Never fails (falls back to a mix of clocks). */
 uint64_t random_u64(void);
