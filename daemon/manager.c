@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "loop/loop.h"
+#include "loop/worker.h"
 #include "manager.h"
 #include "outputs/metrics.h"
 #include "profile/schedule.h"
@@ -48,8 +49,18 @@ static size_t requests_list_profiles(void *userdata, Profile *const **ret) {
         return m->n_profiles;
 }
 
-static int requests_reload(void *userdata, ConfigErrors *reterr_errors) {
-        return manager_reload(userdata, reterr_errors);
+static int requests_reload(void *userdata, reload_done_fn done, void *done_userdata, void **ret_waiter) {
+        ReloadWaiter *w = NULL;
+        int r;
+
+        r = manager_request_reload(userdata, done, done_userdata, &w);
+        if (r >= 0)
+                *ret_waiter = w;
+        return r;
+}
+
+static void requests_reload_cancel(void *userdata, void *waiter) {
+        manager_cancel_reload(userdata, waiter);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -62,9 +73,12 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
+        int r;
 
         log_info("Received SIGHUP, reloading the configuration from %s.", m->config_path);
-        (void) manager_reload(m, NULL);
+        r = manager_request_reload(m, NULL, NULL, NULL);
+        if (r < 0)
+                log_error_errno(r, "Failed to start reading the configuration, keeping the running one: %m");
         return 0;
 }
 
@@ -161,6 +175,7 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
                 .find_profile = requests_find_profile,
                 .list_profiles = requests_list_profiles,
                 .reload = requests_reload,
+                .reload_cancel = requests_reload_cancel,
                 .metrics = manager_metrics_text,
                 .userdata = m,
         };
@@ -170,6 +185,20 @@ int manager_new(const char *config_path, Config *config, const ConfigEnv *env, c
         };
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+struct ReloadWaiter {
+        reload_done_fn done;
+        void *userdata;
+        ReloadWaiter *next;
+};
+
+static void reload_waiters_free(ReloadWaiter *w) {
+        while (w) {
+                ReloadWaiter *next = w->next;
+                free(w);
+                w = next;
+        }
 }
 
 static void manager_free_profiles(Manager *m) {
@@ -185,6 +214,10 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* The server first: its waiters are cancelled before the profiles answer them. */
         server_free(m->server);
+        /* A read still hanging is left to its thread; its result is dropped. */
+        worker_abandon(m->config_reader);
+        reload_waiters_free(m->reload_waiters);
+        reload_waiters_free(m->reload_queued_w);
         m->metrics_file = metrics_file_free(m->metrics_file);
         manager_free_profiles(m);
         http_client_free(m->http);
@@ -406,22 +439,21 @@ static void reload_plan_clear(ReloadPlan *plan) {
         *plan = (ReloadPlan) {};
 }
 
-/* Everything that can fail, with no effect on the running profiles; logs why it failed. */
-static int manager_reload_prepare(Manager *m, ReloadPlan *plan, ConfigErrors *reterr_errors) {
+/* Everything that can fail, with no effect on the running profiles; logs why it failed.
+ * read_result, text, len: what config_read() gave in the worker thread. */
+static int manager_reload_prepare(Manager *m, ReloadPlan *plan, int read_result, const char *text, size_t len,
+                                  ConfigErrors *ret_errors) {
         ConfigErrors errors = {};
         size_t n;
         int r;
 
-        r = config_load(m->config_path, &m->env, &plan->config, &errors);
+        r = config_load_text(m->config_path, read_result, text, len, &m->env, &plan->config, &errors);
         if (r < 0) {
                 log_error("The new configuration in %s has %zu problem%s; keeping the running one:", m->config_path,
                           errors.n, errors.n == 1 ? "" : "s");
                 for (size_t i = 0; i < errors.n; i++)
                         log_error("%s", errors.lines[i]);
-                if (reterr_errors)
-                        *reterr_errors = errors;
-                else
-                        config_errors_clear(&errors);
+                *ret_errors = errors;
                 return r;
         }
 
@@ -459,7 +491,7 @@ fail:
  * before any profile is freed or changed: their callbacks (answers to waiters, STATUS=) look at
  * the manager and must find it consistent. The old configuration lives until every profile has
  * let go of it. */
-static void manager_reload_commit(Manager *m, ReloadPlan *plan) {
+static void manager_commit_reload_plan(Manager *m, ReloadPlan *plan) {
         _cleanup_free_ Profile **removed = NULL;
         Config *old_config;
         size_t n = plan->n, n_removed;
@@ -499,16 +531,142 @@ static void manager_reload_commit(Manager *m, ReloadPlan *plan) {
         log_info("Configuration reloaded: %zu profile%s.", m->n_profiles, m->n_profiles == 1 ? "" : "s");
 }
 
-int manager_reload(Manager *m, ConfigErrors *reterr_errors) {
-        _cleanup_(reload_plan_clear) ReloadPlan plan = {};
+/* The configuration file's content, read off the loop. */
+typedef struct ConfigReadJob {
+        char *path;
+        char *text;
+        size_t len;
+        int result;
+} ConfigReadJob;
+
+static void config_read_job_run(void *job) {
+        ConfigReadJob *j = job;
+
+        j->result = config_read(j->path, &j->text, &j->len);
+}
+
+static void config_read_job_free(void *job) {
+        ConfigReadJob *j = job;
+
+        free(j->path);
+        free(j->text);
+        free(j);
+}
+
+static void on_config_read(Worker *w, void *job, void *userdata);
+
+static int manager_start_reload_read(Manager *m) {
+        ConfigReadJob *j;
         int r;
 
+        if (!m->config_reader) {
+                r = worker_new(m->event, "config", config_read_job_run, on_config_read, config_read_job_free, m,
+                               &m->config_reader);
+                if (r < 0)
+                        return r;
+        }
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        j->path = strdup(m->config_path);
+        if (!j->path) {
+                free(j);
+                return -ENOMEM;
+        }
+        r = worker_submit(m->config_reader, j);
+        if (r < 0)
+                return r;
+        m->reload_reading = true;
         (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading the configuration.",
                           (unsigned long long) now_monotonic());
+        return 0;
+}
 
-        r = manager_reload_prepare(m, &plan, reterr_errors);
+/* Answer and free a list of waiters. */
+static void reload_waiters_answer(ReloadWaiter *list, int result, const ConfigErrors *errors) {
+        while (list) {
+                ReloadWaiter *next = list->next;
+                list->done(result, errors, list->userdata);
+                free(list);
+                list = next;
+        }
+}
+
+static void manager_start_queued_reload(Manager *m) {
+        ReloadWaiter **tail = &m->reload_waiters;
+        int r;
+
+        if (!m->reload_queued || m->reload_reading)
+                return;
+        m->reload_queued = false;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = TAKE_PTR(m->reload_queued_w);
+        r = manager_start_reload_read(m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start reading the configuration, keeping the running one: %m");
+                reload_waiters_answer(TAKE_PTR(m->reload_waiters), r, NULL);
+        }
+}
+
+static void on_config_read(Worker *w, void *job, void *userdata) {
+        _cleanup_(reload_plan_clear) ReloadPlan plan = {};
+        _cleanup_(config_errors_clear) ConfigErrors errors = {};
+        ConfigReadJob *j = job;
+        Manager *m = userdata;
+        int r;
+
+        r = manager_reload_prepare(m, &plan, j->result, j->text, j->len, &errors);
+        config_read_job_free(j);
         if (r >= 0)
-                manager_reload_commit(m, &plan);
+                manager_commit_reload_plan(m, &plan);
+        m->reload_reading = false;
         manager_notify_status(m, "READY=1\n");
-        return r < 0 ? r : 0;
+        /* Answering may take the next request of a connection, which may ask for a reload again. */
+        reload_waiters_answer(TAKE_PTR(m->reload_waiters), r < 0 ? r : 0, &errors);
+        manager_start_queued_reload(m);
+}
+
+int manager_request_reload(Manager *m, reload_done_fn done, void *userdata, ReloadWaiter **ret_waiter) {
+        ReloadWaiter *w = NULL;
+        int r;
+
+        if (done) {
+                w = calloc(1, sizeof *w);
+                if (!w)
+                        return -ENOMEM;
+                *w = (ReloadWaiter) { .done = done, .userdata = userdata };
+        }
+        if (m->reload_reading) {
+                m->reload_queued = true;
+                if (w) {
+                        w->next = m->reload_queued_w;
+                        m->reload_queued_w = w;
+                }
+        } else {
+                r = manager_start_reload_read(m);
+                if (r < 0) {
+                        free(w);
+                        return r;
+                }
+                if (w) {
+                        w->next = m->reload_waiters;
+                        m->reload_waiters = w;
+                }
+        }
+        if (ret_waiter)
+                *ret_waiter = w;
+        return 0;
+}
+
+void manager_cancel_reload(Manager *m, ReloadWaiter *w) {
+        ReloadWaiter **lists[] = { &m->reload_waiters, &m->reload_queued_w };
+
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                for (ReloadWaiter **p = lists[i]; *p; p = &(*p)->next)
+                        if (*p == w) {
+                                *p = w->next;
+                                free(w);
+                                return;
+                        }
 }

@@ -14,6 +14,8 @@
 
 typedef struct Manager Manager;
 typedef struct Server Server;
+typedef struct ReloadWaiter ReloadWaiter;
+typedef struct Worker Worker;
 
 struct Manager {
         sd_event *event;
@@ -34,7 +36,12 @@ struct Manager {
         usec_t start_time;   /* realtime, for the metrics */
         char *user;          /* the metrics' user label */
         MetricsFile *metrics_file;
-        StateKey state_key; /* state_protection in force, and its key (wiped at the end) */
+        StateKey state_key;            /* state_protection in force, and its key (wiped at the end) */
+        Worker *config_reader;         /* reads the configuration file for a reload */
+        bool reload_reading;           /* a read is under way */
+        bool reload_queued;            /* a reload was asked for while one was reading */
+        ReloadWaiter *reload_waiters;  /* answered when the reload reading now is applied */
+        ReloadWaiter *reload_queued_w; /* asked while reading: answered after the next read */
 };
 
 /* env is the process's environment as main() read it once (config_env_from_process()); its home
@@ -47,9 +54,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
 int manager_run(Manager *m);
 
-/* Re-read the configuration; on error keep the old one and log every problem.
- * reterr_errors (may be NULL) receives the problems for a `reload` answer when it fails.
- * Prepares everything that can fail first, then commits with code that cannot. */
-int manager_reload(Manager *m, ConfigErrors *reterr_errors);
+/* Re-read the configuration: the file is read in a worker thread (a hung file system never
+ * stalls the loop), then applied on the loop, preparing everything that can fail first and
+ * committing with code that cannot; on error the old one is kept and every problem logged.
+ * RELOADING=1 when the read starts, READY=1 once the result is applied. A reload asked for
+ * while one is reading queues behind it (the file may have changed since that read began):
+ * one more read follows, however many were asked for. done (may be NULL) runs on the loop
+ * with the outcome, never inside this call; ret_waiter (may be NULL) is for
+ * manager_cancel_reload(). */
+int manager_request_reload(Manager *m, reload_done_fn done, void *userdata, ReloadWaiter **ret_waiter);
+void manager_cancel_reload(Manager *m, ReloadWaiter *w);
 
 Profile *manager_find_profile(Manager *m, const char *name); /* NULL name = the default */

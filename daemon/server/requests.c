@@ -326,27 +326,56 @@ static void answer_profiles(const RequestContext *rc, Connection *c) {
         connection_answer(c, protocol_profiles_answer(snaps, n_profiles), false);
 }
 
-static void answer_reload(const RequestContext *rc, Connection *c) {
-        ConfigErrors errors = {};
+/* A reload under way for one connection, which is held until the reload is applied. */
+typedef struct PendingReload {
+        const RequestContext *rc;
+        Connection *connection;
+        void *waiter;
+} PendingReload;
+
+static void on_reload_connection_gone(void *data) {
+        PendingReload *pr = data;
+
+        pr->rc->reload_cancel(pr->rc->userdata, pr->waiter);
+        free(pr);
+}
+
+static void on_reload_done(int r, const ConfigErrors *errors, void *userdata) {
+        PendingReload *pr = userdata;
+        Connection *c = pr->connection;
         _cleanup_free_ char *message = NULL;
         StrBuf b = {};
+
+        free(pr);
+        if (r >= 0)
+                connection_answer(c, protocol_ok_answer(), false);
+        else {
+                strbuf_append(&b, "the configuration was not reloaded: ");
+                for (size_t i = 0; errors && i < errors->n; i++)
+                        strbuf_appendf(&b, "%s%s", i ? "; " : "", errors->lines[i]);
+                if (!errors || errors->n == 0)
+                        strbuf_append(&b, strerror(-r));
+                message = strbuf_take(&b);
+                connection_answer_error(c, ERR_RELOAD_FAILED, message);
+        }
+        connection_release(c);
+}
+
+static void answer_reload(const RequestContext *rc, Connection *c) {
+        PendingReload *pr;
         int r;
 
-        r = rc->reload(rc->userdata, &errors);
-        if (r >= 0) {
-                config_errors_clear(&errors);
-                connection_answer(c, protocol_ok_answer(), false);
+        pr = calloc(1, sizeof *pr);
+        if (!pr) {
+                connection_answer(c, NULL, false);
                 return;
         }
-
-        strbuf_append(&b, "the configuration was not reloaded: ");
-        for (size_t i = 0; i < errors.n; i++)
-                strbuf_appendf(&b, "%s%s", i ? "; " : "", errors.lines[i]);
-        if (errors.n == 0)
-                strbuf_append(&b, strerror(-r));
-        message = strbuf_take(&b);
-        config_errors_clear(&errors);
-        connection_answer_error(c, ERR_RELOAD_FAILED, message);
+        *pr = (PendingReload) { .rc = rc, .connection = c };
+        connection_hold(c, on_reload_connection_gone, pr);
+        /* done never runs inside this call: the file is read in a thread. */
+        r = rc->reload(rc->userdata, on_reload_done, pr, &pr->waiter);
+        if (r < 0)
+                on_reload_done(r, NULL, pr);
 }
 
 void requests_handle_line(Connection *c, const char *line, size_t len, void *userdata) {

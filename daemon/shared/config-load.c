@@ -10,17 +10,19 @@
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 
-int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
+int config_read(const char *path, char **ret_text, size_t *ret_len) {
+        return read_file_full(path, CONFIG_FILE_MAX, ret_text, ret_len);
+}
+
+int config_load_text(const char *path, int read_result, const char *text, size_t len, const ConfigEnv *env,
+                     Config **ret, ConfigErrors *reterr_errors) {
         char *line;
-        int r;
+        int r = read_result;
 
         if (!path || !reterr_errors)
                 return -EINVAL;
         config_errors_clear(reterr_errors);
 
-        r = read_file_full(path, CONFIG_FILE_MAX, &text, &len);
         if (r < 0) {
                 if (r == -EFBIG)
                         r = asprintf(&line, "%s: larger than %d KiB, which is no configuration file", path,
@@ -44,4 +46,15 @@ int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErro
         }
 
         return config_parse(path, text, len, env, ret, reterr_errors);
+}
+
+int config_load(const char *path, const ConfigEnv *env, Config **ret, ConfigErrors *reterr_errors) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        if (!path || !reterr_errors)
+                return -EINVAL;
+        r = config_read(path, &text, &len);
+        return config_load_text(path, r, text, len, env, ret, reterr_errors);
 }

@@ -1,12 +1,16 @@
-"""Credential files are read off the event loop (issue 20, item 6). The client secret file of an
+"""Credential files, and the configuration on a reload, are read off the event loop (issue 20, item 6). The client secret file of an
 unattended profile sits on a FUSE file system whose server is stopped: every request reads it
 again, and that read hangs. Meanwhile the socket answers every status within 100 ms, the loop
 never stalls (the harness checks the daemon's own stall log at the end), and once the server
-goes on the refresh that waited finishes with a new token."""
+goes on the refresh that waited finishes with a new token. The same for the configuration file
+on a reload (SIGHUP and the socket's reload): the socket's reload answers once the reload is
+applied, after the server goes on."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +52,56 @@ class HungCredentialFileTest(unittest.TestCase):
                 self.assertEqual(refresh.returncode, 0, err)
                 self.assertNotEqual(token_of(token_file), first)
                 self.assertTrue(idp.token_is_valid(token_of(token_file)))
+                d.stop(timeout=5)
+            finally:
+                fs.close()
+
+
+@unittest.skipUnless(harness.IS_ROOT and os.path.exists("/dev/fuse") and os.path.exists(DEBIAN_PYTHON),
+                     "mounting a FUSE file system needs root and /dev/fuse")
+class HungConfigurationFileTest(unittest.TestCase):
+    def test_a_reload_from_a_hung_file_system_stalls_nothing(self):
+        with Env() as env:
+            fs = MemFs(env.path("nfs"))
+            try:
+                env.start_idp(lifetime=3600)
+                env.write_config({"default": {"client_id": APP}})
+                config = os.path.join(fs.mountpoint, "config.ini")
+                with open(env.config_path) as f:
+                    text = f.read()
+                with open(config, "w") as f:
+                    f.write(text)
+                d = env.start_daemon(config=config)
+                self.assertEqual([p["name"] for p in d.request({"op": "profiles"})["profiles"]], ["default"])
+                # The new configuration, in place before the server stops: the reload reads it.
+                with open(config, "w") as f:
+                    f.write(text + "\n[profile second]\ntenant = %s\nclient_id = %s\nauthority_host = %s\n"
+                            "ca_file = %s\n" % (TENANT, APP, env.idp.url, env.idp.ca_file))
+                fs.freeze()
+                answers = []
+                asker = threading.Thread(target=lambda: answers.append(d.request({"op": "reload"}, timeout=90)),
+                                         daemon=True)
+                try:
+                    with StatusProbe(d) as probe:
+                        os.kill(d.pid, signal.SIGHUP)
+                        asker.start()
+                        wait_until(lambda: len(probe.times) >= 60, 30, "60 timed status answers")
+                        self.assertEqual(answers, [], "reload answered although the configuration cannot be read")
+                    worst = probe.assert_fast(self)
+                    print("slowest status while the configuration file hung: %.1f ms of %d"
+                          % (worst * 1000, len(probe.times)), flush=True)
+                finally:
+                    fs.thaw()
+                asker.join(60)
+                self.assertEqual(len(answers), 1, "the socket's reload got no answer")
+                self.assertTrue(answers[0].get("ok"), answers[0])
+                names = [p["name"] for p in d.request({"op": "profiles"})["profiles"]]
+                self.assertEqual(names, ["default", "second"])
+                d.wait_log("Configuration reloaded: 2 profiles.")
+                # systemd's reload handshake: READY=1 comes after the last RELOADING=1.
+                msgs = wait_until(lambda: (lambda m: m if m and "READY=1" in m[-1] else None)(
+                    [x for x in d.notify_messages() if "RELOADING=1" in x or "READY=1" in x]), 10, "READY=1")
+                self.assertIn("RELOADING=1", "".join(msgs))
                 d.stop(timeout=5)
             finally:
                 fs.close()
