@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +104,33 @@ class HungConfigurationFileTest(unittest.TestCase):
                     [x for x in d.notify_messages() if "RELOADING=1" in x or "READY=1" in x]), 10, "READY=1")
                 self.assertIn("RELOADING=1", "".join(msgs))
                 d.stop(timeout=5)
+            finally:
+                fs.close()
+
+    def test_a_stop_during_a_hung_reload_is_quick(self):
+        with Env() as env:
+            fs = MemFs(env.path("nfs"))
+            try:
+                env.start_idp(lifetime=3600)
+                env.write_config({"default": {"client_id": APP}})
+                config = os.path.join(fs.mountpoint, "config.ini")
+                with open(env.config_path) as f, open(config, "w") as out:
+                    out.write(f.read())
+                d = env.start_daemon(config=config)
+                fs.freeze()
+                try:
+                    os.kill(d.pid, signal.SIGHUP)
+                    d.wait_log("reloading the configuration")
+                    d.request({"op": "status"}, timeout=5)  # raises if the loop hangs on the read
+                    start = time.monotonic()
+                    d.proc.send_signal(signal.SIGTERM)
+                    d.proc.wait(timeout=10)
+                    took = time.monotonic() - start
+                finally:
+                    fs.thaw()
+                self.assertEqual(d.proc.returncode, 0, d.log())
+                self.assertLess(took, 2.0, "the daemon took %.1f s to stop with a reload hung" % took)
+                print("stop with a reload hung: %.0f ms" % (took * 1000), flush=True)
             finally:
                 fs.close()
 
