@@ -333,7 +333,8 @@ class Pid1Test(unittest.TestCase):
             self.assertIn(f, files)
         text = read(self.sys.host_path("/lib/systemd/system/aksspark-tokend@.service"))
         self.assertIn("ExecStart=/usr/bin/aksspark-tokend\n", text)
-        self.assertIn("ExecStartPre=/usr/bin/aksspark-tokenctl check", read(self.sys.host_path(NIGHTLY + ".service")))
+        self.assertIn("ExecStart=/usr/bin/aksspark-tokenctl run --min-valid 15m -- spark-submit",
+                      read(self.sys.host_path(NIGHTLY + ".service")))
         # Found by the system manager and by user managers, enabled for no one.
         p = self.sys.systemctl("is-enabled", SOCKET % "alice", TEMPLATE % "alice")
         self.assertEqual(p.stdout.split(), ["disabled", "disabled"], p.stderr)
