@@ -11,12 +11,9 @@ src="$(cd "$(dirname "$0")/.." && pwd)"
 fabric8_versions=(6.7.2 7.6.1 8.0.0)
 
 missing=()
-for p in python3-venv maven openjdk-17-jdk-headless; do
-        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
-done
-command -v mvn >/dev/null 2>&1 && missing=("${missing[@]/maven}")
-command -v javac >/dev/null 2>&1 && missing=("${missing[@]/openjdk-17-jdk-headless}")
-missing=($(printf '%s\n' "${missing[@]}" | grep . || true))
+[ "$(dpkg-query -W -f='${Status}' python3-venv 2>/dev/null || true)" = "install ok installed" ] || missing+=(python3-venv)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 if [ ${#missing[@]} -gt 0 ]; then
         echo "install-peers-spark: installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -33,7 +30,7 @@ for v in "${fabric8_versions[@]}"; do
         [ -f "$root/fabric8-$v/.installed" ] || need=1
 done
 if [ "$need" = 1 ]; then
-        # Two pyspark venvs (~1.1 GB unpacked), their download (~0.8 GB) and Maven's (~0.1 GB).
+        # Two pyspark venvs (~0.9 GB unpacked), their download (~0.8 GB) and Maven's (~0.1 GB).
         free_kb=$(df -Pk "$root" | awk 'NR==2 {print $4}')
         if [ "$free_kb" -lt $((3 * 1024 * 1024)) ]; then
                 echo "install-peers-spark: $root has $((free_kb / 1024)) MiB free; Spark and fabric8 need 3 GiB" >&2
@@ -59,7 +56,7 @@ for v in "${fabric8_versions[@]}"; do
         if [ ! -f "$dir/.installed" ]; then
                 echo "install-peers-spark: fabric8 kubernetes-client $v from Maven Central into $dir"
                 rm -rf "$dir"
-                mvn -q -B -f "$src/tests/peers/fabric8/pom.xml" -Dfabric8.version="$v" \
+                mvn -q -B -Dstyle.color=never -f "$src/tests/peers/fabric8/pom.xml" -Dfabric8.version="$v" \
                         -Dmaven.repo.local="$root/m2" dependency:copy-dependencies -DoutputDirectory="$dir"
                 touch "$dir/.installed"
         fi

@@ -42,7 +42,7 @@ class Fabric8Test(unittest.TestCase):
             d = env.start_daemon()
             d.sign_in(w.idp)
             wait_until(lambda: os.path.exists(w.output), 10, "the kubeconfig output")
-            self.assertIn("apiVersion: " + exec_api_version, harness.read(w.output))
+            self.assertIn("apiVersion: \"%s\"" % exec_api_version, harness.read(w.output))
             results = {}
 
             def run(version):
