@@ -65,3 +65,5 @@ fi
 "$(dirname "$0")/install-peers-kubelogin.sh"
 # The Azure CLIs of the azurecli tests (Debian's and a pinned one from PyPI).
 "$(dirname "$0")/install-peers-az.sh"
+# Spark (pyspark 3.5 and 4) and fabric8 for test_spark.py and test_fabric8.py.
+"$(dirname "$0")/install-peers-spark.sh"
