@@ -165,7 +165,7 @@ class KubeApi:
 
 
 KINDS = {"pods": "Pod", "configmaps": "ConfigMap", "services": "Service", "secrets": "Secret",
-         "persistentvolumeclaims": "PersistentVolumeClaim"}
+         "persistentvolumeclaims": "PersistentVolumeClaim", "networkpolicies": "NetworkPolicy"}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -208,10 +208,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         if parts == ["version"]:
             return self._send(200, {"major": "1", "minor": "28", "gitVersion": "v1.28.0"}, rec)
-        if parts[:2] != ["api", "v1"] or len(parts) < 5 or parts[2] != "namespaces":
+        # /api/v1/namespaces/NS/RES[/NAME] or /apis/GROUP/VERSION/namespaces/NS/RES[/NAME]
+        prefix = 2 if parts[:2] == ["api", "v1"] else 3 if parts[:1] == ["apis"] else None
+        if prefix is None or len(parts) < prefix + 3 or parts[prefix] != "namespaces":
             return self._status(404, "NotFound", "the server could not find the requested resource", rec)
-        ns, res = parts[3], parts[4]
-        name = parts[5] if len(parts) > 5 else None
+        ns, res = parts[prefix + 1], parts[prefix + 2]
+        name = parts[prefix + 3] if len(parts) > prefix + 3 else None
         kind = KINDS.get(res, "Unknown")
         with api._lock:
             key = (ns, res, name)

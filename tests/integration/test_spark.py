@@ -112,7 +112,7 @@ class SparkSubmitClusterTest(unittest.TestCase):
                     self.assertNotIn(token, json.dumps(self.api.objects()))
                 report.append(dict(submission=n, seconds=round(took, 1), requests=len(reqs),
                                    refused=sum(1 for r in reqs if r["status"] == 401),
-                                   calls=sorted(set("%s %s%s" % (r["method"], "/".join(r["path"].split("/")[5:6]),
+                                   calls=sorted(set("%s %s%s" % (r["method"], r["path"].split("/namespaces/")[-1].split("/")[1],
                                                                  " watch" if r["query"].get("watch") else "")
                                                     for r in reqs))))
                 previous = token
