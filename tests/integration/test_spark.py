@@ -21,6 +21,7 @@ from kube_api import KubeApi
 
 PEERS = "/var/cache/aksspark-tokend-peers"
 LIFETIME = 20.0
+SPAN = 3 * LIFETIME + 5
 NAMESPACE = "spark-alice"
 KEY = "spark.kubernetes.authenticate.submission.oauthToken"
 
@@ -125,6 +126,106 @@ class SparkSubmitClusterTest(unittest.TestCase):
 
     def test_spark_4(self):
         self.run_line("spark-4")
+
+
+APP = """import sys, time
+from pyspark import SparkContext
+sc = SparkContext()
+time.sleep(float(sys.argv[1]))
+sc.stop()
+"""
+
+
+class SparkClientModeTest(unittest.TestCase):
+    """A client-mode driver (pyspark 3.5) that lives three token lifetimes while it polls the
+    executor API every 2 s: with KUBECONFIG = the profile's kubeconfig_output it is never
+    refused in the end (fabric8 runs the exec plugin again after a 401); with oauthTokenFile =
+    token_file (read once) it is refused from the first token's expiry on."""
+
+    def run_driver(self, use_kubeconfig):
+        from test_kubeconfig_output import KubeconfigOutputWorld, LEEWAY, SOURCE_KUBECONFIG
+        import base64
+        line = "spark-3.5"
+        home = spark_home(line)
+        if not home or not os.path.exists(os.path.join(PEERS, line, ".installed")):
+            self.fail("pyspark (%s) missing: run scripts/install-deps.sh" % line)
+        with Env() as env:
+            w = KubeconfigOutputWorld(env, lifetime=LIFETIME)
+            api = KubeApi(env.path("kube-api"), w.idp, leeway=LEEWAY)
+            self.addCleanup(api.close)
+            with open(api.ca_file, "rb") as f:
+                ca_data = base64.b64encode(f.read()).decode()
+            with open(w.source, "w") as f:
+                f.write(SOURCE_KUBECONFIG.format(ca_data=ca_data, server=api.url, namespace=NAMESPACE))
+            d = env.start_daemon()
+            d.sign_in(w.idp)
+            token_file = os.path.join(env.home, ".kube", "oauthToken")
+            wait_until(lambda: os.path.exists(w.output) and os.path.exists(token_file), 10, "the outputs")
+            app = env.path("app.py")
+            with open(app, "w") as f:
+                f.write(APP)
+            java = os.path.realpath("/usr/bin/java")
+            e = {"PATH": "/usr/bin:/bin", "HOME": env.home, "SPARK_HOME": home,
+                 "JAVA_HOME": os.path.dirname(os.path.dirname(java)), "SPARK_LOCAL_IP": "127.0.0.1",
+                 "PYSPARK_PYTHON": os.path.join(PEERS, line, "bin", "python")}
+            conf = {"spark.kubernetes.namespace": NAMESPACE, "spark.kubernetes.container.image": "spark:3.5",
+                    "spark.executor.instances": "1", "spark.kubernetes.executor.apiPollingInterval": "2s",
+                    "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                    "spark.driver.memory": "512m", "spark.ui.enabled": "false"}
+            if use_kubeconfig:
+                e["KUBECONFIG"] = w.kubeconfig_env
+                self.assertEqual(os.path.realpath(w.kubeconfig_env), os.path.realpath(w.output))
+            else:
+                # The token the daemon keeps, handed to Spark as a file; no kubeconfig to fall back on.
+                os.rename(w.source, w.source + ".away")
+                conf["spark.kubernetes.authenticate.oauthTokenFile"] = token_file
+                conf["spark.kubernetes.authenticate.caCertFile"] = api.ca_file
+            args = [os.path.join(home, "bin", "spark-submit"), "--master", "k8s://" + api.url,
+                    "--deploy-mode", "client"]
+            for k, v in conf.items():
+                args += ["--conf", "%s=%s" % (k, v)]
+            started = time.time()
+            p = subprocess.run(args + [app, str(SPAN)], capture_output=True, text=True, timeout=SPAN + 240, env=e)
+            took = time.time() - started
+            env.client_stderr.append(p.stderr)
+            reqs = api.requests()
+            refused = [r for r in reqs if r["status"] == 401]
+            polls = [r for r in reqs if r["method"] == "GET" and r["path"].endswith("/pods") and
+                     not r["query"].get("watch")]
+            report = dict(kubeconfig=use_kubeconfig, seconds=round(took, 1), requests=len(reqs),
+                          refused=len(refused), polls=len(polls),
+                          tokens=len({r["token_id"] for r in reqs if r["token_id"]}),
+                          calls=sorted(set("%s %s%s" % (r["method"], r["path"].split("/namespaces/")[-1].split("/")[1]
+                                                        if "/namespaces/" in r["path"] else r["path"],
+                                                        " watch" if r["query"].get("watch") else "") for r in reqs)))
+            print("spark client mode (%s): %s" % (line, json.dumps(report)))
+            self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+            self.assertTrue(any(r["method"] == "POST" and r["path"].endswith("/pods") for r in reqs), reqs)
+            self.assertGreaterEqual(polls[-1]["t"] - polls[0]["t"], 3 * LIFETIME - 5, report)
+            if use_kubeconfig:
+                # Every refused request was asked again with a new token and went through: the
+                # last polls succeed, after at least three tokens.
+                self.assertEqual(polls[-1]["status"], 200, report)
+                for r in refused:
+                    self.assertTrue(any(q["t"] > r["t"] and q["path"] == r["path"] and q["status"] == 200
+                                        for q in reqs), r)
+                self.assertGreaterEqual(report["tokens"], 3, report)
+                self.assertNotRegex(p.stderr, r"Unauthorized|KubernetesClientException", "the driver logged a failure")
+            else:
+                # One token, read once: after it expired every poll is refused.
+                self.assertEqual(report["tokens"], 1, report)
+                late = [r for r in polls if r["t"] > polls[0]["t"] + LIFETIME + LEEWAY + 2]
+                self.assertTrue(late, report)
+                self.assertEqual({r["status"] for r in late}, {401}, report)
+                self.assertRegex(p.stderr, r"Unauthorized|401")
+            w.assert_no_token_in_output() if hasattr(w, "assert_no_token_in_output") else None
+            d.stop()
+
+    def test_kubeconfig_output(self):
+        self.run_driver(True)
+
+    def test_oauth_token_file_fails(self):
+        self.run_driver(False)
 
 
 if __name__ == "__main__":
