@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import subprocess
+import threading
 import time
 import unittest
 
@@ -226,11 +227,27 @@ class SparkClientModeTest(unittest.TestCase):
             w.assert_no_token_in_output()
             d.stop()
 
-    def test_kubeconfig_output(self):
-        self.run_driver(True)
+    def test_kubeconfig_output_and_oauth_token_file(self):
+        # Both drivers at once (each with its own daemon, identity provider and API stand-in):
+        # they mostly sleep, and one span of CI time is enough for both.
+        failures = {}
 
-    def test_oauth_token_file_fails(self):
-        self.run_driver(False)
+        def run(use_kubeconfig):
+            try:
+                self.run_driver(use_kubeconfig)
+            except BaseException as e:   # re-raised below, in the test's thread
+                failures[use_kubeconfig] = e
+
+        threads = [threading.Thread(target=run, args=(v,)) for v in (True, False)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SPAN + 300)
+        self.assertFalse([t for t in threads if t.is_alive()], "a driver did not finish")
+        for use_kubeconfig in (True, False):
+            with self.subTest(kubeconfig=use_kubeconfig):
+                if use_kubeconfig in failures:
+                    raise failures[use_kubeconfig]
 
 
 if __name__ == "__main__":
