@@ -3,6 +3,7 @@
 # azure-cli (2.45, no expires_on in its answer) from apt, and a current one from PyPI, pinned
 # with hashes in tests/peers/az-requirements.txt, in a venv outside the checkout. Idempotent.
 set -euo pipefail
+. "$(dirname "$0")/peers-lib.sh"
 
 root=/var/cache/aksspark-tokend-peers
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,11 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$root"
-if [ ! -f "$venv/.installed" ] || [ "$req" -nt "$venv/.installed" ]; then
+if ! venv_is_current "$venv" "$req"; then
         echo "install-peers-az: azure-cli from PyPI into $venv"
         rm -rf "$venv"
         /usr/bin/python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
                 --require-hashes -r "$req"
-        touch "$venv/.installed"
+        venv_mark_current "$venv" "$req"
 fi

@@ -3,6 +3,7 @@
 # cached outside the checkout: kubelogin from the Go module proxy, MSAL Python and azure-identity
 # from PyPI (hashes in tests/peers/msal-requirements.txt) into a venv. Idempotent.
 set -euo pipefail
+. "$(dirname "$0")/peers-lib.sh"
 export PATH="$PATH:/usr/local/go/bin" # the machines carry Go 1.26 there; Debian 12 ships 1.19, too old
 
 root=/var/cache/aksspark-tokend-peers
@@ -20,11 +21,11 @@ fi
 
 req="$src/tests/peers/msal-requirements.txt"
 venv="$root/msal-venv"
-if [ ! -f "$venv/.installed" ] || [ "$req" -nt "$venv/.installed" ]; then
+if ! venv_is_current "$venv" "$req"; then
         echo "install-peers: msal and azure-identity into $venv"
         rm -rf "$venv"
         /usr/bin/python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
                 --require-hashes -r "$req"
-        touch "$venv/.installed"
+        venv_mark_current "$venv" "$req"
 fi

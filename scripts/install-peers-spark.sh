@@ -4,6 +4,7 @@
 # fabric8) from PyPI with hashes, each in its own venv; fabric8's kubernetes-client from Maven
 # Central at the version each Spark bundles and the newest. Idempotent: skips what is there.
 set -euo pipefail
+. "$(dirname "$0")/peers-lib.sh"
 
 root=/var/cache/aksspark-tokend-peers
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,7 +25,7 @@ fi
 mkdir -p "$root"
 need=0
 for line in spark-3.5 spark-4; do
-        [ -f "$root/$line/.installed" ] && [ ! "$src/tests/peers/$line-requirements.txt" -nt "$root/$line/.installed" ] || need=1
+        venv_is_current "$root/$line" "$src/tests/peers/$line-requirements.txt" || need=1
 done
 for v in "${fabric8_versions[@]}"; do
         [ -f "$root/fabric8-$v/.installed" ] || need=1
@@ -41,13 +42,13 @@ fi
 for line in spark-3.5 spark-4; do
         venv="$root/$line"
         req="$src/tests/peers/$line-requirements.txt"
-        if [ ! -f "$venv/.installed" ] || [ "$req" -nt "$venv/.installed" ]; then
+        if ! venv_is_current "$venv" "$req"; then
                 echo "install-peers-spark: pyspark ($line) from PyPI into $venv"
                 rm -rf "$venv"
                 /usr/bin/python3 -m venv "$venv"
                 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-cache-dir \
                         --require-hashes -r "$req"
-                touch "$venv/.installed"
+                venv_mark_current "$venv" "$req"
         fi
 done
 
