@@ -1163,6 +1163,8 @@ START_TEST(test_identity_includes_auth) {
         ck_assert(!profile_config_same_identity(m1->profiles[0], m2->profiles[0]));
         ck_assert(profile_config_same_identity(m2->profiles[0], m2->profiles[0]));
         config_free(a);
+        config_free(b);
+        config_free(c);
         a = parse_ok("[profile default]\nauth = azurecli\n");
         b = parse_ok("[profile default]\nauth = azurecli\nazure_config_dir = /home/alice/.azure-other\n");
         c = parse_ok("[profile default]\nauth = azurecli\n");
