@@ -76,6 +76,9 @@ class ChromiumSignInTest(unittest.TestCase):
             f.write(XDG_OPEN.format(pidfile=self.pidfile, chromium=CHROMIUM, profile=self.profile,
                                     spki=spki_hash(u.hostname, u.port)))
         os.chmod(os.path.join(bindir, "xdg-open"), 0o755)
+        # Cleanups run after the Env has gone, last added first: Chromium, still running then,
+        # writes its profile again, so the Env's directory is removed once more after it stops.
+        self.addCleanup(shutil.rmtree, env.root, True)
         self.addCleanup(self.stop_chromium)
         # A desktop session: DISPLAY set, xdg-open on PATH.
         return {"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "DISPLAY": ":0",
