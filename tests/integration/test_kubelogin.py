@@ -12,6 +12,7 @@ import unittest
 
 import harness
 from harness import Env
+from test_init import profiles_of, run
 
 KUBELOGIN = os.environ.get("AKSSPARK_KUBELOGIN",
                            "/var/cache/aksspark-tokend-peers/kubelogin/kubelogin")
@@ -33,23 +34,6 @@ MODES = [
     ("spn", ["--client-id", SPN_CLIENT, "--pop-enabled", "--pop-claims", "u=/ARM/ID/OF/CLUSTER"],
      re.compile(r"--pop-enabled.*proof-of-possession")),
 ]
-
-
-def run(args, env, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def profiles_of(text):
-    """{profile: {key: value}} of a config.ini written by init, with the context each is for."""
-    out, cur = {}, None
-    for line in text.splitlines():
-        m = re.match(r"^\[profile (.+)\]$", line)
-        if m:
-            cur = out.setdefault(m.group(1), {})
-        elif cur is not None and "=" in line and not line.startswith(";"):
-            k, v = line.split("=", 1)
-            cur[k.strip()] = v.strip()
-    return out
 
 
 @unittest.skipUnless(os.access(KUBELOGIN, os.X_OK) or os.environ.get("CI"),
